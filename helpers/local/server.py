@@ -1,0 +1,217 @@
+"""Start, find, health-check and stop the embedded local AWS server.
+
+One detached server process is shared by every notebook kernel. It writes ``server.json`` (pid, port,
+URL) into the state folder; a second start reuses a healthy server, a stale file is cleaned up, and a
+port held by another program gives a one-sentence error with the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+SERVICE_NAME = "workshop-local-aws"
+HEALTH_PATH = "/_workshop/health"
+START_TIMEOUT_S = 60.0
+
+
+class LocalServerError(RuntimeError):
+    """The local server could not be started or reached; the message says what to do."""
+
+
+def _state_file(state_dir: Path) -> Path:
+    return Path(state_dir) / "server.json"
+
+
+def log_file(state_dir: Path) -> Path:
+    return Path(state_dir) / "server.log"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (ours, not yet reaped) counts as dead.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+def health(url: str, timeout: float = 2.0) -> dict | None:
+    """The server's health document, or None if nothing of ours answers at ``url``."""
+    try:
+        with urllib.request.urlopen(url + HEALTH_PATH, timeout=timeout) as resp:
+            doc = json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("service") == SERVICE_NAME else None
+
+
+def status(state_dir: Path) -> dict | None:
+    """``{"pid", "port", "url", ...}`` of a healthy server for this state folder, else None.
+
+    A state file whose process is gone, or whose port answers with someone else, is removed.
+    """
+    path = _state_file(state_dir)
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    doc = health(info.get("url", ""), timeout=5.0) if _pid_alive(int(info.get("pid", 0))) else None
+    if doc and doc.get("pid") == info.get("pid") and Path(doc.get("state_dir", "")) == Path(state_dir).resolve():
+        return info
+    if not _pid_alive(int(info.get("pid", 0))):
+        log.info("removing stale %s (pid %s is gone)", path, info.get("pid"))
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _lock(state_dir: Path):
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(state_dir) / "server.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_running(state_dir: Path, port: int) -> str:
+    """Return the URL of this state folder's server, starting a detached one if none is healthy."""
+    state_dir = Path(state_dir).resolve()
+    info = status(state_dir)
+    if info:
+        return info["url"]
+    with _lock(state_dir):
+        info = status(state_dir)
+        if info:
+            return info["url"]
+        return _start(state_dir, port)
+
+
+def _start(state_dir: Path, port: int) -> str:
+    url = f"http://{HOST}:{port}"
+    if not _port_free(port):
+        other = health(url)
+        whose = f"another workshop server (state folder {other.get('state_dir')})" if other else "another program"
+        raise LocalServerError(
+            f"Port {port} on {HOST} is in use by {whose}: stop it, or pick a free port with "
+            f"export WORKSHOP_LOCAL_PORT={port + 1}."
+        )
+    logpath = log_file(state_dir)
+    cmd = [sys.executable, "-m", "helpers.local", "serve", "--port", str(port), "--state-dir", str(state_dir)]
+    log.info("starting the local AWS server on %s (log: %s)", url, logpath)
+    with open(logpath, "ab") as out:
+        # Own session and no inherited stdout/stderr: whatever reads our output (a notebook kernel,
+        # nbval, CI) must not wait on the detached server.
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=str(state_dir),
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LocalServerError(
+                f"The local AWS server exited at start (code {proc.returncode}); see {logpath}:\n"
+                + _tail(logpath)
+            )
+        info = status(state_dir)
+        if info:
+            return info["url"]
+        time.sleep(0.1)
+    proc.kill()
+    raise LocalServerError(f"The local AWS server did not answer within {START_TIMEOUT_S:.0f} s; see {logpath}.")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop(state_dir: Path, timeout: float = 20.0) -> bool:
+    """Stop this state folder's server and every process it started. True if one was running."""
+    path = _state_file(state_dir)
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    pid = int(info.get("pid", 0))
+    running = pid > 0 and _pid_alive(pid)
+    if running:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            log.warning("server pid %s ignored SIGTERM; killing its process group", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return running
+
+
+def serve(port: int, state_dir: Path) -> None:
+    """Run the server in the foreground until SIGTERM/SIGINT (what the detached process runs)."""
+    from werkzeug.serving import make_server
+
+    from helpers.local.app import create_app
+
+    state_dir = Path(state_dir).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://{HOST}:{port}"
+    app = create_app(state_dir, url)
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    try:
+        httpd = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+    except OSError as exc:
+        raise LocalServerError(f"Cannot listen on {url}: {exc}. Set WORKSHOP_LOCAL_PORT to a free port.") from exc
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    info = {"pid": os.getpid(), "port": port, "url": url, "started": time.time(), "state_dir": str(state_dir)}
+    _state_file(state_dir).write_text(json.dumps(info))
+    print(f"local AWS listening on {url} (pid {os.getpid()})", flush=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.shutdown()
+        httpd.server_close()
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(_state_file(state_dir).read_text()).get("pid") == os.getpid():
+                _state_file(state_dir).unlink()
+        print("local AWS stopped", flush=True)
