@@ -52,7 +52,9 @@ def local_port() -> int:
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
-        raise ConfigError(f"WORKSHOP_LOCAL_PORT={raw!r} is not a port number: set it to one between 1024 and 65535.")
+        raise ConfigError(
+            f"WORKSHOP_LOCAL_PORT={raw!r} is not a port number: set it to one between 1024 and 65535."
+        )
     return port
 
 
@@ -78,7 +80,9 @@ def load_settings() -> Settings:
             "or dashes, starting with a letter (e.g. 'lambda-efs')."
         )
     region = (
-        os.environ.get("WORKSHOP_REGION") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        os.environ.get("WORKSHOP_REGION")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
     )
     if backend == "aws" and not region:
         region = _configured_region()

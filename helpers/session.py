@@ -35,6 +35,16 @@ def endpoint_url(cfg: Settings | None = None) -> str | None:
     return server.ensure_running(cfg.state_dir, cfg.local_port)
 
 
+def local_server_started_at(cfg: Settings | None = None) -> float | None:
+    """When the local server now running was started (epoch seconds), or None."""
+    cfg = cfg or load_settings()
+    if not cfg.is_local:
+        return None
+    from helpers.local import server
+
+    return (server.status(cfg.state_dir) or {}).get("started")
+
+
 @functools.lru_cache(maxsize=4)
 def _session(backend: str, region: str, endpoint: str | None) -> boto3.Session:
     if backend == "local":

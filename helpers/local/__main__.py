@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.local", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "url", "serve"])
     parser.add_argument("--port", type=int, help="port to listen on (default: WORKSHOP_LOCAL_PORT or 4577)")
-    parser.add_argument("--state-dir", type=Path, help="state folder (default: WORKSHOP_STATE_DIR or .workshop/)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="state folder (default: WORKSHOP_STATE_DIR or .workshop/)"
+    )
     args = parser.parse_args(argv)
     try:
         folder = (args.state_dir or state_dir()).resolve()

@@ -39,9 +39,16 @@ class LocalAWS:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == server.HEALTH_PATH:
             body = json.dumps(
-                {"service": server.SERVICE_NAME, "pid": os.getpid(), "state_dir": str(self.state_dir), "url": self.url}
+                {
+                    "service": server.SERVICE_NAME,
+                    "pid": os.getpid(),
+                    "state_dir": str(self.state_dir),
+                    "url": self.url,
+                }
             ).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         for layer in self.layers:
             answer = layer.handle(environ, start_response)

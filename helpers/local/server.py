@@ -76,7 +76,11 @@ def status(state_dir: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     doc = health(info.get("url", ""), timeout=5.0) if _pid_alive(int(info.get("pid", 0))) else None
-    if doc and doc.get("pid") == info.get("pid") and Path(doc.get("state_dir", "")) == Path(state_dir).resolve():
+    if (
+        doc
+        and doc.get("pid") == info.get("pid")
+        and Path(doc.get("state_dir", "")) == Path(state_dir).resolve()
+    ):
         return info
     if not _pid_alive(int(info.get("pid", 0))):
         log.info("removing stale %s (pid %s is gone)", path, info.get("pid"))
@@ -121,7 +125,9 @@ def _start(state_dir: Path, port: int) -> str:
     url = f"http://{HOST}:{port}"
     if not _port_free(port):
         other = health(url)
-        whose = f"another workshop server (state folder {other.get('state_dir')})" if other else "another program"
+        whose = (
+            f"another workshop server (state folder {other.get('state_dir')})" if other else "another program"
+        )
         raise LocalServerError(
             f"Port {port} on {HOST} is in use by {whose}: stop it, or pick a free port with "
             f"export WORKSHOP_LOCAL_PORT={port + 1}."
@@ -133,7 +139,11 @@ def _start(state_dir: Path, port: int) -> str:
         # Own session and no inherited stdout/stderr: whatever reads our output (a notebook kernel,
         # nbval, CI) must not wait on the detached server.
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=str(state_dir),
         )
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -148,7 +158,9 @@ def _start(state_dir: Path, port: int) -> str:
             return info["url"]
         time.sleep(0.1)
     proc.kill()
-    raise LocalServerError(f"The local AWS server did not answer within {START_TIMEOUT_S:.0f} s; see {logpath}.")
+    raise LocalServerError(
+        f"The local AWS server did not answer within {START_TIMEOUT_S:.0f} s; see {logpath}."
+    )
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -195,7 +207,9 @@ def serve(port: int, state_dir: Path) -> None:
     try:
         httpd = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as exc:
-        raise LocalServerError(f"Cannot listen on {url}: {exc}. Set WORKSHOP_LOCAL_PORT to a free port.") from exc
+        raise LocalServerError(
+            f"Cannot listen on {url}: {exc}. Set WORKSHOP_LOCAL_PORT to a free port."
+        ) from exc
 
     def _terminate(signum, frame):
         raise KeyboardInterrupt
