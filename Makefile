@@ -1,0 +1,45 @@
+# The workshop's commands. `make demo` runs every notebook against the embedded local AWS;
+# `make test` runs the whole test suite, notebooks included.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+NOTEBOOKS := $(sort $(wildcard [0-9][0-9]_*.ipynb))
+# Tests use their own state folder and port, so they never touch a learner's running workshop.
+TEST_ENV := WORKSHOP_BACKEND=local WORKSHOP_STATE_DIR=$(CURDIR)/build/test-state WORKSHOP_LOCAL_PORT=4588 \
+            WORKSHOP_RESULTS_DIR=$(CURDIR)/build/test-results WORKSHOP_QUICK=1 MPLBACKEND=Agg
+
+.PHONY: install demo test lint unit notebooks lab bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	WORKSHOP_BACKEND=local MPLBACKEND=Agg $(BIN)/python -m helpers.runbook $(NOTEBOOKS)
+
+test: install lint unit notebooks
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: install
+	$(TEST_ENV) $(BIN)/pytest tests -q
+
+notebooks: install
+	rm -rf build/test-state
+	$(TEST_ENV) $(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider -q $(NOTEBOOKS)
+
+lab: install
+	$(BIN)/jupyter lab
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	-$(BIN)/python -m helpers.local stop
+	rm -rf build results .workshop
