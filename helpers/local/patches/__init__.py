@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: list[str] = []  # filled as each service module lands
+MODULES = ["cloudformation"]
 _applied = False
 
 
