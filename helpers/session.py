@@ -45,6 +45,16 @@ def local_server_started_at(cfg: Settings | None = None) -> float | None:
     return (server.status(cfg.state_dir) or {}).get("started")
 
 
+def stop_local_server(cfg: Settings | None = None) -> bool:
+    """Stop the local server and every function process it started. True if one was running."""
+    cfg = cfg or load_settings()
+    if not cfg.is_local:
+        return False
+    from helpers.local import server
+
+    return server.stop(cfg.state_dir)
+
+
 @functools.lru_cache(maxsize=4)
 def _session(backend: str, region: str, endpoint: str | None) -> boto3.Session:
     if backend == "local":
