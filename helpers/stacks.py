@@ -56,6 +56,16 @@ def template_path(name: str) -> Path:
     return path
 
 
+def template_resources(template: str | Path) -> dict[str, str]:
+    """``{logical id: resource type}`` of a template, in the order the template lists them."""
+    from cfnlint.decode import decode_str
+
+    body, problems = decode_str(template_path(str(template)).read_text())
+    if problems:
+        raise ValueError(f"{template} is not a valid template: {problems[0]}")
+    return {logical: res["Type"] for logical, res in body["Resources"].items()}
+
+
 def describe(stack_name: str) -> dict | None:
     """The stack's description, or None when there is no such (live) stack."""
     try:
