@@ -26,10 +26,10 @@ class LocalAWSHandle:
     region: str = "us-east-1"
 
     def client(self, service: str, **kwargs):
+        kwargs.setdefault("region_name", self.region)
         return boto3.client(
             service,
             endpoint_url=self.url,
-            region_name=self.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
             **kwargs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["cloudformation"]
+MODULES = ["cloudformation", "ec2", "efs", "s3"]
 _applied = False
 
 
@@ -18,4 +18,9 @@ def apply_all() -> None:
         return
     for name in MODULES:
         importlib.import_module(f"{__name__}.{name}").apply()
+    # moto caches the list of CloudFormation resource classes; patches may have added some.
+    from moto.cloudformation import parsing
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
     _applied = True

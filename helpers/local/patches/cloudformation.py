@@ -32,7 +32,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:1000]
 
 
-def _resource_event(stack, logical_id: str, resource_type: str, status: str, physical_id: str = "", reason=None):
+def _resource_event(
+    stack, logical_id: str, resource_type: str, status: str, physical_id: str = "", reason=None
+):
     event = models.Event(
         stack_id=stack.stack_id,
         stack_name=stack.name,
@@ -75,7 +77,9 @@ def _wrap_create_resource(original):
             raise
         if stack is not None:
             status = "CREATE_COMPLETE" if resource is not None else "CREATE_SKIPPED"
-            reason = None if resource is not None else "condition is false or the type is not supported locally"
+            reason = (
+                None if resource is not None else "condition is false or the type is not supported locally"
+            )
             _resource_event(stack, logical_id, rtype, status, _physical_id(resource), reason)
         return resource
 
@@ -83,20 +87,21 @@ def _wrap_create_resource(original):
 
 
 def _wrap_delete_resource(original):
+    """Record a resource's delete events once it is gone.
+
+    moto deletes in passes and retries what fails on a dependency; a failure here is usually retried
+    and succeeds in a later pass, so only the final outcome is worth an event (a final failure shows
+    on the stack's DELETE_FAILED event with its reason).
+    """
+
     def _delete_resource(self, parsed_resource, resource_json):
+        original(self, parsed_resource, resource_json)
         stack = _stack_of(self)
-        logical_id = getattr(parsed_resource, "logical_resource_id", "")
-        rtype = resource_json.get("Type", "")
         if stack is not None:
-            _resource_event(stack, logical_id, rtype, "DELETE_IN_PROGRESS", _physical_id(parsed_resource))
-        try:
-            original(self, parsed_resource, resource_json)
-        except Exception as exc:
-            if stack is not None:
-                _resource_event(stack, logical_id, rtype, "DELETE_FAILED", _physical_id(parsed_resource), _reason(exc))
-            raise
-        if stack is not None:
-            _resource_event(stack, logical_id, rtype, "DELETE_COMPLETE", _physical_id(parsed_resource))
+            logical_id = getattr(parsed_resource, "logical_resource_id", "")
+            rtype = resource_json.get("Type", "")
+            for status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+                _resource_event(stack, logical_id, rtype, status, _physical_id(parsed_resource))
 
     return _delete_resource
 
@@ -104,7 +109,9 @@ def _wrap_delete_resource(original):
 def _rollback(stack) -> None:
     """Delete what a failed create made, as CloudFormation's rollback does."""
     stack.status = "ROLLBACK_IN_PROGRESS"
-    stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason="The following resource(s) failed to create")
+    stack._add_stack_event(
+        "ROLLBACK_IN_PROGRESS", resource_status_reason="The following resource(s) failed to create"
+    )
     _active.stack = stack
     try:
         stack.resource_map.delete()
@@ -187,9 +194,13 @@ def _validate_different_update(self, incoming_params, stack_body, old_stack) -> 
         if slot.get("Type", "String") == "CommaDelimitedList" or slot.get("Type", "").startswith("List"):
             value = value.split(",")
         elif slot.get("Type") == "Number":
-            value = type(new_values.get(key, 0))(value) if isinstance(new_values.get(key), int | float) else value
+            value = (
+                type(new_values.get(key, 0))(value) if isinstance(new_values.get(key), int | float) else value
+            )
         new_values[key] = value
-    if {k: str(v) for k, v in new_values.items()} == {k: str(v) for k, v in old_stack.stack_parameters.items()}:
+    if {k: str(v) for k, v in new_values.items()} == {
+        k: str(v) for k, v in old_stack.stack_parameters.items()
+    }:
         raise ValidationError(old_stack.name, message="No updates are to be performed.")
 
 
