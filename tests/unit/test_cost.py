@@ -1,0 +1,177 @@
+"""The cost model, pinned against prices from prices.json and values worked out by hand."""
+
+import logging
+
+import pytest
+
+from helpers.cost import (
+    break_even_requests_per_month,
+    cost_per_million,
+    invocation_cost,
+    load_prices,
+    max_requests_per_month,
+    monthly_cost_on_demand,
+    monthly_cost_provisioned,
+)
+
+# us-east-1 prices written out, so a change to prices.json shows up here as a failing test.
+X86_ON_DEMAND = 0.0000166667
+X86_PC_ALLOCATION = 0.0000041667
+X86_PC_DURATION = 0.0000097222
+ARM_ON_DEMAND = 0.0000133334
+ARM_PC_ALLOCATION = 0.0000033334
+ARM_PC_DURATION = 0.0000077778
+PER_REQUEST = 0.20 / 1_000_000
+
+
+def test_price_file_states_its_source_date_and_that_it_was_not_rechecked():
+    prices = load_prices()
+    assert prices.source == "https://aws.amazon.com/lambda/pricing/"
+    assert prices.region == "us-east-1"
+    assert prices.as_of == "2026-11-23"
+    assert prices.rechecked_against_source is False
+    assert any("arm64" in note and "0.0000033334" in note for note in prices.notes)
+
+
+def test_price_file_holds_the_published_rates():
+    prices = load_prices()
+    assert prices.per_request == pytest.approx(PER_REQUEST)
+    x86, arm = prices.for_arch("x86_64"), prices.for_arch("arm64")
+    assert (
+        x86.on_demand_gb_second,
+        x86.provisioned_concurrency_gb_second,
+        x86.provisioned_duration_gb_second,
+    ) == (
+        X86_ON_DEMAND,
+        X86_PC_ALLOCATION,
+        X86_PC_DURATION,
+    )
+    assert (
+        arm.on_demand_gb_second,
+        arm.provisioned_concurrency_gb_second,
+        arm.provisioned_duration_gb_second,
+    ) == (
+        ARM_ON_DEMAND,
+        ARM_PC_ALLOCATION,
+        ARM_PC_DURATION,
+    )
+
+
+def test_one_invocation_of_100_ms_at_1024_mb_on_x86():
+    # 0.1 s x 1 GB x 0.0000166667 + 0.0000002 = 0.00000186667
+    assert invocation_cost(100, 1024, "x86_64") == pytest.approx(0.00000186667, rel=1e-9)
+
+
+def test_gb_seconds_scale_with_memory_in_units_of_1024_mb():
+    # 0.1 s x 0.5 GB x 0.0000166667 + 0.0000002 = 0.000000833335 + 0.0000002 = 0.000001033335
+    assert invocation_cost(100, 512, "x86_64") == pytest.approx(0.000001033335, rel=1e-9)
+
+
+def test_a_million_on_demand_requests_of_100_ms_at_1024_mb():
+    # x86: 1M x 0.2 / 1M + 1M x 0.1 x 1 x 0.0000166667 = 0.2 + 1.66667 = 1.86667
+    assert monthly_cost_on_demand(1_000_000, 100, 1024, "x86") == pytest.approx(1.86667, rel=1e-9)
+    # arm64: 0.2 + 1M x 0.1 x 0.0000133334 = 0.2 + 1.33334 = 1.53334
+    assert monthly_cost_on_demand(1_000_000, 100, 1024, "arm64") == pytest.approx(1.53334, rel=1e-9)
+
+
+def test_one_provisioned_environment_for_a_month_with_a_million_requests():
+    # allocation: 1 env x 1 GB x 730 h x 3600 s = 2,628,000 GB-s x 0.0000041667 = 10.9500876
+    # duration:   1M x 0.1 s x 1 GB = 100,000 GB-s x 0.0000097222       =  0.97222
+    # requests:   1M x 0.2 / 1M                                          =  0.2
+    assert monthly_cost_provisioned(1_000_000, 100, 1024, "x86_64", environments=1) == pytest.approx(
+        12.1223076, rel=1e-9
+    )
+
+
+def test_provisioned_allocation_is_paid_even_with_no_requests():
+    # arm64, 2 envs x 2 GB x 24 h x 3600 s = 345,600 GB-s x 0.0000033334 = 1.15202304
+    assert monthly_cost_provisioned(0, 100, 2048, "arm64", environments=2, hours=24) == pytest.approx(
+        1.15202304, rel=1e-9
+    )
+
+
+def test_break_even_for_one_x86_environment_is_sixty_percent_utilisation():
+    # A = 10.9500876 per month; saving per request = 0.1 GB-s x (0.0000166667 - 0.0000097222) = 6.9445e-7
+    # R = 10.9500876 / 6.9445e-7 = 15,768,000 requests/month, 60% of the 26,280,000 one env can serve.
+    break_even = break_even_requests_per_month(100, 1024, "x86_64", environments=1)
+    assert break_even == pytest.approx(15_768_000, rel=1e-9)
+    assert break_even / max_requests_per_month(100, environments=1) == pytest.approx(0.60, rel=1e-4)
+
+
+def test_both_models_cost_the_same_at_the_break_even():
+    break_even = break_even_requests_per_month(100, 1024, "x86_64", environments=1)
+    assert monthly_cost_on_demand(break_even, 100, 1024) == pytest.approx(
+        monthly_cost_provisioned(break_even, 100, 1024, environments=1), rel=1e-12
+    )
+
+
+def test_break_even_on_arm64_with_two_environments():
+    # A = 2 x 2 GB x 2,628,000 s x 0.0000033334 = 35.0407008
+    # saving = 0.1 s x 2 GB x (0.0000133334 - 0.0000077778) = 1.11112e-6  ->  R = 31,536,378.43
+    assert break_even_requests_per_month(100, 2048, "arm64", environments=2) == pytest.approx(
+        31_536_378.43, rel=1e-9
+    )
+
+
+def test_break_even_uses_the_provisioned_billed_duration_when_it_differs():
+    # On-demand bills 300 ms on average (cold starts bill init), provisioned 100 ms:
+    # saving = 1 GB x (0.3 x 0.0000166667 - 0.1 x 0.0000097222) = 5.00001e-6 - 9.7222e-7 = 4.02779e-6
+    # R = 10.9500876 / 4.02779e-6 = 2,718,634.19
+    assert break_even_requests_per_month(
+        300, 1024, "x86_64", environments=1, billed_ms_provisioned=100
+    ) == pytest.approx(2_718_634.19, rel=1e-9)
+
+
+def test_no_break_even_when_provisioned_requests_cost_more_than_on_demand_ones():
+    # 10 ms on demand vs 100 ms provisioned: 0.01 x 0.0000166667 < 0.1 x 0.0000097222
+    assert break_even_requests_per_month(10, 1024, billed_ms_provisioned=100) is None
+    assert break_even_requests_per_month(0, 1024) is None
+
+
+def test_cost_per_million_on_demand_does_not_depend_on_the_rate():
+    assert cost_per_million(100, 1024, "x86_64") == pytest.approx(1.86667, rel=1e-9)
+
+
+def test_cost_per_million_provisioned_shares_the_allocation_over_the_rate():
+    # 10M requests: 10.9500876 + 10M x 0.1 x 0.0000097222 + 10M x 0.2/1M = 10.9500876 + 9.7222 + 2
+    # = 22.6722876 per month -> 2.26722876 per million
+    assert cost_per_million(
+        100, 1024, "x86_64", environments=1, requests_per_month=10_000_000
+    ) == pytest.approx(2.26722876, rel=1e-9)
+
+
+def test_cost_per_million_provisioned_needs_a_rate():
+    with pytest.raises(ValueError, match="requests_per_month"):
+        cost_per_million(100, 1024, environments=1)
+
+
+def test_more_requests_than_the_environments_can_serve_is_logged(caplog):
+    # One env at 100 ms serves at most 730 x 3600 x 10 = 26,280,000 requests per month.
+    assert max_requests_per_month(100, environments=1) == pytest.approx(26_280_000)
+    with caplog.at_level(logging.WARNING, logger="helpers.cost"):
+        monthly_cost_provisioned(26_000_000, 100, 1024, environments=1)
+        assert not caplog.records
+        monthly_cost_provisioned(27_000_000, 100, 1024, environments=1)
+    assert "spill over to on-demand" in caplog.text
+
+
+def test_unknown_architecture_is_named():
+    with pytest.raises(ValueError, match="Unknown architecture 'ppc64'"):
+        invocation_cost(100, 1024, "ppc64")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: invocation_cost(100, 0), "memory_mb must be positive"),
+        (lambda: invocation_cost(-1, 1024), "billed_ms must not be negative"),
+        (lambda: monthly_cost_on_demand(-5, 100, 1024), "requests_per_month must not be negative"),
+        (
+            lambda: monthly_cost_provisioned(5, 100, 1024, environments=-1),
+            "environments must not be negative",
+        ),
+    ],
+)
+def test_impossible_inputs_are_rejected(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
