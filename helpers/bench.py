@@ -1,0 +1,263 @@
+"""The benchmark: forced cold starts, warm and provisioned series, and bursts, recorded per invocation.
+
+Every invocation becomes one record: the scenario, the client round trip, every REPORT field, the
+executed version and the initialisation type the function reports. ``save`` writes the records as
+CSV and JSON with the parameters, the backend, the date and the machine.
+
+A forced cold start changes an environment variable on ``$LATEST`` and publishes a new version, then
+invokes that version once: a version that has never run has no environment yet, on AWS and on the
+local backend alike. Those versions are deleted and the configuration restored afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helpers import session
+from helpers.config import REPO_ROOT, load_settings
+from helpers.invoke import Invocation, invoke, report_fields
+
+log = logging.getLogger(__name__)
+
+SCENARIOS = ("cold", "warm", "provisioned", "burst-on-demand", "burst-provisioned")
+FIELDS = [
+    "scenario",
+    "index",
+    "client_ms",
+    "duration_ms",
+    "billed_ms",
+    "init_ms",
+    "max_memory_mb",
+    "memory_size_mb",
+    "version",
+    "init_type",
+    "status",
+    "error",
+    "request_id",
+]
+
+
+@dataclass
+class BenchParams:
+    """How many invocations of each scenario (the notebook's parameters cell sets these)."""
+
+    cold_starts: int = 5
+    warm: int = 30
+    provisioned: int = 30
+    burst: int = 8
+    on_demand_alias: str = "on-demand"
+    provisioned_alias: str = "provisioned"
+
+    @property
+    def total(self) -> int:
+        return self.cold_starts + 1 + self.warm + self.provisioned + 2 * self.burst
+
+
+def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
+    """One benchmark record from an invocation."""
+    payload = inv.payload if isinstance(inv.payload, dict) else {}
+    error = None
+    if not inv.ok:
+        error = f"{payload.get('errorType', inv.function_error)}: {payload.get('errorMessage', '')}".strip()
+    elif "error" in payload:
+        error = f"{payload['error'].get('type')}: {payload['error'].get('message')}"
+    return {
+        "scenario": scenario,
+        "index": index,
+        "client_ms": round(inv.client_ms, 3),
+        **report_fields(inv),
+        "version": inv.executed_version,
+        "init_type": payload.get("init_type"),
+        "error": error,
+        "request_id": inv.request_id,
+    }
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="invocation")
+        self.lock = threading.Lock()
+
+    def step(self, label: str) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.set_description(label)
+                self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def forced_cold_starts(
+    function_name: str, rounds: int, payload: Any, progress: _Progress | None = None
+) -> list[dict]:
+    """``rounds`` guaranteed cold starts, each on a freshly published version."""
+    lam = session.client("lambda")
+    original = lam.get_function_configuration(FunctionName=function_name)
+    variables = dict(original.get("Environment", {}).get("Variables", {}))
+    published: list[str] = []
+    records = []
+    try:
+        for index in range(rounds):
+            stamp = f"{time.time_ns()}-{index}"
+            lam.update_function_configuration(
+                FunctionName=function_name,
+                Environment={"Variables": {**variables, "BENCH_COLD_START": stamp}},
+            )
+            _wait_updated(lam, function_name)
+            version = lam.publish_version(
+                FunctionName=function_name, Description=f"benchmark cold start {stamp}"
+            )["Version"]
+            published.append(version)
+            records.append(record("cold", index, invoke(function_name, payload, version, client=lam)))
+            if progress:
+                progress.step("cold starts")
+    finally:
+        for version in published:
+            lam.delete_function(FunctionName=function_name, Qualifier=version)
+        lam.update_function_configuration(FunctionName=function_name, Environment={"Variables": variables})
+        _wait_updated(lam, function_name)
+    return records
+
+
+def _wait_updated(lam, function_name: str) -> None:
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=function_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+    )
+
+
+def series(
+    function_name: str,
+    qualifier: str,
+    count: int,
+    scenario: str,
+    payload: Any,
+    *,
+    warmup: int = 0,
+    progress: _Progress | None = None,
+) -> list[dict]:
+    """``count`` sequential invocations of ``qualifier`` after ``warmup`` unrecorded ones."""
+    lam = session.client("lambda")
+    for _ in range(warmup):
+        invoke(function_name, payload, qualifier, client=lam).raise_for_error()
+        if progress:
+            progress.step(f"{scenario} (warm-up)")
+    records = []
+    for index in range(count):
+        records.append(record(scenario, index, invoke(function_name, payload, qualifier, client=lam)))
+        if progress:
+            progress.step(scenario)
+    return records
+
+
+def burst(
+    function_name: str,
+    qualifier: str,
+    concurrency: int,
+    scenario: str,
+    payload: Any,
+    progress: _Progress | None = None,
+) -> list[dict]:
+    """``concurrency`` invocations released at the same moment: beyond the environments that exist,
+    Lambda starts new ones (cold), which is what Provisioned Concurrency spills over into."""
+    start = threading.Barrier(concurrency)
+
+    def one(index: int) -> dict:
+        lam = session.client("lambda")
+        start.wait()
+        result = record(scenario, index, invoke(function_name, payload, qualifier, client=lam))
+        if progress:
+            progress.step(scenario)
+        return result
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, range(concurrency)))
+
+
+def run(
+    function_name: str, payload: Any, params: BenchParams | None = None, *, show_progress: bool = True
+) -> list[dict]:
+    """Every scenario in turn; returns all records."""
+    params = params or BenchParams()
+    progress = _Progress(params.total, show_progress)
+    try:
+        records = forced_cold_starts(function_name, params.cold_starts, payload, progress)
+        records += series(
+            function_name, params.on_demand_alias, params.warm, "warm", payload, warmup=1, progress=progress
+        )
+        records += series(
+            function_name,
+            params.provisioned_alias,
+            params.provisioned,
+            "provisioned",
+            payload,
+            progress=progress,
+        )
+        records += burst(
+            function_name, params.on_demand_alias, params.burst, "burst-on-demand", payload, progress
+        )
+        records += burst(
+            function_name, params.provisioned_alias, params.burst, "burst-provisioned", payload, progress
+        )
+    finally:
+        progress.close()
+    return records
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cfg = load_settings()
+    return {
+        "backend": cfg.backend,
+        "region": cfg.region,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "endpoint": session.endpoint_url(cfg) or "AWS",
+    }
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("WORKSHOP_RESULTS_DIR") or REPO_ROOT / "results")
+
+
+def save(
+    records: Iterable[dict], params: BenchParams, function: dict | None = None, out_dir: Path | None = None
+) -> dict:
+    """Write ``benchmark-<stamp>.csv`` and ``.json`` (records plus metadata); return their paths."""
+    records = list(records)
+    out_dir = out_dir or results_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    csv_path, json_path = out_dir / f"benchmark-{stamp}.csv", out_dir / f"benchmark-{stamp}.json"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows({key: rec.get(key) for key in FIELDS} for rec in records)
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": asdict(params),
+        "machine": machine(),
+        "function": function or {},
+        "records": records,
+    }
+    json_path.write_text(json.dumps(meta, indent=2, default=str))
+    return {"csv": csv_path, "json": json_path}
