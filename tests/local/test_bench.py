@@ -1,0 +1,136 @@
+"""The benchmark runner against a small fast function on the embedded backend: every field recorded."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+
+import pytest
+
+from helpers import bench
+from helpers.bench import BenchParams
+
+HANDLER = b"""
+import os
+def handler(event, context):
+    return {"init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "echo": event}
+"""
+
+
+def zipped(source: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fast_function(local_aws):
+    lam, iam = local_aws.client("lambda"), local_aws.client("iam")
+    role = iam.create_role(
+        RoleName="bench-test-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
+            }
+        ),
+    )["Role"]["Arn"]
+    name = "bench-test-fast"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": zipped(HANDLER)},
+        MemorySize=256,
+        Timeout=10,
+        Environment={"Variables": {"KEEP": "me"}},
+    )
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="on-demand", FunctionVersion=version)
+    lam.create_alias(FunctionName=name, Name="provisioned", FunctionVersion=version)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="provisioned", ProvisionedConcurrentExecutions=1
+    )
+    yield name
+    lam.delete_function(FunctionName=name)
+
+
+@pytest.fixture(scope="module")
+def records(fast_function, local_aws):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WORKSHOP_BACKEND", "local")
+    mp.setenv("WORKSHOP_STATE_DIR", str(local_aws.state_dir))
+    mp.setenv("WORKSHOP_LOCAL_PORT", str(local_aws.port))
+    from helpers.functions import wait_provisioned_ready
+
+    wait_provisioned_ready(fast_function, "provisioned", timeout=60, progress=False)
+    params = BenchParams(cold_starts=2, warm=3, provisioned=3, burst=3)
+    result = bench.run(fast_function, {"ping": 1}, params, show_progress=False)
+    yield {"records": result, "params": params, "name": fast_function, "aws": local_aws}
+    mp.undo()
+
+
+def by(records, scenario):
+    return [r for r in records if r["scenario"] == scenario]
+
+
+def test_every_scenario_has_its_count_and_no_errors(records):
+    recs = records["records"]
+    counts = {s: len(by(recs, s)) for s in bench.SCENARIOS}
+    assert counts == {"cold": 2, "warm": 3, "provisioned": 3, "burst-on-demand": 3, "burst-provisioned": 3}
+    assert [r for r in recs if r["error"]] == []
+    assert all(set(bench.FIELDS) <= set(r) for r in recs)
+
+
+def test_cold_starts_run_on_fresh_versions_with_an_init_duration(records):
+    cold = by(records["records"], "cold")
+    assert all(r["init_ms"] is not None and r["init_ms"] > 0 for r in cold)
+    assert len({r["version"] for r in cold}) == 2
+    assert all(r["init_type"] == "on-demand" for r in cold)
+
+
+def test_cold_start_versions_are_deleted_and_the_configuration_restored(records):
+    lam = records["aws"].client("lambda")
+    cold_versions = {r["version"] for r in by(records["records"], "cold")}
+    left = {v["Version"] for v in lam.list_versions_by_function(FunctionName=records["name"])["Versions"]}
+    assert not cold_versions & left
+    config = lam.get_function_configuration(FunctionName=records["name"])
+    assert config["Environment"]["Variables"] == {"KEEP": "me"}
+
+
+def test_warm_and_provisioned_series_have_no_init_duration(records):
+    for scenario, init_type in (("warm", "on-demand"), ("provisioned", "provisioned-concurrency")):
+        recs = by(records["records"], scenario)
+        assert all(r["init_ms"] is None for r in recs), scenario
+        assert {r["init_type"] for r in recs} == {init_type}
+
+
+def test_a_burst_beyond_the_provisioned_count_spills_over_to_on_demand(records):
+    types = sorted(r["init_type"] for r in by(records["records"], "burst-provisioned"))
+    assert "provisioned-concurrency" in types and "on-demand" in types
+
+
+def test_report_fields_are_consistent(records):
+    for r in records["records"]:
+        assert r["client_ms"] >= r["duration_ms"] > 0
+        assert r["billed_ms"] == math.ceil(r["duration_ms"] + (r["init_ms"] or 0))
+        assert r["memory_size_mb"] == 256 and 0 < r["max_memory_mb"] <= 256
+        assert r["request_id"] and r["version"]
+
+
+def test_save_writes_csv_and_json_with_metadata(records, tmp_path):
+    paths = bench.save(records["records"], records["params"], {"name": records["name"]}, out_dir=tmp_path)
+    lines = paths["csv"].read_text().splitlines()
+    assert lines[0].split(",") == bench.FIELDS and len(lines) == len(records["records"]) + 1
+    meta = json.loads(paths["json"].read_text())
+    assert meta["parameters"]["cold_starts"] == 2 and meta["machine"]["backend"] == "local"
+    assert meta["function"] == {"name": records["name"]} and len(meta["records"]) == len(records["records"])
