@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from helpers import session
+from helpers import cost, session, stats
 from helpers.config import REPO_ROOT, load_settings
 from helpers.invoke import Invocation, invoke, report_fields
 
@@ -261,3 +261,89 @@ def save(
     }
     json_path.write_text(json.dumps(meta, indent=2, default=str))
     return {"csv": csv_path, "json": json_path}
+
+
+LOCAL_CAVEATS = (
+    "Measured on the embedded local AWS, which differs from Lambda in ways that matter here:",
+    "- CPU does not scale with the memory setting: every environment gets this machine's cores, so "
+    "durations do not shrink or grow with MemorySize as they do on Lambda.",
+    "- 'EFS' is a local folder on this disk (warm page cache): no NFS latency, so a real cold start that "
+    "imports PyTorch from EFS is slower than measured here.",
+    "- No VPC, no network interfaces and no network isolation; no cost is incurred.",
+    "Timings, init vs handler split and the pipeline are real; absolute numbers are this machine's.",
+)
+
+
+def medians(records: Iterable[dict]) -> dict[str, dict[str, float | None]]:
+    """Per scenario, the median client latency, duration, init and billed duration of successful calls."""
+    out: dict[str, dict[str, float | None]] = {}
+    ok = [r for r in records if not r.get("error")]
+    for scenario in dict.fromkeys(r["scenario"] for r in ok):
+        rows = [r for r in ok if r["scenario"] == scenario]
+        out[scenario] = {
+            field: (
+                stats.percentile(vals, 50)
+                if (vals := [r[field] for r in rows if r.get(field) is not None])
+                else None
+            )
+            for field in ("client_ms", "duration_ms", "init_ms", "billed_ms")
+        }
+    return out
+
+
+def conclusion(records: Iterable[dict], memory_mb: int, arch: str, environments: int) -> str:
+    """What the measured numbers say, in sentences built from them (nothing here is pre-written)."""
+    records = list(records)
+    m = medians(records)
+    failed = sum(1 for r in records if r.get("error"))
+    lines = []
+    cold, warm, prov = m.get("cold"), m.get("warm"), m.get("provisioned")
+    if cold and prov:
+        ratio = cold["client_ms"] / prov["client_ms"]
+        init = (
+            f" of which {cold['init_ms']:.0f} ms was init (importing the framework and loading the model)"
+            if cold["init_ms"]
+            else ""
+        )
+        verdict = (
+            f"{ratio:.1f}x faster"
+            if ratio >= 1
+            else f"{1 / ratio:.1f}x SLOWER (unexpected: look at the records)"
+        )
+        lines.append(
+            f"A cold start took {cold['client_ms']:.0f} ms at the median, seen from the client,{init}; "
+            f"a provisioned invocation took {prov['client_ms']:.0f} ms: provisioned was {verdict}."
+        )
+    if warm and prov:
+        lines.append(
+            f"Warm on-demand ({warm['client_ms']:.0f} ms) and provisioned ({prov['client_ms']:.0f} ms) invocations are "
+            f"{'alike' if abs(warm['client_ms'] - prov['client_ms']) <= 0.2 * prov['client_ms'] else 'different'}: "
+            "Provisioned Concurrency removes cold starts, it does not speed up a warm environment."
+        )
+    spill = [r for r in records if r["scenario"] == "burst-provisioned" and r.get("init_type") == "on-demand"]
+    bursts = [r for r in records if r["scenario"] == "burst-provisioned"]
+    if bursts:
+        lines.append(
+            f"In a burst of {len(bursts)} concurrent requests on the provisioned alias with {environments} "
+            f"environment(s), {len(spill)} spilled over to on-demand environments"
+            + (" and paid a cold start." if spill else ".")
+        )
+    if warm and prov and warm["billed_ms"] and prov["billed_ms"]:
+        rate = cost.break_even_requests_per_month(
+            warm["billed_ms"], memory_mb, arch, environments, billed_ms_provisioned=prov["billed_ms"]
+        )
+        capacity = cost.max_requests_per_month(prov["billed_ms"], environments)
+        if rate is None:
+            lines.append("At these billed durations Provisioned Concurrency never costs less than on-demand.")
+        else:
+            lines.append(
+                f"With {environments} x {memory_mb} MB ({arch}), Provisioned Concurrency costs less than on-demand above "
+                f"{rate:,.0f} requests a month ({rate / (730 * 3600):.1f} per second on average), "
+                f"{rate / capacity:.0%} of what those environments can serve; below that, you pay for "
+                "the absence of cold starts."
+            )
+    if failed:
+        lines.append(
+            f"{failed} invocation(s) failed and are left out of these numbers: read their 'error' field."
+        )
+    return "\n".join(lines)

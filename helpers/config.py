@@ -30,6 +30,7 @@ class Settings:
     region: str
     state_dir: Path
     local_port: int
+    quick: bool = False  # WORKSHOP_QUICK=1: notebooks shrink their long steps (CI, make test)
 
     @property
     def is_local(self) -> bool:
@@ -99,4 +100,5 @@ def load_settings() -> Settings:
         region=region or DEFAULT_LOCAL_REGION,
         state_dir=state_dir(),
         local_port=local_port() if backend == "local" else DEFAULT_LOCAL_PORT,
+        quick=os.environ.get("WORKSHOP_QUICK", "") not in ("", "0", "false"),
     )
