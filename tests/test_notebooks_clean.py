@@ -41,3 +41,11 @@ def test_every_code_cell_is_introduced_by_a_sentence(path):
         if c["cell_type"] == "code" and (i == 0 or cells[i - 1]["cell_type"] != "markdown")
     ]
     assert not bare, f"{path.name}: code cells {bare} have no markdown sentence before them"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_claims_an_output_check_that_nbval_cannot_make(path):
+    """nbval compares outputs only for cells that were executed when saved; ours are stripped, so
+    ``# NBVAL_CHECK_OUTPUT`` would check nothing. Notebooks pin deterministic facts with ``assert``."""
+    marked = [i for i, c in enumerate(code_cells(path)) if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
+    assert not marked, f"{path.name}: cells {marked} use NBVAL_CHECK_OUTPUT; use an assert in the cell instead"
