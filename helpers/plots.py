@@ -301,6 +301,37 @@ def cost_vs_rate(
     return _finish(fig, path)
 
 
+def predictions(image_bytes: bytes, result: Mapping[str, Any], path: str | Path | None = None) -> Figure:
+    """The input image beside the function's top-k predictions (a horizontal bar per class).
+
+    ``result`` is the inference function's response. Predictions from offline (seeded, untrained)
+    weights are labelled as not meaningful in the title.
+    """
+    import io
+
+    from PIL import Image
+
+    preds = list(result["predictions"])[::-1]
+    source = result.get("model", {}).get("weights_source", "")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 1.4]})
+    left.imshow(Image.open(io.BytesIO(image_bytes)))
+    left.axis("off")
+    right.barh([p["label"] for p in preds], [p["probability"] for p in preds], color="#0072B2")
+    right.set_xlim(0, 1)
+    right.set_xlabel("probability")
+    for bar, pred in zip(right.patches, preds, strict=True):
+        right.text(
+            bar.get_width() + 0.01,
+            bar.get_y() + bar.get_height() / 2,
+            f"{pred['probability']:.1%}",
+            va="center",
+        )
+    warning = "" if "seeded" not in source else "\noffline seeded weights: predictions are NOT meaningful"
+    fig.suptitle(f"Top-{len(preds)} predictions (weights: {source or 'unknown'}){warning}")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def _successful(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     ok = [r for r in records if not r.get("error")]
     if not ok:

@@ -176,3 +176,18 @@ def test_cost_vs_rate_says_so_when_provisioned_never_breaks_even():
 def test_plotting_only_failed_invocations_is_a_clear_error():
     with pytest.raises(ValueError, match="No successful invocations"):
         plots.latency_cdf([_record("warm", 10, 5, error="Unhandled")])
+
+
+def test_predictions_plot_shows_each_class_and_flags_offline_weights(tmp_path):
+    from matplotlib import cbook
+
+    image = cbook.get_sample_data("grace_hopper.jpg").read()
+    result = {
+        "predictions": [{"label": "military uniform", "probability": 0.8}, {"label": "suit", "probability": 0.1}],
+        "model": {"weights_source": "seeded-random:0"},
+    }
+    fig = plots.predictions(image, result, tmp_path / "p.png")
+    labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert labels == ["suit", "military uniform"]
+    assert "NOT meaningful" in fig._suptitle.get_text()
+    assert (tmp_path / "p.png").stat().st_size > 1000
