@@ -27,7 +27,7 @@ from typing import Any
 
 from helpers import cost, session, stats
 from helpers.config import REPO_ROOT, load_settings
-from helpers.invoke import Invocation, invoke, report_fields
+from helpers.invoke import Invocation, fields, invoke
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
         "scenario": scenario,
         "index": index,
         "client_ms": round(inv.client_ms, 3),
-        **report_fields(inv),
+        **fields(inv.report),
         "version": inv.executed_version,
         "init_type": payload.get("init_type"),
         "error": error,

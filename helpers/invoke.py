@@ -97,9 +97,8 @@ def invoke(
     )
 
 
-def report_fields(invocation: Invocation) -> dict[str, Any]:
-    """The REPORT line's fields as a flat dict (None where Lambda printed nothing)."""
-    report = invocation.report
+def fields(report: Report | None) -> dict[str, Any]:
+    """A REPORT line's fields as a flat dict (None where Lambda printed nothing)."""
     return {
         "duration_ms": report.duration_ms if report else None,
         "billed_ms": report.billed_duration_ms if report else None,
