@@ -73,6 +73,9 @@ def _layer_factories() -> list:
         lambda_layer = None
     if lambda_layer is not None:
         factories.append(lambda_layer.create)
+    from helpers.local import http_api
+
+    factories.append(http_api.create)
     return factories
 
 
