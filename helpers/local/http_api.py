@@ -6,7 +6,7 @@ the embedded backend, so ``curl`` and ``requests`` work against a local API's ``
 would against AWS:
 
 - event: ``version`` 2.0, ``routeKey``, ``rawPath``, ``rawQueryString``, ``cookies``, lower-cased
-  ``headers`` (repeated ones comma-joined), ``queryStringParameters``, ``pathParameters``,
+  ``headers``, ``queryStringParameters``, ``pathParameters``,
   ``requestContext`` (``http`` method/path/protocol/sourceIp/userAgent, ``apiId``, ``stage`` ``$default``,
   ``requestId``, ``time``, ``timeEpoch``...), ``body`` and ``isBase64Encoded`` (true unless the content
   type is text, JSON, XML or a form, and the body is UTF-8);
@@ -179,10 +179,7 @@ def build_event(
     path_parameters: dict[str, str],
 ) -> dict[str, Any]:
     """The payload format 2.0 event API Gateway sends for this request."""
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    headers = {name.lower(): value for name, value in request.headers.items()}
     cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
     headers.setdefault("x-forwarded-for", request.remote_addr or "")
     headers.setdefault("x-forwarded-proto", request.scheme)
