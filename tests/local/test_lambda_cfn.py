@@ -138,6 +138,11 @@ def test_function_keeps_ephemeral_storage_architectures_tags_and_the_vpc_of_its_
 
 
 def test_function_keeps_file_system_configs(deploy, code, local_aws):
+    # The template passes FileSystemConfigs to create_function as the API does; the function model
+    # keeps them once the Lambda API patch is in.
+    pytest.importorskip(
+        "helpers.local.patches.lambda_api", reason="FileSystemConfigs need the Lambda API patch"
+    )
     name = unique("fn-efs")
     mount = [
         {
@@ -210,6 +215,49 @@ def test_alias_removed_from_the_template_is_deleted_by_an_update(deploy, code, l
     assert lam.list_aliases(FunctionName=name)["Aliases"] == []
 
 
+def test_new_code_publishes_a_new_version_and_moves_the_alias_to_it(code, local_aws):
+    name = unique("fn-new-code")
+    s3 = local_aws.client("s3")
+    s3.put_object(Bucket=code["S3Bucket"], Key="v2.zip", Body=function_zip(HANDLER + "# v2\n"))
+    resources = versioned(code, name)
+    resources["Function"]["Properties"]["Code"] = {"S3Bucket": code["S3Bucket"], "S3Key": {"Ref": "CodeKey"}}
+    resources["Version"]["Properties"]["Description"] = {"Ref": "CodeKey"}
+    resources["Alias"] = {
+        "Type": "AWS::Lambda::Alias",
+        "Properties": {
+            "Name": "live",
+            "FunctionName": {"Ref": "Function"},
+            "FunctionVersion": {"Fn::GetAtt": ["Version", "Version"]},
+        },
+    }
+    template = json.dumps(
+        {
+            "Parameters": {"CodeKey": {"Type": "String"}},
+            "Resources": resources,
+            "Outputs": {"Number": {"Value": {"Fn::GetAtt": ["Version", "Version"]}}},
+        }
+    )
+    cfn, lam = local_aws.client("cloudformation"), local_aws.client("lambda")
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=template,
+        Parameters=[{"ParameterKey": "CodeKey", "ParameterValue": code["S3Key"]}],
+    )
+    try:
+        cfn.update_stack(
+            StackName=name,
+            TemplateBody=template,
+            Parameters=[{"ParameterKey": "CodeKey", "ParameterValue": "v2.zip"}],
+        )
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        assert stack["StackStatus"] == "UPDATE_COMPLETE", stack
+        assert stack["Outputs"][0]["OutputValue"] == "2"
+        assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "2"
+        assert lam.get_function(FunctionName=name, Qualifier="2")["Configuration"]["Description"] == "v2.zip"
+    finally:
+        cfn.delete_stack(StackName=name)
+
+
 def test_api_gateway_permission_on_an_alias_is_a_statement_about_that_alias(deploy, code, local_aws):
     name = unique("fn-permission")
     source_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/*"
@@ -263,3 +311,113 @@ def test_role_gets_its_managed_policies_and_inline_policies_as_json(deploy, loca
     assert mine["RolePolicyList"] == [{"PolicyName": "logs", "PolicyDocument": document}]
     local_aws.client("cloudformation").delete_stack(StackName=out["StackName"])
     assert out["Role"] not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+
+
+# --- the workshop's own templates ---------------------------------------------------------------------
+
+
+def stack_outputs(cfn, name: str) -> dict:
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def empty_versioned_bucket(s3, bucket: str) -> None:
+    listing = s3.list_object_versions(Bucket=bucket)
+    for entry in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+
+
+@pytest.fixture
+def function_stack(local_aws):
+    """storage.yaml, then function.yaml with a tiny handler as its code; both deleted afterwards."""
+    pytest.importorskip(
+        "helpers.local.lambda_engine", reason="Provisioned Concurrency needs the Lambda engine"
+    )
+    from helpers.config import REPO_ROOT
+
+    cfn, s3 = local_aws.client("cloudformation"), local_aws.client("s3")
+    storage_name, function_name = unique("cfn-storage"), unique("cfn-infer")
+    cfn.create_stack(
+        StackName=storage_name, TemplateBody=(REPO_ROOT / "cloudformation/storage.yaml").read_text()
+    )
+    storage = stack_outputs(cfn, storage_name)
+    s3.put_object(Bucket=storage["ArtifactBucketName"], Key="tiny.zip", Body=function_zip())
+    parameters = {
+        "StorageStackName": storage_name,
+        "FunctionName": function_name,
+        "CodeBucket": storage["ArtifactBucketName"],
+        "CodeKey": "tiny.zip",
+        "MemorySize": "256",
+        "Architecture": "arm64",
+        "ProvisionedConcurrency": "1",
+    }
+    cfn.create_stack(
+        StackName=function_name,
+        TemplateBody=(REPO_ROOT / "cloudformation/function.yaml").read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    yield {"storage": storage, "outputs": stack_outputs(cfn, function_name), "name": function_name}
+    cfn.delete_stack(StackName=function_name)
+    empty_versioned_bucket(s3, storage["ArtifactBucketName"])
+    cfn.delete_stack(StackName=storage_name)
+
+
+def test_function_template_deploys_on_the_storage_stack_with_every_resource_as_declared(
+    function_stack, local_aws
+):
+    storage, out, name = function_stack["storage"], function_stack["outputs"], function_stack["name"]
+    lam, iam, logs = local_aws.client("lambda"), local_aws.client("iam"), local_aws.client("logs")
+
+    config = lam.get_function_configuration(FunctionName=name)
+    assert (config["MemorySize"], config["Architectures"], config["Runtime"]) == (
+        256,
+        ["arm64"],
+        "python3.12",
+    )
+    assert config["VpcConfig"]["VpcId"] == storage["VpcId"]
+    assert sorted(config["VpcConfig"]["SubnetIds"]) == sorted(storage["PrivateSubnetIds"].split(","))
+    assert config["VpcConfig"]["SecurityGroupIds"] == [storage["LambdaSecurityGroupId"]]
+    assert config["FileSystemConfigs"] == [{"Arn": storage["AccessPointArn"], "LocalMountPath": "/mnt/ml"}]
+
+    role_name = config["Role"].rsplit("/", 1)[-1]
+    [policy_name] = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    mount = next(s for s in document["Statement"] if s["Action"] == "elasticfilesystem:ClientMount")
+    assert mount["Resource"] == storage["FileSystemArn"]
+    assert mount["Condition"]["StringEquals"]["elasticfilesystem:AccessPointArn"] == storage["AccessPointArn"]
+
+    [group] = logs.describe_log_groups(logGroupNamePrefix=out["LogGroupName"])["logGroups"]
+    assert (group["logGroupName"], group["retentionInDays"]) == (f"/aws/lambda/{name}", 7)
+
+    aliases = {a["Name"]: a for a in lam.list_aliases(FunctionName=name)["Aliases"]}
+    assert {n: a["FunctionVersion"] for n, a in aliases.items()} == {
+        "on-demand": out["VersionNumber"],
+        "provisioned": out["VersionNumber"],
+    }
+    assert aliases["provisioned"]["AliasArn"] == out["ProvisionedAliasArn"]
+    provisioned = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="provisioned")
+    assert (provisioned["Status"], provisioned["RequestedProvisionedConcurrentExecutions"]) == ("READY", 1)
+
+    policy = json.loads(lam.get_policy(FunctionName=name, Qualifier="provisioned")["Policy"])
+    assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "apigateway.amazonaws.com"}]
+
+    api_id = out["HttpApiUrl"].rsplit("/", 1)[-1]
+    assert out["HttpApiUrl"] == f"{local_aws.url}/_api/{api_id}"
+    integration = local_aws.client("apigatewayv2").get_integrations(ApiId=api_id)["Items"][0]
+    assert integration["IntegrationUri"] == out["ProvisionedAliasArn"]
+
+
+def test_deleting_the_function_stack_removes_the_provisioned_alias_and_its_environments(
+    function_stack, local_aws
+):
+    name = function_stack["name"]
+    lam = local_aws.client("lambda")
+    local_aws.client("cloudformation").delete_stack(StackName=name)
+    assert name not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="provisioned")
+    assert not local_aws.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")[
+        "logGroups"
+    ]

@@ -9,7 +9,11 @@ Gaps of stock moto 5.2.5 filled here:
   the VPC of its subnets.
 - ``Ref`` on an ``AWS::Lambda::Version`` returns the logical id instead of the version ARN, and
   ``Fn::GetAtt Version.Version`` fails with HTTP 500 (the model has no attributes); the version's
-  ``Description`` is dropped. Deleting the stack keeps the version.
+  ``Description`` is dropped. Deleting the stack keeps the version. An update that changes the
+  version (new code: its Description names the code key) leaves ``None`` in its place, so every
+  later GetAtt on it fails; and what refers to it (the aliases) is not updated, since moto only
+  updates resources whose own template or parameters changed. Here the update publishes a new version
+  and then updates the resources that refer to it, so the aliases move to the new version.
 - ``AWS::Lambda::Permission`` on an alias (``FunctionName`` = the alias ARN, as an HTTP API's
   permission is) puts the template's ``FunctionName`` into the statement and the unqualified function
   ARN as its ``Resource``; AWS's statement has the alias ARN as ``Resource``. Deleting the stack keeps
@@ -33,6 +37,7 @@ from typing import Any
 from moto.awslambda import models
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.utils import get_backend
+from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 from moto.ec2.exceptions import InvalidSubnetIdError
@@ -133,6 +138,45 @@ def _create_version(cls, resource_name, cloudformation_json, account_id, region_
     version.arn = published.function_arn
     version.account_id, version.region = account_id, region_name
     return version
+
+
+def _replace_version(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+    """A version's properties are all create-only: an update publishes a new version, as AWS does."""
+    return _create_version(cls, new_resource_name, cloudformation_json, account_id, region_name)
+
+
+def _refers_to(resource_json: Any, logical_ids: set[str]) -> bool:
+    if isinstance(resource_json, dict):
+        if resource_json.get("Ref") in logical_ids:
+            return True
+        get_att = resource_json.get("Fn::GetAtt")
+        if isinstance(get_att, list) and get_att and get_att[0] in logical_ids:
+            return True
+        return any(_refers_to(value, logical_ids) for value in resource_json.values())
+    if isinstance(resource_json, list):
+        return any(_refers_to(item, logical_ids) for item in resource_json)
+    return False
+
+
+def _wrap_build_resource_diff(original):
+    """Also update what refers to a replaced version (its ARN and number change), after the version."""
+
+    def build_resource_diff(self, other_template, parameters=None):
+        actions = original(self, other_template, parameters)
+        new = other_template["Resources"]
+        versions = {
+            n for n in actions["Modify"] if new[n].get("Type") == models.LambdaVersion.cloudformation_type()
+        }
+        if versions:
+            dependents = [
+                n
+                for n, resource in new.items()
+                if n not in actions["Modify"] and n not in actions["Add"] and _refers_to(resource, versions)
+            ]
+            actions["Modify"] = sorted(actions["Modify"], key=lambda n: list(new).index(n)) + dependents
+        return actions
+
+    return build_resource_diff
 
 
 def _version_attribute(self, attribute_name: str) -> str:
@@ -336,6 +380,10 @@ def apply() -> None:
     )
     models.LambdaFunction.vpc_config = property(_vpc_config)
     models.LambdaVersion.create_from_cloudformation_json = classmethod(_create_version)
+    models.LambdaVersion.update_from_cloudformation_json = classmethod(_replace_version)
+    parsing.ResourceMap.build_resource_diff = _wrap_build_resource_diff(
+        parsing.ResourceMap.build_resource_diff
+    )
     models.LambdaVersion.physical_resource_id = property(lambda self: self.arn)
     models.LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr == "Version")
     models.LambdaVersion.get_cfn_attribute = _version_attribute
