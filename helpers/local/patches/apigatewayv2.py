@@ -41,6 +41,10 @@ def _api_endpoint(self) -> str:
     return f"https://{self.api_id}.execute-api.{self.region}.amazonaws.com"
 
 
+def _keep_derived_endpoint(self, value: str) -> None:
+    """moto's constructor assigns AWS's form; the endpoint is derived from the id instead."""
+
+
 def _wrap_api_init(original):
     def __init__(self, region: str, *args, **kwargs):
         self.region = region
@@ -150,7 +154,7 @@ class HttpApiResource(CloudFormationModel):
 
 def apply() -> None:
     models.Api.__init__ = _wrap_api_init(models.Api.__init__)
-    models.Api.api_endpoint = property(_api_endpoint, lambda self, value: None)
+    models.Api.api_endpoint = property(_api_endpoint, _keep_derived_endpoint)
     responses.ApiGatewayV2Response.create_api = _wrap_create_api_response(
         responses.ApiGatewayV2Response.create_api
     )

@@ -229,8 +229,8 @@ def _engine():
         return get_engine()
     except (ImportError, RuntimeError) as exc:
         raise RuntimeError(
-            "Provisioned Concurrency needs the local Lambda engine, which this server does not run; "
-            "start the server with `python -m helpers.local serve`."
+            "Provisioned Concurrency needs the local Lambda engine (helpers.local.lambda_engine), which "
+            "this server is not running; see server.log in the local state folder for why."
         ) from exc
 
 
