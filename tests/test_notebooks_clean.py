@@ -48,4 +48,6 @@ def test_no_cell_claims_an_output_check_that_nbval_cannot_make(path):
     """nbval compares outputs only for cells that were executed when saved; ours are stripped, so
     ``# NBVAL_CHECK_OUTPUT`` would check nothing. Notebooks pin deterministic facts with ``assert``."""
     marked = [i for i, c in enumerate(code_cells(path)) if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
-    assert not marked, f"{path.name}: cells {marked} use NBVAL_CHECK_OUTPUT; use an assert in the cell instead"
+    assert not marked, (
+        f"{path.name}: cells {marked} use NBVAL_CHECK_OUTPUT; use an assert in the cell instead"
+    )

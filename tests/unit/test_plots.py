@@ -183,7 +183,10 @@ def test_predictions_plot_shows_each_class_and_flags_offline_weights(tmp_path):
 
     image = cbook.get_sample_data("grace_hopper.jpg").read()
     result = {
-        "predictions": [{"label": "military uniform", "probability": 0.8}, {"label": "suit", "probability": 0.1}],
+        "predictions": [
+            {"label": "military uniform", "probability": 0.8},
+            {"label": "suit", "probability": 0.1},
+        ],
         "model": {"weights_source": "seeded-random:0"},
     }
     fig = plots.predictions(image, result, tmp_path / "p.png")
