@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["cloudformation", "ec2", "efs", "s3", "iam", "lambda_cfn", "apigatewayv2"]
+MODULES = ["cloudformation", "ec2", "efs", "s3", "iam", "lambda_cfn", "apigatewayv2", "lambda_api"]
 _applied = False
 
 

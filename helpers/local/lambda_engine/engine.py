@@ -1,0 +1,519 @@
+"""The local Lambda engine: which environment serves an invocation, their lifecycle, Provisioned Concurrency.
+
+- An idle environment built from the function's current configuration and code is reused (warm);
+  otherwise a new one starts (cold). Parallel invocations get parallel environments, up to
+  ``WORKSHOP_LAMBDA_MAX_ENVIRONMENTS`` on-demand environments per function (default 10): beyond that
+  an invocation waits for one to be free, where AWS would start more (this machine has few cores).
+- A configuration or code change retires the environments built from the old one; idle on-demand
+  environments end after ``WORKSHOP_LAMBDA_IDLE_SECONDS`` (default 300); a deleted function's
+  environments end; reserved concurrency throttles with TooManyRequestsException.
+- Provisioned Concurrency on a version or alias starts N environments ahead of time
+  (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``; ``IN_PROGRESS`` -> ``READY``, or
+  ``FAILED`` with a StatusReason when init fails). Invocations of that qualifier use them first and
+  spill over to on-demand environments. If the alias moves or an environment dies, it is replaced.
+A sweeper thread applies these rules every half second; a watchdog samples memory of working
+environments every 25 ms.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from helpers.local.lambda_engine import errors, mounts
+from helpers.local.lambda_engine.environment import (
+    MARKER_VARIABLE,
+    PROVISIONED_INIT_CAP_S,
+    Environment,
+    Outcome,
+)
+from helpers.local.lambda_engine.errors import LambdaServiceError
+from helpers.local.lambda_engine.function_spec import FunctionSpec, resolve, split_name
+from helpers.local.lambda_engine.logs import tail
+from helpers.local.lambda_engine.task_root import CodeCache
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+SWEEP_S = 0.5
+WATCHDOG_S = 0.025
+BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+
+_current: Engine | None = None
+
+
+def get_engine() -> Engine:
+    """The engine of this server process; RuntimeError if the Lambda layer is not up."""
+    if _current is None:
+        raise RuntimeError("The local Lambda engine is not running in this process; start the local server.")
+    return _current
+
+
+@dataclass
+class InvokeResult:
+    status_code: int
+    payload: bytes
+    function_error: str | None
+    executed_version: str
+    log_result: str | None  # base64 of the log tail, with LogType=Tail
+
+
+@dataclass
+class _Provisioned:
+    account_id: str
+    region: str
+    name: str
+    qualifier: str
+    requested: int
+    spec_key: str
+    last_modified: str
+    failure: str | None = None
+    provisioning: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.account_id, self.region, self.name, self.qualifier)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def runtime_command(handler: str) -> list[str]:
+    """awslambdaric where it is installed (``WORKSHOP_LAMBDA_RUNTIME_CLIENT=builtin`` forces the built-in loop)."""
+    if os.environ.get("WORKSHOP_LAMBDA_RUNTIME_CLIENT") != "builtin" and importlib.util.find_spec(
+        "awslambdaric"
+    ):
+        return [sys.executable, "-m", "awslambdaric", handler]
+    return [sys.executable, str(BOOTSTRAP), handler]
+
+
+class Engine:
+    def __init__(
+        self,
+        state_dir: Path,
+        url: str,
+        *,
+        idle_seconds: float | None = None,
+        max_environments: int | None = None,
+    ):
+        self.state_dir = Path(state_dir)
+        self.url = url
+        self.idle_seconds = float(idle_seconds or os.environ.get("WORKSHOP_LAMBDA_IDLE_SECONDS", 300))
+        self.max_environments = int(
+            max_environments or os.environ.get("WORKSHOP_LAMBDA_MAX_ENVIRONMENTS", 10)
+        )
+        self._code = CodeCache(self.state_dir / "lambda" / "code")
+        self._cond = threading.Condition()
+        self._envs: list[Environment] = []
+        self._owner: dict[str, tuple[str, str, str, str]] = {}  # environment id -> provisioned config key
+        self._provisioned: dict[tuple[str, str, str, str], _Provisioned] = {}
+        self._closed = False
+        self._wake = threading.Event()
+        threading.Thread(target=self._sweep_loop, name="lambda-sweeper", daemon=True).start()
+        threading.Thread(target=self._watchdog_loop, name="lambda-watchdog", daemon=True).start()
+
+    # --- Invoke ------------------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        function_name: str,
+        qualifier: str | None,
+        payload: bytes,
+        *,
+        account_id: str,
+        region: str,
+        invocation_type: str = "RequestResponse",
+        log_type: str = "None",
+    ) -> InvokeResult:
+        """Run the function as Invoke does; LambdaServiceError for what Lambda answers with an error."""
+        spec = resolve(function_name, qualifier, account_id=account_id, region=region)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise LambdaServiceError(
+                413,
+                "RequestTooLargeException",
+                f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+            )
+        payload = payload or b"{}"
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            raise LambdaServiceError(
+                400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
+            ) from exc
+        if invocation_type == "DryRun":
+            return InvokeResult(204, b"", None, spec.version, None)
+        if invocation_type == "Event":
+            threading.Thread(target=self._run_event, args=(spec, payload), daemon=True).start()
+            return InvokeResult(202, b"", None, spec.version, None)
+        if invocation_type != "RequestResponse":
+            raise errors.invalid_parameter(
+                f"Invalid InvocationType {invocation_type!r}: use RequestResponse, Event or DryRun."
+            )
+        outcome = self._execute(spec, payload)
+        log_result = (
+            base64.b64encode(tail(outcome.log_lines).encode()).decode() if log_type == "Tail" else None
+        )
+        return InvokeResult(200, outcome.payload, outcome.function_error, spec.version, log_result)
+
+    def _run_event(self, spec: FunctionSpec, payload: bytes) -> None:
+        try:
+            self._execute(spec, payload)
+        except LambdaServiceError as exc:
+            log.warning("asynchronous invocation of %s dropped: %s", spec.name, exc.message)
+
+    def _execute(self, spec: FunctionSpec, payload: bytes) -> Outcome:
+        env = self._acquire(spec)
+        try:
+            return env.run(str(uuid.uuid4()), payload)
+        finally:
+            self._release(env)
+
+    def _acquire(self, spec: FunctionSpec) -> Environment:
+        deadline = time.monotonic() + spec.timeout_s + 10.0
+        pc_key = (spec.account_id, spec.region, spec.name, spec.qualifier or "")
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise LambdaServiceError(
+                        503, "ServiceException", "The local Lambda engine is shutting down."
+                    )
+                mine = [e for e in self._envs if _function_of(e.spec) == _function_of(spec)]
+                busy = sum(1 for e in mine if e.busy)
+                if spec.reserved_concurrency is not None and busy >= spec.reserved_concurrency:
+                    raise errors.throttled(
+                        "Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"
+                    )
+                idle = [e for e in mine if not e.busy and e.ready and e.spec.key == spec.key]
+                provisioned = [e for e in idle if self._owner.get(e.id) == pc_key]
+                on_demand = [e for e in idle if e.id not in self._owner]
+                chosen = (provisioned or sorted(on_demand, key=lambda e: e.last_used)[-1:] or [None])[0]
+                if chosen is not None:
+                    chosen.busy = True
+                    return chosen
+                spawned = [e for e in mine if e.id not in self._owner and e.alive]
+                if len(spawned) < self.max_environments:
+                    return self._spawn(spec, provisioned=False)
+                stale = [e for e in spawned if not e.busy and e.spec.key != spec.key]
+                if stale:
+                    self._retire(stale[:1])
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise errors.throttled("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
+                self._cond.wait(remaining)
+
+    def _spawn(self, spec: FunctionSpec, *, provisioned: bool) -> Environment:
+        """A new environment (call with the lock held); busy unless provisioned."""
+        local = mounts.local_mounts(
+            spec.file_systems, state_dir=self.state_dir, account_id=spec.account_id, region=spec.region
+        )
+        task_root = self._code.task_root(spec.code_sha256, spec.code_bytes)
+        env = Environment(
+            spec,
+            command=runtime_command(spec.handler),
+            task_root=task_root,
+            variables=self._variables(spec, task_root, local),
+            provisioned=provisioned,
+        )
+        env.busy = not provisioned
+        self._envs.append(env)
+        log.info(
+            "started %s environment %s for %s:%s (pid %s)",
+            env.init_type,
+            env.id,
+            spec.name,
+            spec.version,
+            env.process.pid,
+        )
+        return env
+
+    def _variables(self, spec: FunctionSpec, task_root: Path, local: dict[str, Path]) -> dict[str, str]:
+        runtime = spec.runtime if spec.runtime.startswith("python") else "python3.12"
+        variables = mounts.rewrite_paths(spec.variables, local)
+        variables.update(
+            {
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "LAMBDA_TASK_ROOT": str(task_root),
+                "_HANDLER": spec.handler,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}",
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "AWS_REGION": spec.region,
+                "AWS_DEFAULT_REGION": spec.region,
+                "AWS_ENDPOINT_URL": self.url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                MARKER_VARIABLE: str(self.state_dir),
+            }
+        )
+        if "LD_LIBRARY_PATH" in os.environ:
+            variables.setdefault("LD_LIBRARY_PATH", os.environ["LD_LIBRARY_PATH"])
+        return variables
+
+    def _release(self, env: Environment) -> None:
+        with self._cond:
+            env.busy = False
+            if not env.alive:
+                self._retire([env])
+            self._cond.notify_all()
+        self._wake.set()  # a provisioned environment that died is replaced without waiting
+
+    def _retire(self, envs: list[Environment]) -> None:
+        """Forget and end environments (lock held); busy ones end when their invocation returns."""
+        for env in envs:
+            if env.busy:
+                env.retired = True
+                continue
+            if env in self._envs:
+                self._envs.remove(env)
+            self._owner.pop(env.id, None)
+            threading.Thread(target=env.stop, daemon=True).start()
+
+    # --- Provisioned Concurrency -------------------------------------------------------------------
+
+    def put_provisioned_concurrency(
+        self, function_name: str, qualifier: str | None, count: int, *, account_id: str, region: str
+    ) -> dict:
+        """Configure ``count`` environments for a version or alias; they initialise in the background."""
+        name, qualifier = split_name(function_name, qualifier)
+        if not qualifier or qualifier == "$LATEST":
+            raise errors.invalid_parameter(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions: "
+                "publish a version or use an alias."
+            )
+        if int(count) < 1:
+            raise errors.invalid_parameter("ProvisionedConcurrentExecutions must be at least 1.")
+        spec = resolve(name, qualifier, account_id=account_id, region=region)
+        record = _Provisioned(account_id, region, spec.name, qualifier, int(count), spec.key, _now_iso())
+        with self._cond:
+            self._provisioned[record.key] = record
+            mine = [e for e in self._envs if self._owner.get(e.id) == record.key]
+            surplus = mine[record.requested :] + [e for e in mine if e.spec.key != spec.key]
+            self._retire(list(dict.fromkeys(surplus)))
+        self._start_provisioning(record)
+        return self._config(record)
+
+    def get_provisioned_concurrency(
+        self, function_name: str, qualifier: str | None, *, account_id: str, region: str
+    ) -> dict:
+        return self._config(self._record(function_name, qualifier, account_id, region))
+
+    def list_provisioned_concurrency(self, function_name: str, *, account_id: str, region: str) -> list[dict]:
+        name, _ = split_name(function_name, None)
+        resolve(name, None, account_id=account_id, region=region)
+        with self._cond:
+            records = [r for r in self._provisioned.values() if r.key[:3] == (account_id, region, name)]
+        return [self._config(r, with_arn=True) for r in records]
+
+    def delete_provisioned_concurrency(
+        self, function_name: str, qualifier: str | None, *, account_id: str, region: str
+    ) -> None:
+        record = self._record(function_name, qualifier, account_id, region)
+        with self._cond:
+            self._provisioned.pop(record.key, None)
+            self._retire([e for e in self._envs if self._owner.get(e.id) == record.key])
+
+    def _record(
+        self, function_name: str, qualifier: str | None, account_id: str, region: str
+    ) -> _Provisioned:
+        name, qualifier = split_name(function_name, qualifier)
+        spec = resolve(name, qualifier, account_id=account_id, region=region)
+        record = self._provisioned.get((account_id, region, spec.name, qualifier or ""))
+        if record is None:
+            raise LambdaServiceError(
+                404,
+                "ProvisionedConcurrencyConfigNotFoundException",
+                "No Provisioned Concurrency Config found for this function",
+            )
+        return record
+
+    def _config(self, record: _Provisioned, with_arn: bool = False) -> dict:
+        with self._cond:
+            ready = sum(
+                1
+                for e in self._envs
+                if self._owner.get(e.id) == record.key and e.ready and e.spec.key == record.spec_key
+            )
+        status = "FAILED" if record.failure else "READY" if ready >= record.requested else "IN_PROGRESS"
+        config = {
+            "RequestedProvisionedConcurrentExecutions": record.requested,
+            "AvailableProvisionedConcurrentExecutions": min(ready, record.requested),
+            "AllocatedProvisionedConcurrentExecutions": min(ready, record.requested),
+            "Status": status,
+            "LastModified": record.last_modified,
+        }
+        if record.failure:
+            config["StatusReason"] = record.failure
+        if with_arn:
+            config["FunctionArn"] = (
+                f"arn:aws:lambda:{record.region}:{record.account_id}:function:{record.name}:{record.qualifier}"
+            )
+        return config
+
+    def _start_provisioning(self, record: _Provisioned) -> None:
+        with self._cond:
+            if record.provisioning or record.failure:
+                return
+            record.provisioning = True
+        threading.Thread(target=self._provision, args=(record,), daemon=True).start()
+
+    def _provision(self, record: _Provisioned) -> None:
+        try:
+            spec = resolve(record.name, record.qualifier, account_id=record.account_id, region=record.region)
+            with self._cond:
+                if self._provisioned.get(record.key) is not record or self._closed:
+                    return
+                record.spec_key = spec.key
+                have = [
+                    e
+                    for e in self._envs
+                    if self._owner.get(e.id) == record.key and e.alive and e.spec.key == spec.key
+                ]
+                fresh = []
+                for _ in range(record.requested - len(have)):
+                    env = self._spawn(spec, provisioned=True)
+                    self._owner[env.id] = record.key
+                    fresh.append(env)
+            for env in fresh:
+                env.wait_settled(PROVISIONED_INIT_CAP_S)
+            failed = [e for e in fresh if not e.ready]
+            if failed:
+                record.failure = "FUNCTION_ERROR_INIT_FAILURE: " + _init_failure(failed[0])
+                log.warning(
+                    "Provisioned Concurrency on %s:%s failed: %s",
+                    record.name,
+                    record.qualifier,
+                    record.failure,
+                )
+                with self._cond:
+                    self._retire(failed)
+        except LambdaServiceError as exc:
+            record.failure = exc.message
+        finally:
+            record.provisioning = False
+
+    # --- background rules --------------------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(SWEEP_S)
+            self._wake.clear()
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - the sweeper must survive a surprise in moto's state
+                log.exception("lambda sweeper")
+
+    def sweep(self) -> None:
+        """Retire what must end (expired, outdated, deleted, dead); replace provisioned environments."""
+        with self._cond:
+            envs = list(self._envs)
+            records = list(self._provisioned.values())
+        current: dict[tuple, str | None] = {}
+        for env in envs:
+            where = (env.spec.account_id, env.spec.region, env.spec.name, env.spec.version)
+            if where not in current:
+                current[where] = _current_key(*where)
+        now = time.monotonic()
+        doomed = [
+            e
+            for e in envs
+            if e.exit_code is not None
+            or current[(e.spec.account_id, e.spec.region, e.spec.name, e.spec.version)] != e.spec.key
+            or (e.id not in self._owner and not e.busy and now - e.last_used > self.idle_seconds)
+        ]
+        for record in records:
+            try:
+                spec = resolve(
+                    record.name, record.qualifier, account_id=record.account_id, region=record.region
+                )
+            except LambdaServiceError:  # the function or alias is gone
+                with self._cond:
+                    self._provisioned.pop(record.key, None)
+                doomed += [e for e in envs if self._owner.get(e.id) == record.key]
+                continue
+            if spec.key != record.spec_key:
+                record.spec_key, record.failure = spec.key, None
+            live = [e for e in envs if self._owner.get(e.id) == record.key and e.alive and e not in doomed]
+            if len(live) < record.requested:
+                self._start_provisioning(record)
+        if doomed:
+            with self._cond:
+                self._retire(list(dict.fromkeys(doomed)))
+                self._cond.notify_all()
+
+    def _watchdog_loop(self) -> None:
+        while not self._closed:
+            time.sleep(WATCHDOG_S)
+            with self._cond:
+                working = [
+                    e for e in self._envs if e.exit_code is None and (e.busy or e.init_duration_ms is None)
+                ]
+            for env in working:
+                if env.sample_memory():
+                    log.info(
+                        "environment %s of %s went above %d MB and was killed",
+                        env.id,
+                        env.spec.name,
+                        env.spec.memory_mb,
+                    )
+
+    def environment_pids(self) -> list[int]:
+        """Process ids of every live environment (for diagnostics and tests)."""
+        with self._cond:
+            return [e.process.pid for e in self._envs if e.exit_code is None]
+
+    def shutdown(self) -> None:
+        """End every environment process; the engine answers no more invocations."""
+        with self._cond:
+            self._closed = True
+            envs, self._envs = list(self._envs), []
+            self._provisioned.clear()
+            self._cond.notify_all()
+        self._wake.set()
+        for env in envs:
+            env.stop()
+
+
+def _function_of(spec: FunctionSpec) -> tuple[str, str, str]:
+    return (spec.account_id, spec.region, spec.name)
+
+
+def _current_key(account_id: str, region: str, name: str, version: str) -> str | None:
+    """The key environments of this function version must have now; None once it is deleted."""
+    try:
+        return resolve(
+            name, None if version == "$LATEST" else version, account_id=account_id, region=region
+        ).key
+    except LambdaServiceError:
+        return None
+
+
+def _init_failure(env: Environment) -> str:
+    if env.init_error is not None:
+        body, error_type = env.init_error
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {}
+        return (
+            f"{error_type or doc.get('errorType', 'Runtime.Unknown')}: {doc.get('errorMessage', '')}".strip()
+        )
+    if env.exit_code is not None:
+        return f"Runtime exited with error: exit status {env.exit_code}"
+    return f"init did not finish within {PROVISIONED_INIT_CAP_S:.0f} s"

@@ -1,0 +1,429 @@
+"""One execution environment: a child process running a runtime client against its own Runtime API.
+
+The process is the host interpreter (``sys.executable``) running ``awslambdaric`` (or the built-in
+:mod:`bootstrap` loop) in the task root, in a process group of its own, with stdin closed and
+stdout/stderr piped into the environment's CloudWatch Logs stream (never the server's own output).
+
+Timing, as Lambda measures it: Init Duration runs from spawn to the runtime's first ``/next``;
+Duration from handing an invocation to the runtime until its response or error arrives.
+On-demand init is capped at 10 s like Lambda's: an init that takes longer goes on inside the first
+invocation, under the function timeout, and is then counted in Duration with no Init Duration (which
+is how a long cold start shows on AWS). Provisioned environments report no Init Duration.
+Memory: the process tree's resident memory is sampled while it works (see :meth:`sample_memory`);
+going above MemorySize kills the environment and reports ``Runtime.OutOfMemory`` as Lambda does.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import termios
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers.local.lambda_engine import logs
+from helpers.local.lambda_engine.function_spec import FunctionSpec
+from helpers.local.lambda_engine.runtime_api import RuntimeAPIServer
+
+log = logging.getLogger(__name__)
+
+INIT_CAP_S = 10.0  # Lambda's on-demand init limit
+PROVISIONED_INIT_CAP_S = 900.0  # Provisioned Concurrency init may take up to 15 minutes
+MARKER_VARIABLE = "_WORKSHOP_LAMBDA_SERVER"  # in every environment: the state folder of its server
+
+
+@dataclass
+class Outcome:
+    """What one invocation produced, as Invoke answers it."""
+
+    payload: bytes
+    function_error: str | None  # "Unhandled" or None
+    log_lines: list[str]  # START ... REPORT, for LogType=Tail
+
+
+@dataclass
+class _Invocation:
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    invoked_arn: str
+    lines: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    kind: str = ""  # "response" | "error" | "exit"
+    body: bytes = b""
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def settle(self, kind: str, body: bytes = b"") -> bool:
+        with self.lock:
+            if self.done.is_set():
+                return False
+            self.finished = time.perf_counter()
+            self.kind, self.body = kind, body
+            self.done.set()
+            return True
+
+
+def _read_kb(pid: int, field_name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (via /proc/<pid>/task/*/children)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                todo.extend(int(c) for c in Path(f"/proc/{current}/task/{task}/children").read_text().split())
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+class Environment:
+    """A process, its Runtime API and its log stream. The engine serialises invocations on it."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        command: list[str],
+        task_root: Path,
+        variables: dict[str, str],
+        provisioned: bool,
+    ):
+        self.spec = spec
+        self.id = uuid.uuid4().hex[:12]
+        self.provisioned = provisioned
+        self.init_type = "provisioned-concurrency" if provisioned else "on-demand"
+        self.stream = logs.LogStream(spec.account_id, spec.region, spec.name, spec.version)
+        self.busy = True  # the engine creates an environment for a caller (or for provisioning)
+        self.retired = False
+        self.last_used = time.monotonic()
+        self.init_duration_ms: float | None = None
+        self.init_error: tuple[bytes, str | None] | None = None
+        self.exit_code: int | None = None
+        self.peak_kb = 0
+        self.over_memory = False
+        self._invocations = 0
+        self._queue: queue.Queue[_Invocation | None] = queue.Queue()
+        self._current: _Invocation | None = None
+        self._settled = threading.Event()  # ready, init error or exit
+        self._out_lock = threading.Lock()
+        self._partial = b""
+        self._api = RuntimeAPIServer(self)
+        env = dict(variables)
+        env.update(
+            {
+                "AWS_LAMBDA_RUNTIME_API": self._api.address,
+                "AWS_LAMBDA_LOG_STREAM_NAME": self.stream.name,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
+            }
+        )
+        self._spawned = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            cwd=str(task_root),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.stream.write(
+            [f"INIT_START Runtime Version: {spec.runtime or 'python'} (local host interpreter)"]
+        )
+        threading.Thread(target=self._read_output, name=f"lambda-env-{self.id}", daemon=True).start()
+
+    # --- state -------------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self.exit_code is None and not self.retired
+
+    @property
+    def ready(self) -> bool:
+        return self.init_duration_ms is not None and self.alive
+
+    def wait_settled(self, timeout: float) -> bool:
+        return self._settled.wait(timeout)
+
+    # --- Runtime API delivery ----------------------------------------------------------------------
+
+    def next_invocation(self) -> tuple[str, bytes, dict[str, str]] | None:
+        if self.init_duration_ms is None:
+            self.init_duration_ms = (time.perf_counter() - self._spawned) * 1000
+            self._settled.set()
+        invocation = self._queue.get()
+        if invocation is None:
+            return None
+        invocation.started = time.perf_counter()
+        return (
+            invocation.request_id,
+            invocation.payload,
+            {
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+                "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+                "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+            },
+        )
+
+    def complete(self, request_id: str, body: bytes, *, is_error: bool, error_type: str | None) -> bool:
+        current = self._current
+        if current is None or current.request_id != request_id:
+            return False
+        return current.settle("error" if is_error else "response", body)
+
+    def init_failed(self, body: bytes, error_type: str | None) -> None:
+        self.init_error = (body, error_type)
+        self._settled.set()
+
+    # --- output and exit ---------------------------------------------------------------------------
+
+    def _read_output(self) -> None:
+        fd = self.process.stdout.fileno()
+        while True:
+            readable, _, _ = select.select([fd], [], [], 1.0)
+            if not readable:
+                if self.process.poll() is not None:  # exited, but a descendant holds the pipe
+                    break
+                continue
+            if not self._drain():
+                break
+        self._drain()
+        self.exit_code = self.process.wait()
+        self._kill_group()
+        with self._out_lock:
+            self.process.stdout.close()
+        self._settled.set()
+        current = self._current
+        if current is not None:
+            current.settle("exit")
+
+    def _drain(self) -> bool:
+        """Read what the pipe holds into the log; False at end of file. Safe from any thread."""
+        with self._out_lock:
+            if self.process.stdout.closed:
+                return False
+            fd = self.process.stdout.fileno()
+            pending = array.array("i", [0])
+            fcntl.ioctl(fd, termios.FIONREAD, pending, True)
+            if not pending[0]:
+                readable, _, _ = select.select([fd], [], [], 0)
+                if readable:  # readable with nothing pending: end of file
+                    self._flush_partial()
+                    return False
+                return True
+            data = self._partial + os.read(fd, pending[0])
+            *lines, self._partial = data.split(b"\n")
+            self._log([line.decode(errors="replace").rstrip("\r") for line in lines])
+            return True
+
+    def _flush_partial(self) -> None:
+        if self._partial:
+            self._log([self._partial.decode(errors="replace")])
+            self._partial = b""
+
+    def _log(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        current = self._current
+        if current is not None and not current.done.is_set():
+            current.lines.extend(lines)
+        self.stream.write(lines)
+
+    # --- memory ------------------------------------------------------------------------------------
+
+    def sample_memory(self) -> bool:
+        """Update the peak from the process tree's RSS; True (and the process killed) above MemorySize."""
+        if self.exit_code is not None:
+            return False
+        rss = sum(_read_kb(pid, "VmRSS") for pid in _tree(self.process.pid))
+        self.peak_kb = max(self.peak_kb, rss)
+        if rss > self.spec.memory_mb * 1024:
+            self.over_memory = True
+            self._kill_group()
+            return True
+        return False
+
+    def _max_memory_used_mb(self) -> int:
+        if self.over_memory:
+            return self.spec.memory_mb  # Lambda reports the limit it hit
+        self.peak_kb = max(self.peak_kb, _read_kb(self.process.pid, "VmHWM"))
+        return min(self.spec.memory_mb, -(-self.peak_kb // 1024))
+
+    # --- invocation --------------------------------------------------------------------------------
+
+    def run(self, request_id: str, payload: bytes) -> Outcome:
+        """Run one invocation (waiting for init if needed); writes START, output, END and REPORT."""
+        spec = self.spec
+        first = self._invocations == 0
+        self._invocations += 1
+        cap = PROVISIONED_INIT_CAP_S if self.provisioned else INIT_CAP_S
+        if not self._settled.wait(cap) and not self.provisioned:
+            self._settled.wait(spec.timeout_s)  # init goes on inside the invocation, as on AWS
+        if self.init_duration_ms is None or self.exit_code is not None:
+            return self._failed_init(request_id)
+        init_ms = self.init_duration_ms if first and not self.provisioned else None
+        carried_ms = 0.0
+        if init_ms is not None and init_ms > INIT_CAP_S * 1000:
+            carried_ms, init_ms = init_ms, None
+        budget_s = spec.timeout_s - carried_ms / 1000
+        invocation = _Invocation(
+            request_id=request_id,
+            payload=payload,
+            deadline_ms=int((time.time() + budget_s) * 1000),
+            invoked_arn=spec.invoked_arn,
+        )
+        start = logs.start_line(request_id, spec.version)
+        self.stream.write([start])
+        self._current = invocation
+        self._queue.put(invocation)
+        finished = invocation.done.wait(max(0.0, budget_s))
+        if not finished and invocation.settle("timeout"):
+            self._kill_group()
+        self._drain()
+        self._current = None
+        self.last_used = time.monotonic()
+        status = error_type = None
+        function_error = None
+        body = invocation.body
+        if invocation.kind == "response":
+            duration_ms = (invocation.finished - invocation.started) * 1000
+        elif invocation.kind == "error":
+            duration_ms = (invocation.finished - invocation.started) * 1000
+            function_error = "Unhandled"
+        else:
+            duration_ms = (invocation.finished - (invocation.started or invocation.finished)) * 1000
+            function_error = "Unhandled"
+            if invocation.kind == "timeout":
+                duration_ms = budget_s * 1000
+                status = "timeout"
+                message = f"Task timed out after {spec.timeout_s:.2f} seconds"
+                stamp = (
+                    time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                    + f".{int(time.time() * 1000) % 1000:03d}Z"
+                )
+                self._log_invocation(invocation, [f"{stamp} {request_id} {message}"])
+                body = _error_body("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}")
+            else:
+                error_type = "Runtime.OutOfMemory" if self.over_memory else "Runtime.ExitError"
+                status = "error"
+                message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_reason(self.exit_code)}"
+                self._log_invocation(invocation, [message, error_type])
+                body = _error_body(error_type, message)
+        duration_ms += carried_ms
+        memory = self._max_memory_used_mb()
+        closing = [
+            logs.end_line(request_id),
+            logs.report_line(
+                request_id,
+                duration_ms=duration_ms,
+                memory_size_mb=spec.memory_mb,
+                max_memory_used_mb=memory,
+                init_duration_ms=init_ms,
+                status=status,
+                error_type=error_type,
+            ),
+        ]
+        self.stream.write(closing)
+        return Outcome(body, function_error, [start, *invocation.lines, *closing])
+
+    def _log_invocation(self, invocation: _Invocation, lines: list[str]) -> None:
+        invocation.lines.extend(lines)
+        self.stream.write(lines)
+
+    def _failed_init(self, request_id: str) -> Outcome:
+        """The invocation's answer when init failed, crashed or never finished; the process is ended."""
+        self._kill_group()
+        self._drain()
+        elapsed_ms = (time.perf_counter() - self._spawned) * 1000
+        if self.init_error is not None:
+            body, error_type = self.init_error
+            error_type = error_type or _error_type(body) or "Runtime.Unknown"
+            status = "error"
+        elif self.exit_code is not None:
+            error_type = "Runtime.OutOfMemory" if self.over_memory else "Runtime.ExitError"
+            status = "error"
+            body = _error_body(
+                error_type,
+                f"RequestId: {request_id} Error: Runtime exited with error: {_exit_reason(self.exit_code)}",
+            )
+        else:
+            error_type, status = None, "timeout"
+            message = f"Task timed out after {self.spec.timeout_s:.2f} seconds"
+            body = _error_body("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}")
+        init_report = f"INIT_REPORT Init Duration: {elapsed_ms:.2f} ms\tPhase: init\tStatus: {status}"
+        if error_type:
+            init_report += f"\tError Type: {error_type}"
+        lines = [
+            init_report,
+            logs.start_line(request_id, self.spec.version),
+            logs.end_line(request_id),
+            logs.report_line(
+                request_id,
+                duration_ms=elapsed_ms,
+                memory_size_mb=self.spec.memory_mb,
+                max_memory_used_mb=self._max_memory_used_mb(),
+                status=status,
+                error_type=error_type,
+            ),
+        ]
+        self.stream.write(lines)
+        return Outcome(body, "Unhandled", lines)
+
+    # --- ending ------------------------------------------------------------------------------------
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self) -> None:
+        """End the process (and anything it started) and the Runtime API; safe to call twice."""
+        self.retired = True
+        self._queue.put(None)
+        self._kill_group()
+        self._api.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal: {(signal.strsignal(-code) or str(-code)).lower()}"
+    return f"exit status {code}"
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def _error_type(body: bytes) -> str | None:
+    try:
+        return json.loads(body).get("errorType")
+    except (ValueError, AttributeError):
+        return None
