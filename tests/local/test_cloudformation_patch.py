@@ -13,7 +13,10 @@ BUCKETS = {
         "First": {"Type": "AWS::S3::Bucket"},
         "Second": {"Type": "AWS::S3::Bucket", "DependsOn": "First"},
     },
-    "Outputs": {"FirstName": {"Value": {"Ref": "First"}}},
+    # An exported output makes moto create resources while it evaluates exports, before the stack event.
+    "Outputs": {
+        "FirstName": {"Value": {"Ref": "First"}, "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-first"}}}
+    },
 }
 BROKEN = {
     "Resources": {
@@ -39,6 +42,8 @@ def test_every_resource_gets_in_progress_and_complete_events(local_aws):
     cfn, name = local_aws.client("cloudformation"), unique("events")
     stack_id = cfn.create_stack(StackName=name, TemplateBody=json.dumps(BUCKETS))["StackId"]
     seen = [(e["LogicalResourceId"], e["ResourceStatus"]) for e in events(cfn, name)]
+    assert seen[0] == (name, "CREATE_IN_PROGRESS") and seen[-1] == (name, "CREATE_COMPLETE")
+    assert [status for logical, status in seen].count("CREATE_IN_PROGRESS") == 3  # the stack and two buckets
     for logical in ("First", "Second"):
         assert seen.index((logical, "CREATE_IN_PROGRESS")) < seen.index((logical, "CREATE_COMPLETE"))
     cfn.delete_stack(StackName=name)

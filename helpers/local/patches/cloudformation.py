@@ -4,7 +4,8 @@ Gaps of stock moto 5.2.5 filled here:
 
 - Stacks are created synchronously with only two stack-level events: there are no per-resource
   events, so a deploy has nothing to show while it runs. We add ``CREATE_IN_PROGRESS`` /
-  ``CREATE_COMPLETE`` (and ``DELETE_...``) events for every resource.
+  ``CREATE_COMPLETE`` (and ``DELETE_...``) events for every resource, after the stack's own
+  ``CREATE_IN_PROGRESS`` as on AWS (moto creates resources before it records that one).
 - A resource that fails to create fails the ``CreateStack`` API call itself (often HTTP 500) and
   leaves the stack ``CREATE_IN_PROGRESS`` for ever. AWS accepts the call, records ``CREATE_FAILED``
   with the reason, rolls back and ends in ``ROLLBACK_COMPLETE``. We do the same (the rollback deletes
@@ -104,6 +105,20 @@ def _wrap_delete_resource(original):
                 _resource_event(stack, logical_id, rtype, status, _physical_id(parsed_resource))
 
     return _delete_resource
+
+
+def _wrap_add_stack_event(original):
+    def _add_stack_event(self, resource_status, resource_status_reason=None, resource_properties=None):
+        already = any(
+            e.resource_type == models.Stack.cloudformation_type()
+            and e.resource_status == "CREATE_IN_PROGRESS"
+            for e in self.events
+        )
+        if resource_status == "CREATE_IN_PROGRESS" and already:
+            return  # recorded ahead of the first resource event, in its place
+        original(self, resource_status, resource_status_reason, resource_properties)
+
+    return _add_stack_event
 
 
 def _rollback(stack) -> None:
@@ -210,4 +225,5 @@ def apply() -> None:
     models.CloudFormationBackend.create_stack = _wrap_create_stack(models.CloudFormationBackend.create_stack)
     models.CloudFormationBackend.delete_stack = _wrap_delete_stack(models.CloudFormationBackend.delete_stack)
     models.Stack.update = _wrap_update(models.Stack.update)
+    models.Stack._add_stack_event = _wrap_add_stack_event(models.Stack._add_stack_event)
     responses.CloudFormationResponse._validate_different_update = _validate_different_update
