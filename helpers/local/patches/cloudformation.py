@@ -36,6 +36,11 @@ def _reason(exc: BaseException) -> str:
 def _resource_event(
     stack, logical_id: str, resource_type: str, status: str, physical_id: str = "", reason=None
 ):
+    if status.startswith("CREATE") and not any(
+        e.resource_type == models.Stack.cloudformation_type() for e in stack.events
+    ):
+        # moto creates resources while it evaluates exports, before it records the stack's own event.
+        stack._add_stack_event("CREATE_IN_PROGRESS", resource_status_reason="User Initiated")
     event = models.Event(
         stack_id=stack.stack_id,
         stack_name=stack.name,
