@@ -247,8 +247,8 @@ class Environment:
     def _log(self, lines: list[str]) -> None:
         if not lines:
             return
-        current = self._current
-        if current is not None and not current.done.is_set():
+        current = self._current  # set from START until the output is drained after the invocation
+        if current is not None:
             current.lines.extend(lines)
         self.stream.write(lines)
 
