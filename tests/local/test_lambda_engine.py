@@ -163,6 +163,11 @@ def test_report_line_is_aws_format_field_by_field(local_aws, echo_fn):
     assert 5 <= parsed.max_memory_used_mb <= 128
 
 
+def test_response_request_id_is_the_invocations_as_on_aws(local_aws, echo_fn):
+    response, payload, report = invoke(local_aws, echo_fn, {"say": "id"})
+    assert response["ResponseMetadata"]["RequestId"] == payload["request_id"] == report.request_id
+
+
 def test_first_report_bills_init_duration(local_aws):
     name = create_function(local_aws, ECHO)
     response, _, report = invoke(local_aws, name)

@@ -66,6 +66,7 @@ class InvokeResult:
     function_error: str | None
     executed_version: str
     log_result: str | None  # base64 of the log tail, with LogType=Tail
+    request_id: str | None = None  # the invocation's id: in its REPORT line and the x-amzn-RequestId header
 
 
 @dataclass
@@ -151,31 +152,34 @@ class Engine:
             raise LambdaServiceError(
                 400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
             ) from exc
+        request_id = str(uuid.uuid4())
         if invocation_type == "DryRun":
-            return InvokeResult(204, b"", None, spec.version, None)
+            return InvokeResult(204, b"", None, spec.version, None, request_id)
         if invocation_type == "Event":
-            threading.Thread(target=self._run_event, args=(spec, payload), daemon=True).start()
-            return InvokeResult(202, b"", None, spec.version, None)
+            threading.Thread(target=self._run_event, args=(spec, payload, request_id), daemon=True).start()
+            return InvokeResult(202, b"", None, spec.version, None, request_id)
         if invocation_type != "RequestResponse":
             raise errors.invalid_parameter(
                 f"Invalid InvocationType {invocation_type!r}: use RequestResponse, Event or DryRun."
             )
-        outcome = self._execute(spec, payload)
+        outcome = self._execute(spec, payload, request_id)
         log_result = (
             base64.b64encode(tail(outcome.log_lines).encode()).decode() if log_type == "Tail" else None
         )
-        return InvokeResult(200, outcome.payload, outcome.function_error, spec.version, log_result)
+        return InvokeResult(
+            200, outcome.payload, outcome.function_error, spec.version, log_result, request_id
+        )
 
-    def _run_event(self, spec: FunctionSpec, payload: bytes) -> None:
+    def _run_event(self, spec: FunctionSpec, payload: bytes, request_id: str) -> None:
         try:
-            self._execute(spec, payload)
+            self._execute(spec, payload, request_id)
         except LambdaServiceError as exc:
             log.warning("asynchronous invocation of %s dropped: %s", spec.name, exc.message)
 
-    def _execute(self, spec: FunctionSpec, payload: bytes) -> Outcome:
+    def _execute(self, spec: FunctionSpec, payload: bytes, request_id: str) -> Outcome:
         env = self._acquire(spec)
         try:
-            return env.run(str(uuid.uuid4()), payload)
+            return env.run(request_id, payload)
         finally:
             self._release(env)
 

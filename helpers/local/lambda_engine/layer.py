@@ -95,6 +95,8 @@ class LambdaLayer:
             **_where(environ),
         )
         headers = {"X-Amz-Executed-Version": result.executed_version}
+        if result.request_id:
+            headers["x-amzn-RequestId"] = result.request_id
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
         if result.log_result is not None:
