@@ -66,17 +66,10 @@ class LocalAWS:
 
 def _layer_factories() -> list:
     """The layers in front of moto, in order. Each takes the LocalAWS and returns a layer."""
-    factories = []
-    try:
-        from helpers.local.lambda_engine import layer as lambda_layer
-    except ImportError:  # the Lambda engine is not built yet
-        lambda_layer = None
-    if lambda_layer is not None:
-        factories.append(lambda_layer.create)
     from helpers.local import http_api
+    from helpers.local.lambda_engine import layer as lambda_layer
 
-    factories.append(http_api.create)
-    return factories
+    return [lambda_layer.create, http_api.create]
 
 
 def create_app(state_dir: Path, url: str) -> LocalAWS:

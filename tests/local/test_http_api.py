@@ -245,15 +245,10 @@ def test_unknown_api_is_not_found_and_the_api_is_gone_with_its_stack(http_stack,
     assert status == 404
 
 
-# --- round trip through a real function (needs the local Lambda engine) -------------------------------
+# --- round trip through a real function -------------------------------
 
 
-@pytest.fixture
-def engine():
-    pytest.importorskip("helpers.local.lambda_engine", reason="the local Lambda engine is not built yet")
-
-
-def test_json_post_reaches_the_function_as_a_2_0_event(engine, http_stack):
+def test_json_post_reaches_the_function_as_a_2_0_event(http_stack):
     status, headers, body = fetch(
         http_stack["Endpoint"] + "/predict?top_k=3&top_k=5",
         data=b'{"image": "aGk="}',
@@ -269,7 +264,7 @@ def test_json_post_reaches_the_function_as_a_2_0_event(engine, http_stack):
     assert event["requestContext"]["apiId"] == http_stack["ApiId"]
 
 
-def test_binary_post_arrives_base64_encoded_and_a_base64_answer_is_decoded(engine, http_stack):
+def test_binary_post_arrives_base64_encoded_and_a_base64_answer_is_decoded(http_stack):
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF"
     status, _, body = fetch(http_stack["Endpoint"] + "/", data=jpeg, headers={"Content-Type": "image/jpeg"})
     event = json.loads(body)
@@ -279,7 +274,7 @@ def test_binary_post_arrives_base64_encoded_and_a_base64_answer_is_decoded(engin
     assert (status, headers["content-type"], body) == (201, "image/png", b"\x89PNG\r\n\x1a\n")
 
 
-def test_a_plain_answer_is_json_and_a_function_error_is_internal_server_error(engine, http_stack):
+def test_a_plain_answer_is_json_and_a_function_error_is_internal_server_error(http_stack):
     status, headers, body = fetch(http_stack["Endpoint"] + "/plain")
     assert (status, headers["content-type"], json.loads(body)) == (200, "application/json", {"plain": True})
     status, _, body = fetch(http_stack["Endpoint"] + "/fail")

@@ -140,9 +140,6 @@ def test_function_keeps_ephemeral_storage_architectures_tags_and_the_vpc_of_its_
 def test_function_keeps_file_system_configs(deploy, code, local_aws):
     # The template passes FileSystemConfigs to create_function as the API does; the function model
     # keeps them once the Lambda API patch is in.
-    pytest.importorskip(
-        "helpers.local.patches.lambda_api", reason="FileSystemConfigs need the Lambda API patch"
-    )
     name = unique("fn-efs")
     mount = [
         {
@@ -331,9 +328,6 @@ def empty_versioned_bucket(s3, bucket: str) -> None:
 @pytest.fixture
 def function_stack(local_aws):
     """storage.yaml, then function.yaml with a tiny handler as its code; both deleted afterwards."""
-    pytest.importorskip(
-        "helpers.local.lambda_engine", reason="Provisioned Concurrency needs the Lambda engine"
-    )
     from helpers.config import REPO_ROOT
 
     cfn, s3 = local_aws.client("cloudformation"), local_aws.client("s3")
