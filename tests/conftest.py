@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import socket
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,36 @@ class LocalAWSHandle:
             aws_secret_access_key="testing",
             **kwargs,
         )
+
+    def lambda_role(self) -> str:
+        """The ARN of a role Lambda functions can assume (one per server, created on first use)."""
+        iam = self.client("iam")
+        try:
+            return iam.get_role(RoleName="test-lambda-role")["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            return iam.create_role(RoleName="test-lambda-role", AssumeRolePolicyDocument=json.dumps(trust))[
+                "Role"
+            ]["Arn"]
+
+
+def lambda_zip(files: str | dict[str, str]) -> bytes:
+    """A function zip: ``{"app.py": source, ...}``, or one handler's source as ``app.py``."""
+    files = {"app.py": files} if isinstance(files, str) else files
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
 
 
 def start_local_aws(state_dir: Path) -> LocalAWSHandle:

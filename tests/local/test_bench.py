@@ -2,54 +2,33 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import zipfile
 
 import pytest
 
 from helpers import bench
 from helpers.bench import BenchParams
+from tests.conftest import lambda_zip
 
-HANDLER = b"""
+HANDLER = """
 import os
 def handler(event, context):
     return {"init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "echo": event}
 """
 
 
-def zipped(source: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", source)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def fast_function(local_aws):
-    lam, iam = local_aws.client("lambda"), local_aws.client("iam")
-    role = iam.create_role(
-        RoleName="bench-test-role",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ]
-            }
-        ),
-    )["Role"]["Arn"]
+    lam = local_aws.client("lambda")
+    role = local_aws.lambda_role()
     name = "bench-test-fast"
     lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Role=role,
         Handler="app.handler",
-        Code={"ZipFile": zipped(HANDLER)},
+        Code={"ZipFile": lambda_zip(HANDLER)},
         MemorySize=256,
         Timeout=10,
         Environment={"Variables": {"KEEP": "me"}},

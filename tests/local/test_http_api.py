@@ -9,17 +9,16 @@ engine is in.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import urllib.error
 import urllib.request
 import uuid
-import zipfile
 
 import pytest
 from werkzeug.test import EnvironBuilder
 
 from helpers.local import http_api
+from tests.conftest import lambda_zip
 
 ECHO = """\
 import base64, json
@@ -119,39 +118,18 @@ def test_an_answer_that_is_not_json_is_an_internal_server_error():
 # --- the endpoint and quick create on the server -----------------------------------------------------
 
 
-def function_zip(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", source)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def echo_function(local_aws) -> str:
     """The ARN of a function that echoes its event as JSON (and fails on /fail)."""
-    iam, lam = local_aws.client("iam"), local_aws.client("lambda")
-    role = iam.create_role(
-        RoleName=f"http-api-{uuid.uuid4().hex[:8]}",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
+    lam = local_aws.client("lambda")
+    role = local_aws.lambda_role()
     name = f"http-echo-{uuid.uuid4().hex[:8]}"
     return lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Handler="app.handler",
         Role=role,
-        Code={"ZipFile": function_zip(ECHO)},
+        Code={"ZipFile": lambda_zip(ECHO)},
         Timeout=10,
     )["FunctionArn"]
 

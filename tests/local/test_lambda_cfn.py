@@ -7,22 +7,15 @@ deletes the stack.
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-import zipfile
 
 import pytest
 
+from tests.conftest import lambda_zip
+
 HANDLER = "def handler(event, context):\n    return {'echo': event}\n"
 VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-
-
-def function_zip(source: str = HANDLER) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", source)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +24,7 @@ def code(local_aws) -> dict:
     bucket = f"lambda-cfn-{uuid.uuid4().hex[:8]}"
     s3 = local_aws.client("s3")
     s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key="app.zip", Body=function_zip())
+    s3.put_object(Bucket=bucket, Key="app.zip", Body=lambda_zip(HANDLER))
     return {"S3Bucket": bucket, "S3Key": "app.zip"}
 
 
@@ -215,7 +208,7 @@ def test_alias_removed_from_the_template_is_deleted_by_an_update(deploy, code, l
 def test_new_code_publishes_a_new_version_and_moves_the_alias_to_it(code, local_aws):
     name = unique("fn-new-code")
     s3 = local_aws.client("s3")
-    s3.put_object(Bucket=code["S3Bucket"], Key="v2.zip", Body=function_zip(HANDLER + "# v2\n"))
+    s3.put_object(Bucket=code["S3Bucket"], Key="v2.zip", Body=lambda_zip(HANDLER + "# v2\n"))
     resources = versioned(code, name)
     resources["Function"]["Properties"]["Code"] = {"S3Bucket": code["S3Bucket"], "S3Key": {"Ref": "CodeKey"}}
     resources["Version"]["Properties"]["Description"] = {"Ref": "CodeKey"}
@@ -336,7 +329,7 @@ def function_stack(local_aws):
         StackName=storage_name, TemplateBody=(REPO_ROOT / "cloudformation/storage.yaml").read_text()
     )
     storage = stack_outputs(cfn, storage_name)
-    s3.put_object(Bucket=storage["ArtifactBucketName"], Key="tiny.zip", Body=function_zip())
+    s3.put_object(Bucket=storage["ArtifactBucketName"], Key="tiny.zip", Body=lambda_zip(HANDLER))
     parameters = {
         "StorageStackName": storage_name,
         "FunctionName": function_name,

@@ -7,7 +7,6 @@ test, functions created against the session's local AWS, and a count of environm
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import os
@@ -17,13 +16,13 @@ import sys
 import threading
 import time
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from helpers.reports import Report, parse_report, report_from_log_result
+from tests.conftest import lambda_zip
 
 MARKER = "_WORKSHOP_LAMBDA_SERVER"
 
@@ -48,38 +47,20 @@ def handler(event, context):
 """
 
 
-def make_zip(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buf.getvalue()
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def role_arn(local_aws) -> str:
-    iam = local_aws.client("iam")
-    name = "lambda-engine-test-role"
-    try:
-        return iam.get_role(RoleName=name)["Role"]["Arn"]
-    except ClientError:
-        return iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
 
 
 def create_function(local_aws, code: str | dict[str, str], name: str | None = None, **kwargs) -> str:
     """A python3.12 function whose ``app.py`` is ``code``; returns its name."""
     name = name or unique("fn")
-    files = {"app.py": code} if isinstance(code, str) else code
     kwargs.setdefault("Timeout", 5)
     local_aws.client("lambda").create_function(
         FunctionName=name,
         Runtime="python3.12",
-        Role=role_arn(local_aws),
+        Role=local_aws.lambda_role(),
         Handler=kwargs.pop("Handler", "app.handler"),
-        Code={"ZipFile": make_zip(files)},
+        Code={"ZipFile": lambda_zip(code)},
         **kwargs,
     )
     return name
