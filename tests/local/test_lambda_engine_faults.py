@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from tests.local.test_lambda_engine import ECHO, create_function, invoke, make_zip, tail_text, wait_for
+from tests.conftest import lambda_zip
+from tests.local.test_lambda_engine import ECHO, create_function, invoke, tail_text, wait_for
 
 FAULTY = """
 import os, time
@@ -110,6 +111,6 @@ def test_init_failure_is_reported_then_fixed_code_runs(local_aws, files, handler
     assert payload["errorType"] == error_type
     assert report.status == "error"
     assert "INIT_REPORT Init Duration" in tail_text(response)
-    local_aws.client("lambda").update_function_code(FunctionName=name, ZipFile=make_zip({"app.py": ECHO}))
+    local_aws.client("lambda").update_function_code(FunctionName=name, ZipFile=lambda_zip({"app.py": ECHO}))
     response, payload, _ = invoke(local_aws, name)
     assert "FunctionError" not in response and "pid" in payload

@@ -232,3 +232,28 @@ def test_deleting_a_stack_with_a_non_empty_bucket_fails_as_on_aws(local_aws):
     s3.delete_object(Bucket=bucket, Key="k")
     cfn.delete_stack(StackName=name)
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_an_endpoint_whose_route_table_went_first_still_deletes(local_aws):
+    """moto deletes a stack's resources in no fixed order; the route table may go before the endpoint."""
+    cfn, ec2 = local_aws.client("cloudformation"), local_aws.client("ec2")
+    resources = {
+        **NETWORK,
+        "Rt": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+        "S3": {
+            "Type": "AWS::EC2::VPCEndpoint",
+            "Properties": {
+                "VpcId": {"Ref": "Vpc"},
+                "ServiceName": "com.amazonaws.us-east-1.s3",
+                "VpcEndpointType": "Gateway",
+                "RouteTableIds": [{"Ref": "Rt"}],
+            },
+        },
+    }
+    body = {"Resources": resources, "Outputs": {"Rt": {"Value": {"Ref": "Rt"}}}}
+    name = f"patch-{uuid.uuid4().hex[:8]}"
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=json.dumps(body))["StackId"]
+    route_table = cfn.describe_stacks(StackName=name)["Stacks"][0]["Outputs"][0]["OutputValue"]
+    ec2.delete_route_table(RouteTableId=route_table)
+    cfn.delete_stack(StackName=name)
+    assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"

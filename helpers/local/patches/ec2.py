@@ -13,7 +13,9 @@ Gaps of stock moto 5.2.5 filled here:
   association) and its ``Ref`` is the route table id instead of the association id; deleting it is a
   no-op.
 - Deleting ``AWS::EC2::RouteTable`` and ``AWS::EC2::VPCEndpoint`` is a no-op, so deleting the stack
-  then fails on the VPC with DependencyViolation and leaves the VPC behind.
+  then fails on the VPC with DependencyViolation and leaves the VPC behind. (Deleting an endpoint
+  whose route table is already gone must not fail either: moto deletes a stack's resources in no
+  fixed order.)
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ def _route_table_delete(self, account_id: str, region_name: str) -> None:
 def _endpoint_delete(self, account_id: str, region_name: str) -> None:
     backend = ec2_backends[account_id][region_name]
     if self.id in backend.vpc_end_points:
+        # A route table deleted first took the endpoint's route with it (stacks delete in any order).
+        self.route_table_ids = [rt for rt in self.route_table_ids if rt in backend.route_tables]
         backend.delete_vpc_endpoints([self.id])
         backend.vpc_end_points.pop(self.id, None)
 
