@@ -1,0 +1,242 @@
+"""Seed Amazon EFS from S3: unpack a verified archive into a new folder, then switch a pointer.
+
+Layout on the mount (``EFS_MOUNT``, e.g. ``/mnt/ml``)::
+
+    <name>/versions/<version>/...    one folder per content version (name: "model" or "framework")
+    <name>/current -> versions/<v>   a relative symlink, replaced atomically
+
+Actions (the event's ``action``):
+
+- ``seed`` (``name``, ``bucket``, ``key``): stream the archive from S3, refuse any member that is not a
+  plain file or folder inside the target (``..``, absolute paths, links, devices), verify every file's
+  sha256 and size against the archive's ``manifest.json``, then rename the folder into place and
+  switch ``current``. A corrupted archive, a checksum mismatch or a refused member fails with a clear
+  error and leaves the previous ``current`` untouched. When ``current`` already holds the same
+  manifest (known from the object's ``manifest-sha256`` metadata), nothing is downloaded.
+- ``inspect``: what is on EFS: current version, all versions, manifest, files and sizes, free space.
+- ``clean`` (``keep``, default 1): remove all but the ``keep`` newest versions (never ``current``)
+  and leftovers of interrupted seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import time
+import uuid
+import zlib
+from pathlib import Path, PurePosixPath
+
+import boto3
+
+log = logging.getLogger()
+log.setLevel(logging.INFO)
+
+EFS_MOUNT = Path(os.environ.get("EFS_MOUNT", "/mnt/ml"))
+NAMES = ("model", "framework")
+MANIFEST = "manifest.json"
+CHUNK = 1024 * 1024
+
+
+class SeedError(Exception):
+    """The request or the archive is wrong; the message says what and how to fix it."""
+
+
+def handler(event, context):
+    if not isinstance(event, dict):
+        raise SeedError('The event must be a JSON object such as {"action": "inspect"}.')
+    action = event.get("action")
+    if action == "seed":
+        missing = [k for k in ("name", "bucket", "key") if not event.get(k)]
+        if missing:
+            raise SeedError(f"A seed needs {', '.join(missing)}: send name, bucket and key.")
+        return seed(event["name"], event["bucket"], event["key"])
+    if action == "inspect":
+        return inspect()
+    if action == "clean":
+        return clean(int(event.get("keep", 1)))
+    raise SeedError(f"Unknown action {action!r}: use 'seed', 'inspect' or 'clean'.")
+
+
+def _root(name: str) -> Path:
+    if name not in NAMES:
+        raise SeedError(f"Unknown name {name!r}: use one of {', '.join(NAMES)}.")
+    return EFS_MOUNT / name
+
+
+def _current_version(root: Path) -> str | None:
+    link = root / "current"
+    return PurePosixPath(os.readlink(link)).name if link.is_symlink() else None
+
+
+def _manifest_sha(folder: Path) -> str | None:
+    try:
+        return hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def seed(name: str, bucket: str, key: str) -> dict:
+    started = time.monotonic()
+    root = _root(name)
+    s3 = boto3.client("s3")
+    head = s3.head_object(Bucket=bucket, Key=key)
+    expected = head.get("Metadata", {}).get("manifest-sha256")
+    previous = _current_version(root)
+    if expected and previous and _manifest_sha(root / "versions" / previous) == expected:
+        log.info("%s is already at %s: nothing to do", name, previous)
+        return {"status": "unchanged", "name": name, "version": previous, "previous": previous}
+    versions = root / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    staging = versions / f".tmp-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        hashes = _unpack(body, staging, f"s3://{bucket}/{key}")
+        doc = _verify(staging, hashes, expected, f"s3://{bucket}/{key}")
+        version = _manifest_sha(staging)[:16]
+        final = versions / version
+        if final.exists():
+            shutil.rmtree(staging)  # the same content is already there, verified when it was seeded
+        else:
+            os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _switch(root, version)
+    files = doc["files"]
+    result = {
+        "status": "unchanged" if version == previous else "seeded",
+        "name": name,
+        "version": version,
+        "previous": previous,
+        "files": len(files),
+        "bytes": sum(f["size"] for f in files.values()),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    log.info(json.dumps(result))
+    return result
+
+
+def _safe_path(member: tarfile.TarInfo, where: str) -> PurePosixPath:
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise SeedError(
+            f"{where} has a member that escapes its folder: {member.name!r}. Rebuild the archive."
+        )
+    if not (member.isfile() or member.isdir()):
+        kind = "link" if (member.issym() or member.islnk()) else "special file"
+        raise SeedError(
+            f"{where} has a {kind} {member.name!r} -> {member.linkname!r}: only plain files are accepted."
+        )
+    return path
+
+
+def _unpack(body, staging: Path, where: str) -> dict[str, tuple[str, int]]:
+    """Stream the archive into ``staging``; return ``{relative path: (sha256, size)}``."""
+    hashes = {}
+    try:
+        with tarfile.open(fileobj=body, mode="r|gz") as tar:
+            for member in tar:
+                rel = _safe_path(member, where)
+                target = staging.joinpath(*rel.parts)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest, size = hashlib.sha256(), 0
+                source = tar.extractfile(member)
+                with open(target, "wb") as out:
+                    while chunk := source.read(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                hashes[rel.as_posix()] = (digest.hexdigest(), size)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise SeedError(f"{where} is not a readable .tar.gz ({exc}): upload it again.") from exc
+    return hashes
+
+
+def _verify(staging: Path, hashes: dict, expected_manifest: str | None, where: str) -> dict:
+    if MANIFEST not in hashes:
+        raise SeedError(f"{where} has no {MANIFEST}: pack it with helpers.bundle.pack_folder.")
+    if expected_manifest and hashes[MANIFEST][0] != expected_manifest:
+        raise SeedError(f"{where}'s {MANIFEST} is not the one uploaded (sha256 differs): upload it again.")
+    doc = json.loads((staging / MANIFEST).read_text())
+    listed = doc.get("files", {})
+    for rel, meta in listed.items():
+        got = hashes.get(rel)
+        if got is None:
+            raise SeedError(f"{where} lacks {rel}, which its manifest lists: rebuild the archive.")
+        if got != (meta["sha256"], meta["size"]):
+            raise SeedError(
+                f"{where}: {rel} does not match its manifest (sha256 or size differs): corrupted, upload again."
+            )
+    extra = sorted(set(hashes) - set(listed) - {MANIFEST})
+    if extra:
+        raise SeedError(
+            f"{where} holds files its manifest does not list ({', '.join(extra[:5])}): rebuild the archive."
+        )
+    return doc
+
+
+def _switch(root: Path, version: str) -> None:
+    """Point ``current`` at ``versions/<version>`` in one rename: readers see the old or the new."""
+    temporary = root / f".current-{uuid.uuid4().hex[:12]}"
+    os.symlink(f"versions/{version}", temporary)
+    os.replace(temporary, root / "current")
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def inspect() -> dict:
+    report = {}
+    for name in NAMES:
+        root = EFS_MOUNT / name
+        versions = (
+            sorted(p.name for p in (root / "versions").glob("*") if p.is_dir()) if root.exists() else []
+        )
+        current = _current_version(root)
+        entry = {"current": current, "versions": [v for v in versions if not v.startswith(".tmp-")]}
+        if current:
+            folder = root / "versions" / current
+            entry["manifest"] = json.loads((folder / MANIFEST).read_text())
+            entry["files"] = {
+                p.relative_to(folder).as_posix(): p.stat().st_size
+                for p in sorted(folder.rglob("*"))
+                if p.is_file() and p.name != MANIFEST
+            }
+            entry["bytes"] = sum(entry["files"].values())
+        report[name] = entry
+    usage = shutil.disk_usage(EFS_MOUNT) if EFS_MOUNT.exists() else None
+    report["free_bytes"] = usage.free if usage else None
+    return report
+
+
+def clean(keep: int = 1) -> dict:
+    if keep < 1:
+        raise SeedError(f"keep must be at least 1 (the current version), not {keep}.")
+    removed = []
+    for name in NAMES:
+        versions = EFS_MOUNT / name / "versions"
+        if not versions.exists():
+            continue
+        current = _current_version(EFS_MOUNT / name)
+        for leftover in versions.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(f"{name}/{leftover.name}")
+        others = sorted(
+            (p for p in versions.iterdir() if p.is_dir() and p.name != current),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in others[keep - 1 :]:
+            shutil.rmtree(old)
+            removed.append(f"{name}/{old.name}")
+    return {"removed": removed}

@@ -1,0 +1,228 @@
+"""The seeder function, in-process: S3 from moto's in-process mock, EFS a temporary folder."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from helpers.bundle import pack_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "artifacts"
+
+
+@pytest.fixture
+def seeder(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFS_MOUNT", str(tmp_path / "efs"))
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    (tmp_path / "efs").mkdir()
+    spec = importlib.util.spec_from_file_location("seeder_app", ROOT / "functions/seeder/app.py")
+    module = importlib.util.module_from_spec(spec)
+    with mock_aws():
+        spec.loader.exec_module(module)
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield module
+
+
+def upload(path: Path, key: str, manifest_sha256: str | None = None) -> str:
+    extra = {"Metadata": {"manifest-sha256": manifest_sha256}} if manifest_sha256 else {}
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes(), **extra)
+    return key
+
+
+def model_archive(tmp_path: Path, weights: bytes = b"weights-v1") -> tuple[Path, str]:
+    src = tmp_path / f"src-{hashlib.sha256(weights).hexdigest()[:6]}"
+    (src / "sub").mkdir(parents=True, exist_ok=True)
+    (src / "resnet18.pt").write_bytes(weights)
+    (src / "sub" / "classes.json").write_text('["a", "b"]')
+    info = pack_folder(src, "model", tmp_path / f"{src.name}.tar.gz")
+    return info.path, info.manifest_sha256
+
+
+def seed(seeder, key: str) -> dict:
+    return seeder.handler({"action": "seed", "name": "model", "bucket": BUCKET, "key": key}, None)
+
+
+def current(seeder) -> Path:
+    return (seeder.EFS_MOUNT / "model" / "current").resolve()
+
+
+def test_seed_unpacks_verifies_and_points_current_at_the_new_version(seeder, tmp_path):
+    path, manifest = model_archive(tmp_path)
+    result = seed(seeder, upload(path, "model.tar.gz", manifest))
+    assert result["status"] == "seeded" and result["files"] == 2 and result["previous"] is None
+    assert result["version"] == manifest[:16]
+    assert (current(seeder) / "resnet18.pt").read_bytes() == b"weights-v1"
+    assert os.readlink(seeder.EFS_MOUNT / "model" / "current") == f"versions/{manifest[:16]}"  # relative
+
+
+def test_seeding_the_same_archive_again_is_a_no_op(seeder, tmp_path):
+    path, manifest = model_archive(tmp_path)
+    key = upload(path, "model.tar.gz", manifest)
+    first = seed(seeder, key)
+    before = os.stat(current(seeder) / "resnet18.pt").st_mtime_ns
+    again = seed(seeder, key)
+    assert again == {
+        "status": "unchanged",
+        "name": "model",
+        "version": first["version"],
+        "previous": first["version"],
+    }
+    assert os.stat(current(seeder) / "resnet18.pt").st_mtime_ns == before
+
+
+def test_without_metadata_the_same_content_is_still_unchanged(seeder, tmp_path):
+    path, _ = model_archive(tmp_path)
+    key = upload(path, "model.tar.gz")
+    seed(seeder, key)
+    assert seed(seeder, key)["status"] == "unchanged"
+
+
+def test_new_content_gets_a_new_version_and_current_switches(seeder, tmp_path):
+    v1, m1 = model_archive(tmp_path, b"one")
+    v2, m2 = model_archive(tmp_path, b"two")
+    seed(seeder, upload(v1, "v1.tar.gz", m1))
+    result = seed(seeder, upload(v2, "v2.tar.gz", m2))
+    assert result["previous"] == m1[:16] and result["version"] == m2[:16]
+    assert (current(seeder) / "resnet18.pt").read_bytes() == b"two"
+
+
+def assert_previous_seed_intact(seeder) -> None:
+    assert (current(seeder) / "resnet18.pt").read_bytes() == b"good"
+    assert not list((seeder.EFS_MOUNT / "model" / "versions").glob(".tmp-*"))
+
+
+@pytest.fixture
+def seeded(seeder, tmp_path):
+    path, manifest = model_archive(tmp_path, b"good")
+    seed(seeder, upload(path, "good.tar.gz", manifest))
+    return seeder
+
+
+def test_a_corrupted_archive_fails_clearly_and_keeps_the_previous_seed(seeded, tmp_path):
+    path, _ = model_archive(tmp_path, b"bad")
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(seeded.SeedError, match=r"broken.tar.gz is not a readable .tar.gz.*upload it again"):
+        seed(seeded, upload(broken, "broken.tar.gz"))
+    assert_previous_seed_intact(seeded)
+
+
+def tar_with(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def file_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def test_a_checksum_mismatch_fails_clearly_and_keeps_the_previous_seed(seeded, tmp_path):
+    manifest = {"format": 1, "name": "model", "files": {"resnet18.pt": {"sha256": "0" * 64, "size": 3}}}
+    archive = tmp_path / "mismatch.tar.gz"
+    archive.write_bytes(
+        tar_with(
+            [file_member("manifest.json", json.dumps(manifest).encode()), file_member("resnet18.pt", b"bad")]
+        )
+    )
+    with pytest.raises(seeded.SeedError, match="resnet18.pt does not match its manifest"):
+        seed(seeded, upload(archive, "mismatch.tar.gz"))
+    assert_previous_seed_intact(seeded)
+
+
+def link(name: str, target: str, hard: bool = False) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return info, None
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (file_member("../../escape.txt", b"x"), "escapes its folder"),
+        (file_member("/etc/evil", b"x"), "escapes its folder"),
+        (file_member("sub/../../up.txt", b"x"), "escapes its folder"),
+        (link("evil-link", "/etc/passwd"), "has a link"),
+        (link("hard", "../../outside", hard=True), "has a link"),
+    ],
+    ids=["dotdot", "absolute", "nested-dotdot", "symlink-out", "hardlink-out"],
+)
+def test_a_member_escaping_the_target_is_refused_and_the_previous_seed_kept(
+    seeded, tmp_path, member, message
+):
+    manifest = {"format": 1, "name": "model", "files": {}}
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(tar_with([file_member("manifest.json", json.dumps(manifest).encode()), member]))
+    with pytest.raises(seeded.SeedError, match=message):
+        seed(seeded, upload(archive, "evil.tar.gz"))
+    assert_previous_seed_intact(seeded)
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_an_archive_with_files_its_manifest_does_not_list_is_refused(seeded, tmp_path):
+    manifest = {"format": 1, "name": "model", "files": {}}
+    archive = tmp_path / "extra.tar.gz"
+    archive.write_bytes(
+        tar_with([file_member("manifest.json", json.dumps(manifest).encode()), file_member("x.py", b"1")])
+    )
+    with pytest.raises(seeded.SeedError, match="does not list"):
+        seed(seeded, upload(archive, "extra.tar.gz"))
+    assert_previous_seed_intact(seeded)
+
+
+def test_inspect_reports_what_was_seeded(seeder, tmp_path):
+    path, manifest = model_archive(tmp_path)
+    seed(seeder, upload(path, "model.tar.gz", manifest))
+    report = seeder.handler({"action": "inspect"}, None)
+    model = report["model"]
+    assert model["current"] == manifest[:16] and model["versions"] == [manifest[:16]]
+    assert model["files"] == {"resnet18.pt": len(b"weights-v1"), "sub/classes.json": len('["a", "b"]')}
+    assert set(model["manifest"]["files"]) == set(model["files"])
+    assert report["framework"] == {"current": None, "versions": []}
+    assert report["free_bytes"] > 0
+
+
+def test_clean_removes_old_versions_and_leftovers_but_never_current(seeder, tmp_path):
+    for index, weights in enumerate((b"a", b"b", b"c")):
+        path, manifest = model_archive(tmp_path, weights)
+        seed(seeder, upload(path, f"{index}.tar.gz", manifest))
+    (seeder.EFS_MOUNT / "model" / "versions" / ".tmp-interrupted").mkdir()
+    removed = seeder.handler({"action": "clean", "keep": 1}, None)["removed"]
+    assert len(removed) == 3
+    left = [p.name for p in (seeder.EFS_MOUNT / "model" / "versions").iterdir()]
+    assert left == [manifest[:16]] and (current(seeder) / "resnet18.pt").read_bytes() == b"c"
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"action": "explode"}, "Unknown action 'explode'"),
+        ({"action": "seed", "name": "model"}, "needs bucket, key"),
+        ({"action": "seed", "name": "weights", "bucket": BUCKET, "key": "k"}, "Unknown name 'weights'"),
+        ([], "must be a JSON object"),
+    ],
+)
+def test_bad_events_say_what_to_send(seeder, event, message):
+    with pytest.raises(seeder.SeedError, match=message):
+        seeder.handler(event, None)
