@@ -1,0 +1,129 @@
+"""Put archives onto EFS: upload them to the artifact bucket, deploy the seeder, ask it to seed.
+
+The seeder is a Lambda function in the VPC that mounts the same access point as the inference
+function; it reads S3 through the gateway endpoint, so seeding needs no EC2 instance and no NAT gateway,
+and it answers when it is done (with what it did, or with the reason it refused).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from helpers import functions, session, stacks
+from helpers.bundle import ArchiveInfo
+from helpers.config import Settings, load_settings
+from helpers.invoke import FunctionFailed, invoke
+
+log = logging.getLogger(__name__)
+
+LAMBDA_PACKAGE_LIMIT_MB = 250  # unzipped deployment package, layers included
+LAMBDA_TMP_DEFAULT_MB = 512  # /tmp without extra ephemeral storage
+
+
+class SeedFailed(RuntimeError):
+    """The seeder refused or failed; the message is the seeder's own, which says what to fix."""
+
+
+def archive_key(archive: ArchiveInfo) -> str:
+    return f"archives/{archive.name}-{archive.version}.tar.gz"
+
+
+def upload_archive(archive: ArchiveInfo, bucket: str, *, progress: bool = True) -> str:
+    """Upload once (content-addressed key) with a progress bar; return the key."""
+    s3 = session.client("s3")
+    key = archive_key(archive)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+        if head.get("Metadata", {}).get("manifest-sha256") == archive.manifest_sha256:
+            log.info("s3://%s/%s is already there", bucket, key)
+            return key
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    callback, bar = None, None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=archive.size, unit="B", unit_scale=True, desc=f"uploading {archive.name}")
+        callback = bar.update
+    try:
+        s3.upload_file(
+            str(archive.path),
+            bucket,
+            key,
+            ExtraArgs={"Metadata": {"manifest-sha256": archive.manifest_sha256}},
+            Callback=callback,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return key
+
+
+def deploy_seeder(cfg: Settings | None = None, *, echo=print) -> dict[str, str]:
+    """Package ``functions/seeder``, upload it, and deploy ``cloudformation/seeder.yaml``."""
+    cfg = cfg or load_settings()
+    storage = stacks.outputs(cfg.name("storage"), notebook="01_setup_efs.ipynb")
+    code = functions.build_zip("seeder")
+    key = functions.upload_zip(code, storage["ArtifactBucketName"])
+    return stacks.deploy(
+        cfg.name("seeder"),
+        "seeder",
+        {"StorageStackName": cfg.name("storage"), "FunctionName": cfg.name("seeder"), "CodeKey": key},
+        echo=echo,
+    )
+
+
+def call(function_name: str, event: dict[str, Any]) -> dict:
+    """Invoke the seeder; raise SeedFailed with its message when it refuses or fails."""
+    try:
+        return invoke(function_name, event).raise_for_error().payload
+    except FunctionFailed as exc:
+        raise SeedFailed(
+            f"The seeder could not {event.get('action')}: {exc.error_type}: {exc.error_message}"
+        ) from exc
+
+
+def seed(function_name: str, archive: ArchiveInfo, bucket: str, key: str) -> dict:
+    return call(function_name, {"action": "seed", "name": archive.name, "bucket": bucket, "key": key})
+
+
+def inspect(function_name: str) -> dict:
+    return call(function_name, {"action": "inspect"})
+
+
+def clean(function_name: str, keep: int = 1) -> dict:
+    return call(function_name, {"action": "clean", "keep": keep})
+
+
+def size_table(framework_bytes: int, model_bytes: int, framework_note: str = "") -> list[dict]:
+    """Why EFS: the framework and the model against Lambda's package and /tmp limits."""
+    rows = []
+    for item, size in (
+        ("PyTorch + Pillow (framework)", framework_bytes),
+        ("ResNet-18 weights + classes", model_bytes),
+    ):
+        rows.append({"what": item, "MB": round(size / 1e6, 1)})
+    total = (framework_bytes + model_bytes) / 1e6
+    rows.append({"what": "together", "MB": round(total, 1)})
+    for row in rows:
+        row[f"fits the {LAMBDA_PACKAGE_LIMIT_MB} MB package limit"] = row["MB"] <= LAMBDA_PACKAGE_LIMIT_MB
+        row[f"fits the default {LAMBDA_TMP_DEFAULT_MB} MB /tmp"] = row["MB"] <= LAMBDA_TMP_DEFAULT_MB
+    if framework_note:
+        rows[0]["note"] = framework_note
+    return rows
+
+
+def installed_size(package: str) -> int:
+    """Bytes of an installed package's folder on this machine (what a bundle of it would unpack to)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return 0
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
