@@ -102,6 +102,7 @@ def wait_provisioned_ready(
                 bar.set_postfix_str(config["Status"])
                 bar.refresh()
             if config["Status"] == "READY":
+                config.pop("ResponseMetadata", None)
                 return config
             if config["Status"] == "FAILED":
                 raise RuntimeError(

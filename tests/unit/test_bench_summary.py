@@ -51,3 +51,12 @@ def test_conclusion_states_the_measured_speed_up_spill_over_and_break_even():
 def test_conclusion_says_so_when_provisioned_is_not_faster():
     slow = [rec("cold", 100, 50, init=40), rec("provisioned", 400, 390, init_type="provisioned-concurrency")]
     assert "4.0x SLOWER" in bench.conclusion(slow, memory_mb=1024, arch="x86_64", environments=1)
+
+
+def test_conclusion_does_not_credit_provisioned_concurrency_for_a_warm_gap():
+    gap = [
+        rec("warm", 300, 290),
+        rec("provisioned", 90, 80, init_type="provisioned-concurrency"),
+    ]
+    text = bench.conclusion(gap, memory_mb=2048, arch="x86_64", environments=1)
+    assert "differ by 210 ms at the median" in text and "does not make a warm environment faster" in text
