@@ -331,11 +331,17 @@ def conclusion(records: Iterable[dict], memory_mb: int, arch: str, environments:
     spill = [r for r in records if r["scenario"] == "burst-provisioned" and r.get("init_type") == "on-demand"]
     bursts = [r for r in records if r["scenario"] == "burst-provisioned"]
     if bursts:
-        lines.append(
+        cold_spill = sum(1 for r in spill if r.get("init_ms") is not None)
+        text = (
             f"In a burst of {len(bursts)} concurrent requests on the provisioned alias with {environments} "
             f"environment(s), {len(spill)} spilled over to on-demand environments"
-            + (" and paid a cold start." if spill else ".")
         )
+        if spill:
+            text += (
+                f": {cold_spill} had to start one (a cold start), {len(spill) - cold_spill} found an idle on-demand "
+                "environment of the same version left by earlier traffic."
+            )
+        lines.append(text + ("" if spill else "."))
     if warm and prov and warm["billed_ms"] and prov["billed_ms"]:
         rate = cost.break_even_requests_per_month(
             warm["billed_ms"], memory_mb, arch, environments, billed_ms_provisioned=prov["billed_ms"]

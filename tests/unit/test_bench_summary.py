@@ -43,6 +43,7 @@ def test_conclusion_states_the_measured_speed_up_spill_over_and_break_even():
     assert "provisioned invocation took 26 ms: provisioned was 53.8x faster" in text
     assert "are alike" in text
     assert "burst of 2 concurrent requests" in text and "1 spilled over" in text
+    assert "1 had to start one (a cold start), 0 found an idle on-demand environment" in text
     expected = cost.break_even_requests_per_month(22.0, 2048, "x86_64", 1, billed_ms_provisioned=22.0)
     assert f"above {expected:,.0f} requests a month" in text
     assert "1 invocation(s) failed" in text
@@ -60,3 +61,14 @@ def test_conclusion_does_not_credit_provisioned_concurrency_for_a_warm_gap():
     ]
     text = bench.conclusion(gap, memory_mb=2048, arch="x86_64", environments=1)
     assert "differ by 210 ms at the median" in text and "does not make a warm environment faster" in text
+
+
+def test_a_spill_over_onto_an_idle_warm_environment_is_not_called_a_cold_start():
+    burst = [
+        rec("burst-provisioned", 30, 21, init_type="provisioned-concurrency"),
+        rec("burst-provisioned", 40, 30),  # on-demand, no Init Duration: an idle environment was reused
+    ]
+    text = bench.conclusion(burst, memory_mb=2048, arch="x86_64", environments=1)
+    assert (
+        "1 spilled over to on-demand environments: 0 had to start one (a cold start), 1 found an idle" in text
+    )
