@@ -9,7 +9,9 @@ bytes (sorted members, fixed times, owners and modes, gzip without a timestamp).
 
 The framework bundle is what the function imports from EFS: on AWS, the Lambda platform's CPU build
 of torch plus Pillow, installed by pip for the function's architecture and Python version from the
-PyTorch CPU index (PyPI's Linux torch is a multi-GB CUDA build). On the local backend the execution
+PyTorch CPU index (PyPI's Linux torch is a multi-GB CUDA build). torch >= 2.6 publishes only
+``manylinux_2_28`` wheels, which the python3.12+ runtimes (Amazon Linux 2023, glibc 2.34) run, so the
+command accepts ``manylinux_2_28`` as well as ``manylinux2014``. On the local backend the execution
 environments run this machine's interpreter, so the bundle holds only what it lacks: usually nothing.
 """
 
@@ -31,15 +33,20 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+NAMES = ("model", "framework")  # the folders the seeder writes under the EFS mount
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+PYPI_INDEX = "https://pypi.org/simple"
 LAMBDA_TORCH = "torch==2.14.1"  # the workshop's torch; the CPU index serves its +cpu build
 REQUIRED_MODULES = {"torch": LAMBDA_TORCH, "PIL": "Pillow"}
 PRUNE = ("__pycache__", "tests", "test", "include", "bin")
 PRUNE_SUFFIXES = (".pyi", ".pyc", ".a")
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ArchiveInfo:
+    """A packed archive: where it is, its sha256, and the manifest's sha256 the seeder checks."""
+
     name: str
     path: Path
     sha256: str
@@ -56,6 +63,8 @@ class ArchiveInfo:
 
 @dataclass(frozen=True)
 class FrameworkBundle:
+    """A built framework folder, its size, and a sentence saying what it holds and why."""
+
     directory: Path
     backend: str
     packages: list[str]
@@ -68,6 +77,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_sha256(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file, read in chunks (framework libraries are hundreds of MB)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def manifest(src: Path, name: str) -> dict:
     """The manifest of every regular file under ``src`` (symlinks and special files are refused)."""
     src = Path(src)
@@ -77,8 +96,8 @@ def manifest(src: Path, name: str) -> dict:
         if path.is_symlink() or not (path.is_file() or path.is_dir()):
             raise ValueError(f"{path} is a link or special file: archives for EFS hold regular files only.")
         if path.is_file() and rel != MANIFEST:
-            data = path.read_bytes()
-            files[rel] = {"sha256": _sha256(data), "size": len(data)}
+            sha256, size = _file_sha256(path)
+            files[rel] = {"sha256": sha256, "size": size}
     return {"format": 1, "name": name, "files": files}
 
 
@@ -87,6 +106,8 @@ def pack_folder(src: str | Path, name: str, dest: str | Path) -> ArchiveInfo:
     src, dest = Path(src), Path(dest)
     if not src.is_dir():
         raise FileNotFoundError(f"No folder at {src} to pack.")
+    if name not in NAMES:
+        raise ValueError(f"Unknown archive name {name!r}: the seeder accepts {' or '.join(NAMES)}.")
     doc = manifest(src, name)
     manifest_bytes = json.dumps(doc, indent=1, sort_keys=True).encode()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -96,12 +117,13 @@ def pack_folder(src: str | Path, name: str, dest: str | Path) -> ArchiveInfo:
             for rel, meta in doc["files"].items():
                 with open(src / rel, "rb") as fh:
                     _add(tar, rel, fh, meta["size"])
-    data = dest.read_bytes()
+    sha256, size = _file_sha256(dest)
+    log.info("packed %d files of %s into %s (%.1f MB)", len(doc["files"]), src, dest, size / 1e6)
     return ArchiveInfo(
         name=name,
         path=dest,
-        sha256=_sha256(data),
-        size=len(data),
+        sha256=sha256,
+        size=size,
         manifest_sha256=_sha256(manifest_bytes),
         files=len(doc["files"]),
         content_bytes=sum(f["size"] for f in doc["files"].values()),
@@ -116,22 +138,34 @@ def _add(tar: tarfile.TarFile, name: str, fileobj, size: int) -> None:
     tar.addfile(info, fileobj)
 
 
+def lambda_platforms(architecture: str) -> list[str]:
+    """pip ``--platform`` tags of wheels that run on Lambda's python3.12+ runtimes for ``architecture``."""
+    machine = {"x86_64": "x86_64", "arm64": "aarch64"}.get(architecture)
+    if machine is None:
+        raise ValueError(f"Architecture {architecture!r} is not a Lambda architecture: use x86_64 or arm64.")
+    return [f"manylinux_2_28_{machine}", f"manylinux2014_{machine}"]
+
+
 def pip_command(
     target: str | Path,
     packages: list[str],
     *,
     python_version: str = "3.12",
     architecture: str = "x86_64",
+    host: bool = False,
     index_url: str | None = TORCH_CPU_INDEX,
-    extra_index_url: str | None = "https://pypi.org/simple",
+    extra_index_url: str | None = PYPI_INDEX,
     extra_args: list[str] | None = None,
 ) -> list[str]:
-    """The pip command that installs ``packages`` for Lambda's platform into ``target``."""
-    platform = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}.get(architecture)
-    if platform is None:
-        raise ValueError(f"Architecture {architecture!r} is not a Lambda architecture: use x86_64 or arm64.")
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--platform", platform]
-    cmd += ["--python-version", python_version, "--only-binary=:all:", "--implementation", "cp"]
+    """The pip command that installs ``packages`` into ``target`` for Lambda's platform.
+
+    With ``host=True`` it installs for this machine's interpreter instead (a local-backend bundle).
+    """
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
+    if not host:
+        for platform in lambda_platforms(architecture):
+            cmd += ["--platform", platform]
+        cmd += ["--python-version", python_version, "--only-binary=:all:", "--implementation", "cp"]
     if index_url:
         cmd += ["--index-url", index_url]
     if extra_index_url:
@@ -157,36 +191,47 @@ def build_framework_bundle(
 ) -> FrameworkBundle:
     """Fill ``target`` with the framework the function imports from EFS (see the module docstring).
 
+    ``pip_args`` overrides ``index_url``, ``extra_index_url`` and ``extra_args`` of :func:`pip_command`.
     The AWS build downloads from the PyTorch CPU index, which only a machine with internet access can
-    reach; the same code path is tested here on a small wheel served from a local folder.
+    reach; the tests run the same code path on a small wheel served from a local folder instead.
     """
+    if backend not in ("aws", "local"):
+        raise ValueError(f"Unknown backend {backend!r}: use 'aws' or 'local'.")
     target = Path(target)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    if backend == "local" and packages is None:
-        packages = missing_on_host()
+    if backend == "local":
+        packages = missing_on_host() if packages is None else packages
         if not packages:
             return FrameworkBundle(
                 target, backend, [], 0,
                 "The local backend runs functions on this machine's Python, which already has torch and "
                 "Pillow: the framework bundle is empty, and the functions import the host's packages.",
             )  # fmt: skip
-    packages = packages if packages is not None else list(REQUIRED_MODULES.values())
+        where = f"this machine's Python {sys.version_info.major}.{sys.version_info.minor}, which lacks them"
+    else:
+        packages = packages if packages is not None else list(REQUIRED_MODULES.values())
+        where = f"Lambda {architecture} / Python {python_version}"
     cmd = pip_command(
-        target, packages, python_version=python_version, architecture=architecture, **(pip_args or {})
+        target,
+        packages,
+        python_version=python_version,
+        architecture=architecture,
+        host=backend == "local",
+        **(pip_args or {}),
     )
     log.info("installing %s into %s", " ".join(packages), target)
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
-            f"pip could not build the framework bundle ({' '.join(packages)}):\n{done.stderr[-2000:]}"
+            f"pip could not build the framework bundle ({' '.join(packages)}); check the index is reachable "
+            f"and the versions exist for {where}:\n{done.stderr[-2000:]}"
         )
     prune(target)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-    note = (
-        f"{', '.join(packages)} for {architecture} / Python {python_version}: {size / 1e6:.0f} MB unpacked."
-    )
+    note = f"{', '.join(packages)} for {where}: {size / 1e6:.1f} MB unpacked."
+    log.info(note)
     return FrameworkBundle(target, backend, packages, size, note, cmd)
 
 

@@ -32,6 +32,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import boto3
+from botocore.exceptions import ClientError
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -46,7 +47,8 @@ class SeedError(Exception):
     """The request or the archive is wrong; the message says what and how to fix it."""
 
 
-def handler(event, context):
+def handler(event: dict, context: object) -> dict:
+    """Validate the event, then run its action (see the module docstring); bad events raise SeedError."""
     if not isinstance(event, dict):
         raise SeedError('The event must be a JSON object such as {"action": "inspect"}.')
     action = event.get("action")
@@ -58,7 +60,10 @@ def handler(event, context):
     if action == "inspect":
         return inspect()
     if action == "clean":
-        return clean(int(event.get("keep", 1)))
+        keep = event.get("keep", 1)
+        if not isinstance(keep, int) or isinstance(keep, bool):
+            raise SeedError(f"keep must be a whole number of versions to keep, such as 1, not {keep!r}.")
+        return clean(keep)
     raise SeedError(f"Unknown action {action!r}: use 'seed', 'inspect' or 'clean'.")
 
 
@@ -81,23 +86,27 @@ def _manifest_sha(folder: Path) -> str | None:
 
 
 def seed(name: str, bucket: str, key: str) -> dict:
+    """Unpack, verify and switch to the archive at s3://bucket/key, unless ``current`` already holds it."""
     started = time.monotonic()
     root = _root(name)
+    where = f"s3://{bucket}/{key}"
     s3 = boto3.client("s3")
-    head = s3.head_object(Bucket=bucket, Key=key)
+    head = _s3_call(s3.head_object, where, Bucket=bucket, Key=key)
     expected = head.get("Metadata", {}).get("manifest-sha256")
     previous = _current_version(root)
     if expected and previous and _manifest_sha(root / "versions" / previous) == expected:
-        log.info("%s is already at %s: nothing to do", name, previous)
+        log.info("%s is already at %s (manifest of %s): nothing to download", name, previous, where)
         return {"status": "unchanged", "name": name, "version": previous, "previous": previous}
     versions = root / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     staging = versions / f".tmp-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
+    log.info("seeding %s from %s (%d bytes) into %s", name, where, head.get("ContentLength", 0), staging)
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        hashes = _unpack(body, staging, f"s3://{bucket}/{key}")
-        doc = _verify(staging, hashes, expected, f"s3://{bucket}/{key}")
+        body = _s3_call(s3.get_object, where, Bucket=bucket, Key=key)["Body"]
+        hashes = _unpack(body, staging, where)
+        log.info("unpacked %d files in %.1f s", len(hashes), time.monotonic() - started)
+        doc = _verify(staging, hashes, name, expected, where)
         version = _manifest_sha(staging)[:16]
         final = versions / version
         if final.exists():
@@ -108,6 +117,7 @@ def seed(name: str, bucket: str, key: str) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _switch(root, version)
+    log.info("%s/current -> versions/%s (was %s)", name, version, previous)
     files = doc["files"]
     result = {
         "status": "unchanged" if version == previous else "seeded",
@@ -122,9 +132,20 @@ def seed(name: str, bucket: str, key: str) -> dict:
     return result
 
 
+def _s3_call(method, where: str, **kwargs) -> dict:
+    try:
+        return method(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise SeedError(
+            f"Cannot read {where} ({error.get('Code')}: {error.get('Message')}): upload the archive there "
+            "first, and check that the seeder's role may s3:GetObject in that bucket."
+        ) from exc
+
+
 def _safe_path(member: tarfile.TarInfo, where: str) -> PurePosixPath:
     path = PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+    if path.is_absolute() or ".." in path.parts or not (path.parts or member.isdir()):
         raise SeedError(
             f"{where} has a member that escapes its folder: {member.name!r}. Rebuild the archive."
         )
@@ -144,7 +165,7 @@ def _unpack(body, staging: Path, where: str) -> dict[str, tuple[str, int]]:
             for member in tar:
                 rel = _safe_path(member, where)
                 target = staging.joinpath(*rel.parts)
-                if member.isdir():
+                if member.isdir():  # "." included: it is the staging folder itself
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -161,13 +182,18 @@ def _unpack(body, staging: Path, where: str) -> dict[str, tuple[str, int]]:
     return hashes
 
 
-def _verify(staging: Path, hashes: dict, expected_manifest: str | None, where: str) -> dict:
+def _verify(staging: Path, hashes: dict, name: str, expected_manifest: str | None, where: str) -> dict:
+    """Check the unpacked files against manifest.json: every file listed, matching, and nothing else."""
     if MANIFEST not in hashes:
         raise SeedError(f"{where} has no {MANIFEST}: pack it with helpers.bundle.pack_folder.")
     if expected_manifest and hashes[MANIFEST][0] != expected_manifest:
         raise SeedError(f"{where}'s {MANIFEST} is not the one uploaded (sha256 differs): upload it again.")
-    doc = json.loads((staging / MANIFEST).read_text())
-    listed = doc.get("files", {})
+    doc = _read_manifest(staging / MANIFEST, where)
+    if doc["name"] != name:
+        raise SeedError(
+            f"{where} holds a {doc['name']!r} archive, not {name!r}: send the key of the {name} archive."
+        )
+    listed = doc["files"]
     for rel, meta in listed.items():
         got = hashes.get(rel)
         if got is None:
@@ -180,6 +206,29 @@ def _verify(staging: Path, hashes: dict, expected_manifest: str | None, where: s
     if extra:
         raise SeedError(
             f"{where} holds files its manifest does not list ({', '.join(extra[:5])}): rebuild the archive."
+        )
+    log.info("verified %d files against %s", len(listed), MANIFEST)
+    return doc
+
+
+def _read_manifest(path: Path, where: str) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+        valid = (
+            doc["format"] == 1
+            and doc["name"] in NAMES
+            and all(
+                isinstance(meta["sha256"], str) and isinstance(meta["size"], int)
+                for meta in doc["files"].values()
+            )
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        valid = False
+    if not valid:
+        raise SeedError(
+            f"{where}'s {MANIFEST} is not a format-1 manifest "
+            '({"format": 1, "name": ..., "files": {path: {"sha256": ..., "size": ...}}}): '
+            "pack the folder with helpers.bundle.pack_folder."
         )
     return doc
 
@@ -196,6 +245,7 @@ def _size(folder: Path) -> int:
 
 
 def inspect() -> dict:
+    """Per name: current version, versions, manifest, files with sizes and bytes; the mount's free space."""
     report = {}
     for name in NAMES:
         root = EFS_MOUNT / name
@@ -220,6 +270,7 @@ def inspect() -> dict:
 
 
 def clean(keep: int = 1) -> dict:
+    """Keep ``current`` and the ``keep - 1`` newest other versions; remove the rest and any leftovers."""
     if keep < 1:
         raise SeedError(f"keep must be at least 1 (the current version), not {keep}.")
     removed = []
@@ -230,7 +281,10 @@ def clean(keep: int = 1) -> dict:
         current = _current_version(EFS_MOUNT / name)
         for leftover in versions.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-            removed.append(f"{name}/{leftover.name}")
+            removed.append(f"{name}/versions/{leftover.name}")
+        for pointer in (EFS_MOUNT / name).glob(".current-*"):  # a switch interrupted before its rename
+            pointer.unlink()
+            removed.append(f"{name}/{pointer.name}")
         others = sorted(
             (p for p in versions.iterdir() if p.is_dir() and p.name != current),
             key=lambda p: p.stat().st_mtime,
@@ -238,5 +292,6 @@ def clean(keep: int = 1) -> dict:
         )
         for old in others[keep - 1 :]:
             shutil.rmtree(old)
-            removed.append(f"{name}/{old.name}")
+            removed.append(f"{name}/versions/{old.name}")
+    log.info("removed %s", ", ".join(removed) or "nothing")
     return {"removed": removed}

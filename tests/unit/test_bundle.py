@@ -49,22 +49,42 @@ def test_a_folder_with_a_link_cannot_be_packed(tmp_path):
         bundle.pack_folder(src, "model", tmp_path / "x.tar.gz")
 
 
-@pytest.mark.parametrize(
-    ("arch", "platform"), [("x86_64", "manylinux2014_x86_64"), ("arm64", "manylinux2014_aarch64")]
-)
-def test_the_aws_pip_command_targets_lambdas_platform_and_the_cpu_index(arch, platform):
+@pytest.mark.parametrize(("arch", "machine"), [("x86_64", "x86_64"), ("arm64", "aarch64")])
+def test_the_aws_pip_command_targets_lambdas_platform_and_the_cpu_index(arch, machine):
     cmd = bundle.pip_command("/tmp/fw", ["torch==2.14.1", "Pillow"], python_version="3.12", architecture=arch)
-    assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
-    joined = " ".join(cmd)
-    assert f"--platform {platform}" in joined and "--python-version 3.12" in joined
-    assert "--only-binary=:all:" in cmd and "--target /tmp/fw" in joined
-    assert "--index-url https://download.pytorch.org/whl/cpu" in joined
-    assert cmd[-2:] == ["torch==2.14.1", "Pillow"]
+    assert cmd == [
+        sys.executable, "-m", "pip", "install", "--quiet", "--target", "/tmp/fw",
+        "--platform", f"manylinux_2_28_{machine}",  # torch >= 2.6 publishes only manylinux_2_28 wheels
+        "--platform", f"manylinux2014_{machine}",
+        "--python-version", "3.12", "--only-binary=:all:", "--implementation", "cp",
+        "--index-url", "https://download.pytorch.org/whl/cpu",
+        "--extra-index-url", "https://pypi.org/simple",
+        "torch==2.14.1", "Pillow",
+    ]  # fmt: skip
+
+
+def test_the_python_version_follows_the_function_runtime():
+    cmd = bundle.pip_command("/tmp/fw", ["Pillow"], python_version="3.13")
+    assert cmd[cmd.index("--python-version") + 1] == "3.13"
+
+
+def test_the_host_pip_command_installs_for_this_interpreter():
+    cmd = bundle.pip_command("/tmp/fw", ["Pillow"], host=True)
+    assert "--platform" not in cmd and "--python-version" not in cmd and "--only-binary=:all:" not in cmd
+    assert cmd[-1] == "Pillow" and "--target" in cmd
 
 
 def test_an_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="use x86_64 or arm64"):
         bundle.pip_command("/tmp/fw", ["x"], architecture="sparc")
+
+
+def test_an_unknown_archive_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="seeder accepts model or framework"):
+        bundle.pack_folder(make_folder(tmp_path / "src"), "weights", tmp_path / "x.tar.gz")
+
+
+OFFLINE = {"index_url": None, "extra_index_url": None}  # no index: only the wheels folder given
 
 
 def tiny_wheel(folder: Path) -> Path:
@@ -90,24 +110,22 @@ def test_the_real_pip_target_path_installs_and_prunes_a_small_package_offline(tm
         tmp_path / "fw",
         backend="aws",
         packages=["tinypkg"],
-        pip_args={
-            "index_url": None,
-            "extra_index_url": None,
-            "extra_args": ["--no-index", "--find-links", str(wheels)],
-        },
+        pip_args={**OFFLINE, "extra_args": ["--no-index", "--find-links", str(wheels)]},
     )
     assert (tmp_path / "fw" / "tinypkg" / "__init__.py").read_text() == "VALUE = 42\n"
     assert not (tmp_path / "fw" / "tinypkg" / "tests").exists()  # pruned
     assert result.packages == ["tinypkg"] and result.size > 0 and "--target" in result.command
 
 
-def test_a_failing_pip_is_a_clear_error(tmp_path):
-    with pytest.raises(RuntimeError, match="pip could not build the framework bundle"):
+def test_a_failing_pip_names_the_platform_it_built_for(tmp_path):
+    with pytest.raises(RuntimeError, match="versions exist for Lambda arm64 / Python 3.13"):
         bundle.build_framework_bundle(
             tmp_path / "fw",
             backend="aws",
+            architecture="arm64",
+            python_version="3.13",
             packages=["no-such-package-anywhere"],
-            pip_args={"index_url": None, "extra_index_url": None, "extra_args": ["--no-index"]},
+            pip_args={**OFFLINE, "extra_args": ["--no-index"]},
         )
 
 
@@ -116,3 +134,20 @@ def test_the_local_bundle_is_empty_when_the_host_has_torch_and_pillow(tmp_path):
     assert bundle.missing_on_host() == [] and result.packages == [] and result.size == 0
     assert "already has torch and Pillow" in result.note
     assert list((tmp_path / "fw").iterdir()) == []
+
+
+def test_the_local_bundle_carries_what_the_host_lacks_installed_for_the_host(tmp_path, monkeypatch):
+    monkeypatch.setitem(bundle.REQUIRED_MODULES, "tinypkg", "tinypkg")  # a module this host does not have
+    wheels = tiny_wheel(tmp_path / "wheels").parent
+    result = bundle.build_framework_bundle(
+        tmp_path / "fw",
+        backend="local",
+        pip_args={**OFFLINE, "extra_args": ["--no-index", "--find-links", str(wheels)]},
+    )
+    assert result.packages == ["tinypkg"] and "--platform" not in result.command
+    assert (tmp_path / "fw" / "tinypkg" / "__init__.py").exists() and "which lacks them" in result.note
+
+
+def test_an_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="use 'aws' or 'local'"):
+        bundle.build_framework_bundle(tmp_path / "fw", backend="gcp")

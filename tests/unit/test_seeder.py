@@ -86,6 +86,15 @@ def test_seeding_the_same_archive_again_is_a_no_op(seeder, tmp_path):
     assert os.stat(current(seeder) / "resnet18.pt").st_mtime_ns == before
 
 
+def test_an_unchanged_seed_does_not_download_the_archive(seeder, tmp_path):
+    path, manifest = model_archive(tmp_path)
+    seed(seeder, upload(path, "model.tar.gz", manifest))
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not an archive: reading it would fail")
+    upload(garbage, "model.tar.gz", manifest)  # same metadata, unreadable body
+    assert seed(seeder, "model.tar.gz")["status"] == "unchanged"
+
+
 def test_without_metadata_the_same_content_is_still_unchanged(seeder, tmp_path):
     path, _ = model_archive(tmp_path)
     key = upload(path, "model.tar.gz")
@@ -157,6 +166,12 @@ def link(name: str, target: str, hard: bool = False) -> tuple[tarfile.TarInfo, N
     return info, None
 
 
+def device(name: str) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+    return info, None
+
+
 @pytest.mark.parametrize(
     ("member", "message"),
     [
@@ -165,8 +180,9 @@ def link(name: str, target: str, hard: bool = False) -> tuple[tarfile.TarInfo, N
         (file_member("sub/../../up.txt", b"x"), "escapes its folder"),
         (link("evil-link", "/etc/passwd"), "has a link"),
         (link("hard", "../../outside", hard=True), "has a link"),
+        (device("null"), "has a special file"),
     ],
-    ids=["dotdot", "absolute", "nested-dotdot", "symlink-out", "hardlink-out"],
+    ids=["dotdot", "absolute", "nested-dotdot", "symlink-out", "hardlink-out", "device"],
 )
 def test_a_member_escaping_the_target_is_refused_and_the_previous_seed_kept(
     seeded, tmp_path, member, message
@@ -191,6 +207,62 @@ def test_an_archive_with_files_its_manifest_does_not_list_is_refused(seeded, tmp
     assert_previous_seed_intact(seeded)
 
 
+def manifest_member(doc: dict) -> tuple[tarfile.TarInfo, bytes]:
+    return file_member("manifest.json", json.dumps(doc).encode())
+
+
+def test_an_archive_of_the_other_name_is_refused(seeded, tmp_path):
+    doc = {"format": 1, "name": "framework", "files": {}}
+    archive = tmp_path / "framework.tar.gz"
+    archive.write_bytes(tar_with([manifest_member(doc)]))
+    with pytest.raises(seeded.SeedError, match="holds a 'framework' archive, not 'model'"):
+        seed(seeded, upload(archive, "framework.tar.gz"))
+    assert_previous_seed_intact(seeded)
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [b"{not json", b'{"format": 2, "name": "model", "files": {}}', b'{"format": 1, "name": "model"}'],
+    ids=["not-json", "format-2", "no-files"],
+)
+def test_an_unreadable_manifest_is_refused(seeded, tmp_path, manifest):
+    archive = tmp_path / "bad-manifest.tar.gz"
+    archive.write_bytes(tar_with([file_member("manifest.json", manifest)]))
+    with pytest.raises(seeded.SeedError, match="is not a format-1 manifest"):
+        seed(seeded, upload(archive, "bad-manifest.tar.gz"))
+    assert_previous_seed_intact(seeded)
+
+
+def test_members_written_as_dot_slash_paths_are_accepted(seeder):
+    doc = {
+        "format": 1,
+        "name": "model",
+        "files": {"w.pt": {"sha256": hashlib.sha256(b"w").hexdigest(), "size": 1}},
+    }
+    dot = tarfile.TarInfo(".")
+    dot.type = tarfile.DIRTYPE
+    archive = seeder.EFS_MOUNT.parent / "dot.tar.gz"
+    archive.write_bytes(
+        tar_with(
+            [
+                (dot, None),
+                file_member("./manifest.json", json.dumps(doc).encode()),
+                file_member("./w.pt", b"w"),
+            ]
+        )
+    )
+    assert seed(seeder, upload(archive, "dot.tar.gz"))["status"] == "seeded"
+    assert (current(seeder) / "w.pt").read_bytes() == b"w"
+
+
+def test_a_missing_archive_says_to_upload_it_first(seeder):
+    with pytest.raises(
+        seeder.SeedError, match=r"Cannot read s3://artifacts/nothing-here.*upload the archive"
+    ):
+        seed(seeder, "nothing-here.tar.gz")
+    assert not (seeder.EFS_MOUNT / "model" / "current").exists()
+
+
 def test_inspect_reports_what_was_seeded(seeder, tmp_path):
     path, manifest = model_archive(tmp_path)
     seed(seeder, upload(path, "model.tar.gz", manifest))
@@ -203,13 +275,30 @@ def test_inspect_reports_what_was_seeded(seeder, tmp_path):
     assert report["free_bytes"] > 0
 
 
+def archive_version(tmp_path: Path, weights: bytes) -> str:
+    return model_archive(tmp_path, weights)[1][:16]
+
+
+def test_clean_keeps_the_newest_other_versions_when_asked(seeder, tmp_path):
+    for index, weights in enumerate((b"a", b"b", b"c")):
+        path, manifest = model_archive(tmp_path, weights)
+        seed(seeder, upload(path, f"{index}.tar.gz", manifest))
+        os.utime(seeder.EFS_MOUNT / "model" / "versions" / manifest[:16], (index, index))
+    removed = seeder.handler({"action": "clean", "keep": 2}, None)["removed"]
+    assert removed == [f"model/versions/{archive_version(tmp_path, b'a')}"]
+
+
 def test_clean_removes_old_versions_and_leftovers_but_never_current(seeder, tmp_path):
     for index, weights in enumerate((b"a", b"b", b"c")):
         path, manifest = model_archive(tmp_path, weights)
         seed(seeder, upload(path, f"{index}.tar.gz", manifest))
     (seeder.EFS_MOUNT / "model" / "versions" / ".tmp-interrupted").mkdir()
+    (seeder.EFS_MOUNT / "model" / ".current-interrupted").symlink_to("versions/gone")
     removed = seeder.handler({"action": "clean", "keep": 1}, None)["removed"]
-    assert len(removed) == 3
+    assert sorted(removed) == sorted(
+        ["model/versions/.tmp-interrupted", "model/.current-interrupted"]
+        + [f"model/versions/{archive_version(tmp_path, w)}" for w in (b"a", b"b")]
+    )
     left = [p.name for p in (seeder.EFS_MOUNT / "model" / "versions").iterdir()]
     assert left == [manifest[:16]] and (current(seeder) / "resnet18.pt").read_bytes() == b"c"
 
@@ -221,6 +310,8 @@ def test_clean_removes_old_versions_and_leftovers_but_never_current(seeder, tmp_
         ({"action": "seed", "name": "model"}, "needs bucket, key"),
         ({"action": "seed", "name": "weights", "bucket": BUCKET, "key": "k"}, "Unknown name 'weights'"),
         ([], "must be a JSON object"),
+        ({"action": "clean", "keep": "all"}, "keep must be a whole number"),
+        ({"action": "clean", "keep": 0}, "keep must be at least 1"),
     ],
 )
 def test_bad_events_say_what_to_send(seeder, event, message):
