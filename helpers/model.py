@@ -30,8 +30,8 @@ CARD_FILE = "model.json"
 DOWNLOAD_TIMEOUT_S = 10.0
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 OFFLINE_WARNING = (
-    "Using a seeded random initialisation of ResNet-18 (no weights file was given and the download "
-    "failed): timings are real, predictions are NOT meaningful."
+    "Using a seeded random initialisation of ResNet-18 ({why}): timings are real, predictions are NOT "
+    "meaningful."
 )
 
 
@@ -92,6 +92,7 @@ def load_weights(
         model = torchvision.models.resnet18()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval(), f"file:{path.name}"
+    why = "no weights file was given and the download was skipped"
     if try_download:
         url = url or weights_url()
         try:
@@ -100,7 +101,8 @@ def load_weights(
             return model.eval(), "torchvision:IMAGENET1K_V1"
         except (OSError, urllib.error.URLError, RuntimeError, ValueError) as exc:
             log.warning("could not download the ResNet-18 weights from %s: %s", url, exc)
-    log.warning(OFFLINE_WARNING)
+            why = "no weights file was given and the download failed"
+    log.warning(OFFLINE_WARNING.format(why=why))
     torch.manual_seed(seed)
     return torchvision.models.resnet18().eval(), f"seeded-random:{seed}"
 
@@ -149,5 +151,5 @@ def summary(exported: ExportedModel) -> dict:
     info["directory"] = str(exported.directory)
     info["size (MB)"] = round(exported.size / 1e6, 1)
     if not exported.meaningful:
-        info["warning"] = OFFLINE_WARNING
+        info["warning"] = OFFLINE_WARNING.format(why="no trained weights were available")
     return info
