@@ -7,7 +7,9 @@ and it answers when it is done (with what it did, or with the reason it refused)
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,6 +30,7 @@ class SeedFailed(RuntimeError):
 
 
 def archive_key(archive: ArchiveInfo) -> str:
+    """The S3 key of an archive: named by its content, so the same content is uploaded once."""
     return f"archives/{archive.name}-{archive.version}.tar.gz"
 
 
@@ -63,7 +66,7 @@ def upload_archive(archive: ArchiveInfo, bucket: str, *, progress: bool = True) 
     return key
 
 
-def deploy_seeder(cfg: Settings | None = None, *, echo=print) -> dict[str, str]:
+def deploy_seeder(cfg: Settings | None = None, *, echo: stacks.Printer | None = print) -> dict[str, str]:
     """Package ``functions/seeder``, upload it, and deploy ``cloudformation/seeder.yaml``."""
     cfg = cfg or load_settings()
     storage = stacks.outputs(cfg.name("storage"), notebook="01_setup_efs.ipynb")
@@ -88,14 +91,17 @@ def call(function_name: str, event: dict[str, Any]) -> dict:
 
 
 def seed(function_name: str, archive: ArchiveInfo, bucket: str, key: str) -> dict:
+    """Ask the seeder to put the uploaded archive onto EFS; its answer says seeded or unchanged."""
     return call(function_name, {"action": "seed", "name": archive.name, "bucket": bucket, "key": key})
 
 
 def inspect(function_name: str) -> dict:
+    """What is on EFS, as the seeder sees it through the access point."""
     return call(function_name, {"action": "inspect"})
 
 
 def clean(function_name: str, keep: int = 1) -> dict:
+    """Remove old versions from EFS, keeping ``current`` and ``keep - 1`` others."""
     return call(function_name, {"action": "clean", "keep": keep})
 
 
@@ -119,9 +125,6 @@ def size_table(framework_bytes: int, model_bytes: int, framework_note: str = "")
 
 def installed_size(package: str) -> int:
     """Bytes of an installed package's folder on this machine (what a bundle of it would unpack to)."""
-    import importlib.util
-    from pathlib import Path
-
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return 0
