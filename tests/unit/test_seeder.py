@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cfnlint.decode import decode
 from moto import mock_aws
 
 from helpers.bundle import pack_folder
@@ -317,3 +318,22 @@ def test_clean_removes_old_versions_and_leftovers_but_never_current(seeder, tmp_
 def test_bad_events_say_what_to_send(seeder, event, message):
     with pytest.raises(seeder.SeedError, match=message):
         seeder.handler(event, None)
+
+
+def test_the_seeder_template_grants_least_privilege_and_mounts_the_access_point_at_mnt_ml():
+    template, _ = decode(str(ROOT / "cloudformation/seeder.yaml"))
+    resources = template["Resources"]
+    statements = resources["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = {sid["Sid"]: sid["Action"] for sid in statements}
+    assert actions["ReadArtifacts"] == "s3:GetObject"
+    assert actions["MountReadWriteThroughAccessPoint"] == [
+        "elasticfilesystem:ClientMount",
+        "elasticfilesystem:ClientWrite",
+    ]
+    access_point = {"Fn::ImportValue": {"Fn::Sub": "${StorageStackName}-AccessPointArn"}}
+    mount = next(s for s in statements if s["Sid"] == "MountReadWriteThroughAccessPoint")
+    assert mount["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": access_point}}
+    function = resources["Function"]["Properties"]
+    assert function["FileSystemConfigs"] == [{"Arn": access_point, "LocalMountPath": "/mnt/ml"}]
+    assert function["Environment"]["Variables"] == {"EFS_MOUNT": "/mnt/ml"}
+    assert function["Runtime"] == "python3.12" and function["Handler"] == "app.handler"
