@@ -1,0 +1,154 @@
+"""The inference function deployed by function.yaml on the local backend, with a model on its EFS mount."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+from matplotlib import cbook
+from PIL import Image
+
+from helpers import functions, invoke, model, stacks
+from helpers.config import REPO_ROOT, load_settings
+
+IMAGE = cbook.get_sample_data("grace_hopper.jpg").read()
+PAYLOAD = {"image": base64.b64encode(IMAGE).decode()}
+
+
+@pytest.fixture(scope="module")
+def deployed(local_aws):
+    mp = pytest.MonkeyPatch()
+    for key, value in {
+        "WORKSHOP_BACKEND": "local",
+        "WORKSHOP_STATE_DIR": str(local_aws.state_dir),
+        "WORKSHOP_LOCAL_PORT": str(local_aws.port),
+        "WORKSHOP_PREFIX": "inftest",
+    }.items():
+        mp.setenv(key, value)
+    cfg = load_settings()
+    storage = stacks.deploy(cfg.name("storage"), "storage", echo=None)
+    # The model where the seeder would put it: the access point's folder, as the functions see it.
+    efs = local_aws.state_dir / "efs" / storage["FileSystemId"] / "ml" / "model"
+    model.export(efs / "versions" / "v1", try_download=False, seed=2)
+    os.symlink("versions/v1", efs / "current")
+    code = functions.build_zip("inference")
+    outputs = stacks.deploy(
+        cfg.name("function"),
+        "function",
+        {
+            "StorageStackName": cfg.name("storage"),
+            "FunctionName": cfg.name("inference"),
+            "CodeBucket": storage["ArtifactBucketName"],
+            "CodeKey": functions.upload_zip(code, storage["ArtifactBucketName"]),
+            "MemorySize": 2048,
+            "Timeout": 30,
+        },
+        echo=None,
+    )
+    functions.wait_provisioned_ready(outputs["FunctionName"], "provisioned", timeout=120, progress=False)
+    yield {"outputs": outputs, "model_dir": efs / "current"}
+    for suffix in ("function", "storage"):
+        stacks.delete(cfg.name(suffix), echo=None)
+    mp.undo()
+
+
+def test_on_demand_is_cold_then_warm_and_provisioned_has_no_init(deployed):
+    name = deployed["outputs"]["FunctionName"]
+    cold = invoke.invoke(name, PAYLOAD, "on-demand").raise_for_error()
+    warm = invoke.invoke(name, PAYLOAD, "on-demand").raise_for_error()
+    provisioned = invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error()
+    assert cold.report.init_duration_ms > 0 and cold.payload["init_type"] == "on-demand"
+    assert warm.report.init_duration_ms is None
+    assert (
+        provisioned.report.init_duration_ms is None
+        and provisioned.payload["init_type"] == "provisioned-concurrency"
+    )
+    assert cold.payload["model"]["weights_source"] == "seeded-random:2"
+
+
+def test_lambdas_prediction_equals_an_in_process_one_with_the_same_weights(deployed):
+    spec = importlib.util.spec_from_file_location("resnet_check", REPO_ROOT / "functions/inference/resnet.py")
+    resnet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(resnet)
+    net = resnet.ResNet18().eval()
+    net.load_state_dict(torch.load(deployed["model_dir"] / "resnet18.pt", weights_only=True))
+    classes = json.loads((deployed["model_dir"] / "imagenet_classes.json").read_text())
+    with torch.no_grad():
+        probabilities = torch.softmax(net(resnet.preprocess(Image.open(io.BytesIO(IMAGE))))[0], dim=0)
+    values, indices = probabilities.topk(5)
+    expected = [
+        {"label": classes[i], "probability": round(v, 6)}
+        for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+    result = invoke.invoke(deployed["outputs"]["FunctionName"], PAYLOAD, "provisioned").raise_for_error()
+    assert result.payload["predictions"] == expected
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        ({}, "InvalidRequest"),
+        ({"image": "@@@"}, "InvalidBase64"),
+        ({"image": base64.b64encode(b"hello").decode()}, "NotAnImage"),
+        ({**PAYLOAD, "top_k": 99}, "InvalidTopK"),
+        ({"url": "file:///etc/hostname"}, "InvalidUrl"),
+        ({"url": "http://127.0.0.1:9/nothing.jpg"}, "DownloadFailed"),
+        ("just a string", "InvalidRequest"),
+    ],
+)
+def test_bad_input_through_lambda_is_a_4xx_and_the_environment_keeps_serving(deployed, event, kind):
+    name = deployed["outputs"]["FunctionName"]
+    bad = invoke.invoke(name, event, "on-demand")
+    assert bad.ok and bad.payload["error"]["type"] == kind and 400 <= bad.payload["statusCode"] < 500
+    assert invoke.invoke(name, PAYLOAD, "on-demand").raise_for_error().report.init_duration_ms is None
+
+
+def post(url: str, body: bytes, content_type: str):
+    request = urllib.request.Request(url, data=body, headers={"content-type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_http_api_accepts_json_and_raw_image_bodies(deployed):
+    url = deployed["outputs"]["HttpApiUrl"]
+    status, by_json = post(url, json.dumps({**PAYLOAD, "top_k": 3}).encode(), "application/json")
+    assert status == 200 and len(by_json["predictions"]) == 3
+    status, by_bytes = post(url + "?top_k=3", IMAGE, "image/jpeg")
+    assert status == 200 and by_bytes["predictions"] == by_json["predictions"]
+
+
+def test_the_http_api_answers_bad_input_with_its_status_then_serves_again(deployed):
+    url = deployed["outputs"]["HttpApiUrl"]
+    status, body = post(url, b"{broken", "application/json")
+    assert status == 400 and body["error"]["type"] == "InvalidJson"
+    status, body = post(url, b"not an image", "image/png")
+    assert status == 400 and body["error"]["type"] == "NotAnImage"
+    assert post(url, IMAGE, "image/jpeg")[0] == 200
+
+
+def test_a_missing_model_fails_init_naming_the_notebook(deployed, local_aws):
+    lam = local_aws.client("lambda")
+    name = deployed["outputs"]["FunctionName"]
+    config = lam.get_function_configuration(FunctionName=name)
+    variables = {**config["Environment"]["Variables"], "MODEL_DIR": "/mnt/ml/model/missing"}
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    try:
+        failed = invoke.invoke(name, PAYLOAD)
+        assert not failed.ok
+        assert (
+            failed.payload["errorType"] == "ModelMissing"
+            and "02_seed_model.ipynb" in failed.payload["errorMessage"]
+        )
+    finally:
+        lam.update_function_configuration(FunctionName=name, Environment=config["Environment"])
+    assert invoke.invoke(name, PAYLOAD).raise_for_error()
