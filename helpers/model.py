@@ -1,23 +1,27 @@
 """Export ResNet-18 for the inference function: weights, ImageNet class names and a model card.
 
-Weights come from, in order: a file you name; torchvision's download, where the network allows it;
-else a seeded deterministic initialisation. The last one keeps the workshop working offline (every
-timing and the whole pipeline are real) but its predictions are NOT meaningful, and everything that
-shows a prediction says so. ``weights_source`` records which one was used.
+Weights come from, in order: a file you name; torchvision's download (through torch.hub's cache, so a
+file downloaded once is reused offline), where the network allows it; else a seeded deterministic
+initialisation. The last one keeps the workshop working offline (every timing and the whole pipeline are
+real) but its predictions are NOT meaningful, and everything that shows a prediction says so.
+``weights_source`` records which one was used.
 
 The folder written here is what goes onto EFS under ``/mnt/ml/model/<version>/``:
 ``resnet18.pt`` (the state_dict), ``imagenet_classes.json`` and ``model.json``. An offline export is
-byte-for-byte deterministic.
+byte-for-byte deterministic: torch.save writes fixed zip timestamps and names its records after the
+file, and the JSON files hold no timestamps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
+import pickle
+import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,33 +31,40 @@ ARCHITECTURE = "resnet18"
 WEIGHTS_FILE = "resnet18.pt"
 CLASSES_FILE = "imagenet_classes.json"
 CARD_FILE = "model.json"
+TORCHVISION_SOURCE = "torchvision:IMAGENET1K_V1"
 DOWNLOAD_TIMEOUT_S = 10.0
-MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 OFFLINE_WARNING = (
     "Using a seeded random initialisation of ResNet-18 ({why}): timings are real, predictions are NOT "
     "meaningful."
+)
+# What a failed or corrupted download raises: the network (OSError covers URLError, HTTPError and
+# timeouts), torch.hub's hash check (RuntimeError), or torch.load on a file that is not a state_dict.
+_DOWNLOAD_ERRORS = (
+    OSError,
+    http.client.HTTPException,
+    RuntimeError,
+    ValueError,
+    EOFError,
+    pickle.UnpicklingError,
 )
 
 
 @dataclass(frozen=True)
 class ExportedModel:
+    """What :func:`export` wrote: the folder, where the weights came from, and each file's sha256 and size."""
+
     directory: Path
     weights_source: str
-    files: dict[str, dict]  # name -> {"sha256", "size"}
+    files: dict[str, dict]  # file name in ``directory`` -> {"sha256": hex, "size": bytes}
 
     @property
     def meaningful(self) -> bool:
+        """False for the seeded initialisation: its predictions are not ImageNet classes."""
         return not self.weights_source.startswith("seeded")
 
     @property
     def size(self) -> int:
         return sum(f["size"] for f in self.files.values())
-
-
-def weights_url() -> str:
-    from torchvision.models import ResNet18_Weights
-
-    return ResNet18_Weights.IMAGENET1K_V1.url
 
 
 def class_names() -> list[str]:
@@ -63,15 +74,40 @@ def class_names() -> list[str]:
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def download_state_dict(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> dict:
-    """Fetch a state_dict over HTTP(S) with a timeout and a size cap; OSError when that fails."""
-    import torch
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """torch.hub opens its connection without a timeout; bound it so an offline machine falls back fast."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        data = response.read(MAX_DOWNLOAD_BYTES + 1)
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise OSError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes: not a ResNet-18 state_dict.")
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+def download_state_dict(
+    url: str | None = None, *, cache_dir: str | Path | None = None, timeout: float = DOWNLOAD_TIMEOUT_S
+) -> dict:
+    """torchvision's ImageNet ResNet-18 weights (or those at ``url``) through torch.hub's cache.
+
+    A file already in the cache (``~/.cache/torch/hub/checkpoints`` unless ``cache_dir``) is used without
+    the network; a download is checked against the sha256 prefix in its file name. Raises what the
+    network, the hash check or torch.load raise.
+    """
+    import torch
+    from torchvision.models import ResNet18_Weights
+
+    options = {
+        "model_dir": None if cache_dir is None else str(cache_dir),
+        "map_location": "cpu",
+        "progress": False,
+        "check_hash": True,
+        "weights_only": True,
+    }
+    with _socket_timeout(timeout):
+        if url is None:
+            return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(**options)
+        return torch.hub.load_state_dict_from_url(url, **options)
 
 
 def load_weights(
@@ -79,32 +115,53 @@ def load_weights(
     *,
     url: str | None = None,
     try_download: bool = True,
+    cache_dir: str | Path | None = None,
     seed: int = 0,
 ):
-    """The torchvision ResNet-18 with weights from the first source that works, and that source's name."""
+    """torchvision's ResNet-18 (eval mode) with weights from the first source that works, and its name.
+
+    The name is ``file:<name>``, ``torchvision:IMAGENET1K_V1`` (or ``url:<url>`` for another URL), or
+    ``seeded-random:<seed>``; the last one is logged as a warning.
+    """
     import torch
-    import torchvision
 
     if weights_file is not None:
         path = Path(weights_file).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"No weights file at {path}: check WEIGHTS_FILE, or set it to None.")
-        model = torchvision.models.resnet18()
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model = _resnet18(seed)
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, pickle.UnpicklingError) as exc:
+            raise ValueError(
+                f"{path} is not a ResNet-18 state_dict (save one with torch.save(model.state_dict(), path)): {exc}"
+            ) from exc
+        log.info("ResNet-18 weights from the file %s", path)
         return model.eval(), f"file:{path.name}"
     why = "no weights file was given and the download was skipped"
     if try_download:
-        url = url or weights_url()
         try:
-            model = torchvision.models.resnet18()
-            model.load_state_dict(download_state_dict(url))
-            return model.eval(), "torchvision:IMAGENET1K_V1"
-        except (OSError, urllib.error.URLError, RuntimeError, ValueError) as exc:
-            log.warning("could not download the ResNet-18 weights from %s: %s", url, exc)
+            model = _resnet18(seed)
+            model.load_state_dict(download_state_dict(url, cache_dir=cache_dir))
+        except _DOWNLOAD_ERRORS as exc:
+            log.warning("could not download the ResNet-18 weights from %s: %s", url or "torchvision", exc)
             why = "no weights file was given and the download failed"
+        else:
+            source = TORCHVISION_SOURCE if url is None else f"url:{url}"
+            log.info("ResNet-18 weights from %s", source)
+            return model.eval(), source
     log.warning(OFFLINE_WARNING.format(why=why))
-    torch.manual_seed(seed)
-    return torchvision.models.resnet18().eval(), f"seeded-random:{seed}"
+    return _resnet18(seed).eval(), f"seeded-random:{seed}"
+
+
+def _resnet18(seed: int):
+    """A freshly initialised torchvision ResNet-18, seeded, leaving the caller's random state as it was."""
+    import torch
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torchvision.models.resnet18()
 
 
 def export(
@@ -113,14 +170,22 @@ def export(
     *,
     url: str | None = None,
     try_download: bool = True,
+    cache_dir: str | Path | None = None,
     seed: int = 0,
 ) -> ExportedModel:
-    """Write ``resnet18.pt``, ``imagenet_classes.json`` and ``model.json`` into ``dest``."""
+    """Write ``resnet18.pt``, ``imagenet_classes.json`` and ``model.json`` into ``dest``.
+
+    Weights as :func:`load_weights` finds them. ``model.json`` records the architecture, the weights'
+    source, each file's sha256 and size, the torch version and the preprocessing (input size, resize,
+    mean, std).
+    """
     import torch
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    model, source = load_weights(weights_file, url=url, try_download=try_download, seed=seed)
+    model, source = load_weights(
+        weights_file, url=url, try_download=try_download, cache_dir=cache_dir, seed=seed
+    )
     torch.save(model.state_dict(), dest / WEIGHTS_FILE)
     (dest / CLASSES_FILE).write_text(json.dumps(class_names(), indent=0) + "\n")
     files = {name: _describe(dest / name) for name in (WEIGHTS_FILE, CLASSES_FILE)}

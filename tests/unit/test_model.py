@@ -4,11 +4,15 @@ that computes exactly what torchvision's does."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import importlib.util
 import io
 import json
+import logging
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -89,28 +93,110 @@ def test_a_missing_weights_file_is_a_clear_error(tmp_path):
         model.export(tmp_path, tmp_path / "nope.pth")
 
 
+def test_a_weights_file_that_is_not_a_resnet18_state_dict_is_a_clear_error(tmp_path):
+    weights = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, weights)
+    with pytest.raises(ValueError, match="other.pth is not a ResNet-18 state_dict"):
+        model.export(tmp_path / "out", weights)
+
+
 @pytest.fixture
 def weights_server(tmp_path):
-    """A loopback HTTP server holding a ResNet-18 state_dict, as the download would fetch it."""
+    """A loopback HTTP server holding a ResNet-18 state_dict named as torch.hub names its files.
+
+    Yields (base URL, the served file); the server stops at the end of the test.
+    """
     torch.manual_seed(5)
     buffer = io.BytesIO()
     torch.save(torchvision.models.resnet18().state_dict(), buffer)
-    (tmp_path / "resnet18.pth").write_bytes(buffer.getvalue())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    served = tmp_path / "www" / f"resnet18-{hashlib.sha256(buffer.getvalue()).hexdigest()[:8]}.pth"
+    served.parent.mkdir()
+    served.write_bytes(buffer.getvalue())
+    (served.parent / "resnet18-00000000.pth").write_bytes(buffer.getvalue())  # its name lies about its hash
+    handler = functools.partial(QuietHandler, directory=str(served.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}", served
     server.shutdown()
+    server.server_close()
 
 
-def test_the_download_path_loads_weights_over_http(weights_server, tmp_path):
-    exported = model.export(tmp_path / "out", url=f"{weights_server}/resnet18.pth")
-    assert exported.weights_source == "torchvision:IMAGENET1K_V1"
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_the_download_path_loads_weights_over_http_into_torch_hubs_cache(weights_server, tmp_path):
+    base, served = weights_server
+    url = f"{base}/{served.name}"
+    exported = model.export(tmp_path / "out", url=url, cache_dir=tmp_path / "cache")
+    assert exported.weights_source == f"url:{url}" and exported.meaningful
     downloaded = torch.load(tmp_path / "out/resnet18.pt", weights_only=True)
-    served = torch.load(tmp_path / "resnet18.pth", weights_only=True)  # the fixture shares tmp_path
-    assert all(torch.equal(downloaded[key], served[key]) for key in served)
+    expected = torch.load(served, weights_only=True)
+    assert downloaded.keys() == expected.keys()
+    assert all(torch.equal(downloaded[key], expected[key]) for key in expected)
+    assert (tmp_path / "cache" / served.name).read_bytes() == served.read_bytes()
 
 
-def test_a_failed_download_falls_back_to_the_seeded_initialisation(weights_server, tmp_path):
-    exported = model.export(tmp_path / "out", url=f"{weights_server}/missing.pth", seed=0)
+def test_a_cached_download_is_reused_without_the_network(weights_server, tmp_path):
+    base, served = weights_server
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / served.name).write_bytes(served.read_bytes())
+    served.unlink()  # the server would now answer 404
+    exported = model.export(tmp_path / "out", url=f"{base}/{served.name}", cache_dir=cache)
+    assert exported.meaningful
+
+
+def test_a_failed_download_falls_back_to_the_seeded_initialisation_and_says_so(
+    weights_server, tmp_path, caplog
+):
+    base, _ = weights_server
+    with caplog.at_level(logging.WARNING, logger="helpers.model"):
+        exported = model.export(
+            tmp_path / "out", url=f"{base}/missing.pth", cache_dir=tmp_path / "cache", seed=0
+        )
     assert exported.weights_source == "seeded-random:0"
+    assert "download failed" in caplog.text and "NOT meaningful" in caplog.text
+
+
+def test_a_download_whose_hash_does_not_match_its_name_is_not_used(weights_server, tmp_path):
+    base, _ = weights_server
+    exported = model.export(
+        tmp_path / "out", url=f"{base}/resnet18-00000000.pth", cache_dir=tmp_path / "cache", seed=0
+    )
+    assert exported.weights_source == "seeded-random:0"
+    assert not (tmp_path / "cache" / "resnet18-00000000.pth").exists()
+
+
+def test_an_unreachable_download_falls_back_quickly(tmp_path, monkeypatch):
+    with socket.socket() as listener:  # a port that accepts nothing: connection refused
+        listener.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/resnet18-f37072fd.pth"
+    started = time.monotonic()
+    _, source = model.load_weights(url=url, cache_dir=tmp_path)
+    assert source == "seeded-random:0" and time.monotonic() - started < model.DOWNLOAD_TIMEOUT_S
+
+
+def test_the_seeded_initialisation_leaves_the_callers_random_state_alone(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model.load_weights(try_download=False, seed=9)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_download_that_is_not_a_resnet18_leaves_the_seeded_initialisation_untouched(
+    weights_server, tmp_path
+):
+    base, served = weights_server
+    torch.manual_seed(6)
+    wrong = torchvision.models.resnet18(num_classes=10).state_dict()  # every key, fc of the wrong shape
+    buffer = io.BytesIO()
+    torch.save(wrong, buffer)
+    name = f"resnet18-{hashlib.sha256(buffer.getvalue()).hexdigest()[:8]}.pth"
+    (served.parent / name).write_bytes(buffer.getvalue())
+    fallback, source = model.load_weights(url=f"{base}/{name}", cache_dir=tmp_path, seed=2)
+    seeded, _ = model.load_weights(try_download=False, seed=2)
+    assert source == "seeded-random:2"
+    assert all(torch.equal(value, seeded.state_dict()[key]) for key, value in fallback.state_dict().items())
