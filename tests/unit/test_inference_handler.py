@@ -8,6 +8,8 @@ import http.server
 import importlib.util
 import io
 import json
+import logging
+import os
 import sys
 import threading
 import time
@@ -87,9 +89,10 @@ def test_the_prediction_equals_an_in_process_forward_pass_with_the_same_weights(
     assert app.handler({"image": b64(IMAGE), "top_k": 3}, None)["predictions"] == expected
 
 
-def test_threads_follow_the_memory_size(app):
-    assert app._threads(1024) == 1
-    assert app._threads(10240) == min(6, __import__("os").cpu_count())
+def test_threads_follow_the_memory_size_and_never_exceed_the_cpus(app):
+    assert app._threads(128) == app._threads(1769) == 1
+    assert app._threads(10240) == min(6, os.cpu_count())
+    assert app.torch.get_num_threads() == min(2, os.cpu_count())  # the fixture's 2048 MB
 
 
 @pytest.mark.parametrize(
@@ -105,9 +108,18 @@ def test_threads_follow_the_memory_size(app):
         ({"image": b64(IMAGE), "top_k": 21}, 400, "InvalidTopK"),
         ({"image": b64(IMAGE), "top_k": "five"}, 400, "InvalidTopK"),
         ({"image": b64(IMAGE), "top_k": True}, 400, "InvalidTopK"),
+        ({"image": b64(IMAGE), "top_k": 2.5}, 400, "InvalidTopK"),
+        (
+            {"image": b64(IMAGE), "top_k": "\u00b2"},
+            400,
+            "InvalidTopK",
+        ),  # str.isdigit() says yes, int() says no
+        ({"image": None}, 400, "InvalidImage"),
         ({"url": "file:///etc/passwd"}, 400, "InvalidUrl"),
         ({"url": "ftp://example.com/a.jpg"}, 400, "InvalidUrl"),
         ({"url": 3}, 400, "InvalidUrl"),
+        ({"url": "http://[::1/a.jpg"}, 400, "InvalidUrl"),
+        ({"url": "http://127.0.0.1:1/a.jpg"}, 400, "DownloadFailed"),
     ],
 )
 def test_bad_input_gets_a_structured_error_and_the_next_request_works(app, event, status, kind):
@@ -124,22 +136,72 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(app):
     good(app)
 
 
+def test_an_image_too_elongated_to_resize_is_refused_before_decoding(app):
+    buffer = io.BytesIO()
+    Image.new("L", (1, 2000)).save(buffer, "PNG")  # 2000 pixels that would resize to 256x512000
+    result = app.handler({"image": b64(buffer.getvalue())}, None)
+    assert result["statusCode"] == 400 and result["error"]["type"] == "UnsupportedImage"
+    good(app)
+
+
+def test_a_truncated_image_is_not_an_image(app):
+    result = app.handler({"image": b64(IMAGE[: len(IMAGE) // 2])}, None)
+    assert result["statusCode"] == 400 and result["error"]["type"] == "NotAnImage"
+    good(app)
+
+
+def test_base64_wrapped_over_several_lines_is_accepted(app):
+    wrapped = base64.encodebytes(IMAGE).decode()  # 76 characters a line, as the base64 tool writes it
+    assert (
+        app.handler({"image": wrapped}, None)["predictions"]
+        == app.handler({"image": b64(IMAGE)}, None)["predictions"]
+    )
+
+
 class _Images(http.server.SimpleHTTPRequestHandler):
+    """Serves hopper.jpg from its folder, and endpoints that misbehave as real servers do."""
+
     def do_GET(self):  # noqa: N802 - http.server's naming
-        if self.path == "/slow.jpg":
-            self.send_response(200)
-            self.end_headers()
-            for _ in range(20):
-                self.wfile.write(IMAGE[:1024])
-                self.wfile.flush()
-                time.sleep(0.1)
+        endpoint = {
+            "/slow.jpg": self._slow,
+            "/big.jpg": self._big,
+            "/declared-huge.jpg": self._declared_huge,
+            "/to-ftp.jpg": functools.partial(self._redirect, "ftp://127.0.0.1/hopper.jpg"),
+            "/to-hopper.jpg": functools.partial(self._redirect, "/hopper.jpg"),
+        }.get(self.path)
+        if endpoint is None:
+            super().do_GET()
             return
-        if self.path == "/big.jpg":
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(IMAGE * 4)
-            return
-        super().do_GET()
+        try:
+            endpoint()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the handler under test hung up, as it should
+
+    def _slow(self):  # 20 KB over 2 s
+        self.send_response(200)
+        self.end_headers()
+        for _ in range(20):
+            self.wfile.write(IMAGE[:1024])
+            self.wfile.flush()
+            time.sleep(0.1)
+
+    def _big(self):  # no Content-Length: only counting the bytes finds out
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(IMAGE * 4)
+
+    def _declared_huge(self):  # says it is huge, then never sends it
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**12))
+        self.end_headers()
+        self.wfile.write(IMAGE[:1024])
+        self.wfile.flush()
+        time.sleep(2)
+
+    def _redirect(self, location: str):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.end_headers()
 
     def log_message(self, *args):
         pass
@@ -168,10 +230,27 @@ def test_a_url_that_fails_is_a_download_error(app, image_server):
     good(app)
 
 
-def test_a_too_slow_download_times_out(app, image_server, monkeypatch):
+def test_a_too_slow_download_times_out_at_the_deadline(app, image_server, monkeypatch):
     monkeypatch.setattr(app, "DOWNLOAD_TIMEOUT_S", 0.5)
-    result = app.handler({"url": f"{image_server}/slow.jpg"}, None)
+    started = time.monotonic()
+    result = app.handler({"url": f"{image_server}/slow.jpg"}, None)  # trickles for 2 s
     assert result["statusCode"] == 408 and result["error"]["type"] == "DownloadTimeout"
+    assert time.monotonic() - started < 1.5
+    good(app)
+
+
+def test_a_download_declared_too_large_is_refused_before_reading_it(app, image_server):
+    started = time.monotonic()
+    result = app.handler({"url": f"{image_server}/declared-huge.jpg"}, None)
+    assert result["statusCode"] == 413 and result["error"]["type"] == "ImageTooLarge"
+    assert time.monotonic() - started < 1.5
+    good(app)
+
+
+def test_a_redirect_to_http_is_followed_and_one_to_ftp_is_refused(app, image_server):
+    assert len(app.handler({"url": f"{image_server}/to-hopper.jpg"}, None)["predictions"]) == 5
+    result = app.handler({"url": f"{image_server}/to-ftp.jpg"}, None)
+    assert result["statusCode"] == 400 and result["error"]["type"] == "InvalidUrl"
     good(app)
 
 
@@ -182,17 +261,19 @@ def test_a_too_large_download_is_cut_off(app, image_server, monkeypatch):
     good(app)
 
 
-def http_event(body: bytes, content_type: str, query: dict | None = None) -> dict:
-    return {
+def http_event(payload: bytes, content_type: str, query: dict | None = None, **fields) -> dict:
+    """An API Gateway HTTP API (payload 2.0) event, its body base64-encoded as API Gateway sends binary."""
+    event = {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": "/",
         "headers": {"content-type": content_type},
         "queryStringParameters": query,
         "requestContext": {"http": {"method": "POST", "path": "/"}},
-        "body": base64.b64encode(body).decode(),
+        "body": base64.b64encode(payload).decode(),
         "isBase64Encoded": True,
     }
+    return {**event, **fields}
 
 
 def test_an_http_api_event_with_a_json_body(app):
@@ -208,16 +289,88 @@ def test_an_http_api_event_with_the_raw_image_as_body(app):
     assert response["statusCode"] == 200 and len(json.loads(response["body"])["predictions"]) == 3
 
 
-def test_an_http_api_event_with_bad_json_gets_a_400_body(app):
-    response = app.handler(http_event(b"{not json", "application/json"), None)
-    assert response["statusCode"] == 400 and json.loads(response["body"])["error"]["type"] == "InvalidJson"
+def test_an_http_api_event_with_json_sent_as_form_data_is_read_as_json(app):
+    body = json.dumps({"image": b64(IMAGE), "top_k": 1}).encode()  # what curl -d sends, content type aside
+    response = app.handler(http_event(body, "application/x-www-form-urlencoded"), None)
+    assert response["statusCode"] == 200 and len(json.loads(response["body"])["predictions"]) == 1
+
+
+def test_an_http_api_event_with_a_plain_text_json_body(app):
+    event = http_event(b"", "application/json", body=json.dumps({"image": b64(IMAGE)}), isBase64Encoded=False)
+    assert app.handler(event, None)["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "kind"),
+    [
+        (http_event(b"{not json", "application/json"), 400, "InvalidJson"),
+        (http_event(b"[1, 2]", "application/json"), 400, "InvalidRequest"),
+        (http_event(b"{}", "application/json"), 400, "InvalidRequest"),
+        (
+            http_event(json.dumps({"image": "x", "url": "http://a/b.jpg"}).encode(), "application/json"),
+            400,
+            "InvalidRequest",
+        ),
+        (
+            http_event(json.dumps({"image": b64(IMAGE), "top_k": 50}).encode(), "application/json"),
+            400,
+            "InvalidTopK",
+        ),
+        (http_event(IMAGE, "image/jpeg", {"top_k": "0"}), 400, "InvalidTopK"),
+        (http_event(b"", "image/jpeg"), 400, "InvalidRequest"),
+        (http_event(b"GIF89a but not really", "image/gif"), 400, "NotAnImage"),
+        (http_event(b"", "image/jpeg", body="%%% not base64 %%%"), 400, "InvalidBase64"),
+        (http_event(b"", "image/jpeg", body={"a": 1}), 400, "InvalidRequest"),
+        (http_event(IMAGE, "image/jpeg", headers=["content-type"]), 400, "InvalidRequest"),
+        (http_event(IMAGE, "image/jpeg", queryStringParameters="top_k=3"), 400, "InvalidRequest"),
+    ],
+)
+def test_a_bad_http_api_event_gets_a_json_4xx_response(app, event, status, kind):
+    response = app.handler(event, None)
+    assert response["statusCode"] == status and response["headers"]["content-type"] == "application/json"
+    assert json.loads(response["body"])["error"]["type"] == kind
     good(app)
 
 
-def test_a_missing_model_fails_init_naming_the_notebook_to_run(tmp_path, monkeypatch):
-    with pytest.raises(Exception, match=r"No model at .*resnet18.pt.*02_seed_model.ipynb") as raised:
-        load_handler(tmp_path / "empty", monkeypatch)
+def test_a_missing_model_fails_init_naming_the_path_and_the_notebook_to_run(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    with pytest.raises(
+        Exception, match=rf"model is missing at {empty} .*resnet18.pt.*02_seed_model.ipynb"
+    ) as raised:
+        load_handler(empty, monkeypatch)
     assert type(raised.value).__name__ == "ModelMissing"
+
+
+def test_a_model_folder_without_its_class_names_fails_init_the_same_way(model_dir, tmp_path, monkeypatch):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("resnet18.pt", "model.json"):
+        (partial / name).symlink_to(model_dir / name)
+    with pytest.raises(Exception, match=r"no imagenet_classes.json\): run 02_seed_model.ipynb"):
+        load_handler(partial, monkeypatch)
+
+
+def test_init_logs_one_line_with_its_duration_and_what_it_loaded(model_dir, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO):
+        module = load_handler(model_dir, monkeypatch, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == module.__name__]
+    assert len(lines) == 1 and lines[0]["init_ms"] > 0
+    assert lines[0]["weights_source"] == "seeded-random:1" and lines[0]["threads"] == 1
+    assert lines[0]["model_dir"] == str(model_dir.resolve())
+
+
+def test_each_request_logs_one_line_with_its_timing(app, caplog):
+    with caplog.at_level(logging.INFO, logger=app.__name__):
+        app.handler({"image": b64(IMAGE)}, None)
+        app.handler({}, None)
+    ok, bad = (json.loads(r.getMessage()) for r in caplog.records)
+    assert ok["status"] == 200 and ok["total"] >= ok["decode"] + ok["preprocess"] + ok["inference"]
+    assert bad["status"] == 400 and bad["error"] == "InvalidRequest" and bad["total_ms"] >= 0
+
+
+def test_the_initialisation_type_comes_from_lambdas_environment(app, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
+    assert app.handler({"image": b64(IMAGE)}, None)["init_type"] == "provisioned-concurrency"
 
 
 def test_the_framework_folder_goes_first_on_the_path(model_dir, tmp_path, monkeypatch):
