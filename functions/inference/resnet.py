@@ -20,6 +20,8 @@ STD = (0.229, 0.224, 0.225)
 
 
 class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (a 1x1 convolution where the shape changes), as torchvision's."""
+
     def __init__(self, inplanes: int, planes: int, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
@@ -41,6 +43,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
+    """torchvision's ``resnet18`` layer for layer: same module names, so its state_dict loads strictly."""
+
     def __init__(self, num_classes: int = 1000):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)

@@ -42,6 +42,10 @@ def resnet():
 def test_torch_only_resnet18_gives_exactly_torchvisions_outputs(resnet):
     torch.manual_seed(7)
     reference = torchvision.models.resnet18().eval()
+    with torch.no_grad():  # batch-norm statistics away from their 0/1 defaults, so that path is exercised too
+        for name, buffer in reference.named_buffers():
+            if name.endswith(("running_mean", "running_var")):
+                buffer.copy_(torch.rand_like(buffer) + 0.5)
     ours = resnet.ResNet18().eval()
     ours.load_state_dict(reference.state_dict())  # strict: every key and shape matches
     batch = torch.randn(2, 3, 224, 224)
@@ -53,6 +57,13 @@ def test_torch_only_resnet18_gives_exactly_torchvisions_outputs(resnet):
 def test_preprocessing_equals_torchvisions_transforms(resnet, size):
     image = Image.open(cbook.get_sample_data("grace_hopper.jpg")).resize(size)
     expected = ResNet18_Weights.IMAGENET1K_V1.transforms()(image).unsqueeze(0)
+    assert torch.equal(resnet.preprocess(image), expected)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_preprocessing_converts_any_image_mode_to_rgb_first(resnet, mode):
+    image = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert(mode)
+    expected = ResNet18_Weights.IMAGENET1K_V1.transforms()(image.convert("RGB")).unsqueeze(0)
     assert torch.equal(resnet.preprocess(image), expected)
 
 
