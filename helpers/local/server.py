@@ -192,6 +192,19 @@ def stop(state_dir: Path, timeout: float = 20.0) -> bool:
     return running
 
 
+def _request_handler():
+    """moto's request handler (it keeps S3 metadata headers with underscores), logging only server
+    errors: a benchmark makes thousands of requests, and a line for each costs time on the hot path."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class RequestHandler(MotoRequestHandler):
+        def log_request(self, code="-", size="-") -> None:
+            if str(getattr(code, "value", code)).startswith("5"):
+                super().log_request(code, size)
+
+    return RequestHandler
+
+
 def serve(port: int, state_dir: Path) -> None:
     """Run the server in the foreground until SIGTERM/SIGINT (what the detached process runs)."""
     from werkzeug.serving import make_server
@@ -202,10 +215,8 @@ def serve(port: int, state_dir: Path) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://{HOST}:{port}"
     app = create_app(state_dir, url)
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-
     try:
-        httpd = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+        httpd = make_server(HOST, port, app, threaded=True, request_handler=_request_handler())
     except OSError as exc:
         raise LocalServerError(
             f"Cannot listen on {url}: {exc}. Set WORKSHOP_LOCAL_PORT to a free port."

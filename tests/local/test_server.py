@@ -116,3 +116,11 @@ def test_the_server_does_not_hold_its_starters_output_open(tmp_path):
         assert b"local AWS running" in out
     finally:
         cli("stop", env=env)
+
+
+def test_the_server_log_holds_no_line_per_request(own_local_aws):
+    s3 = own_local_aws.client("s3")
+    for _ in range(5):
+        s3.list_buckets()
+    log = server.log_file(own_local_aws.state_dir).read_text()
+    assert "local AWS listening" in log and "POST /" not in log and "GET /_workshop/health" not in log
