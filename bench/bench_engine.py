@@ -16,42 +16,22 @@ import base64
 import io
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zipfile
 from pathlib import Path
 
-import boto3
+from common import client, lambda_role, local_aws
 
-from helpers.local import server
 from helpers.reports import report_from_log_result
 
 HANDLER = "import os\n\ndef handler(event, context):\n    return {'pid': os.getpid()}\n"
 COLD_STARTS = 7
 WARM_INVOCATIONS = 300
 BURST_INVOCATIONS, BURST_THREADS, BURST_ENVIRONMENTS = 200, 16, 4
-
-
-def _client(url: str, service: str = "lambda"):
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -114,7 +94,7 @@ def burst(url: str, name: str) -> None:
     lock = threading.Lock()
 
     def worker() -> None:
-        lam = _client(url)
+        lam = client(url)
         while True:
             with lock:
                 if remaining[0] == 0:
@@ -147,15 +127,13 @@ def burst(url: str, name: str) -> None:
 
 
 def main() -> None:
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     os.environ["WORKSHOP_LAMBDA_MAX_ENVIRONMENTS"] = str(BURST_ENVIRONMENTS)  # the server inherits it
-    try:
-        url = server.ensure_running(state_dir, _free_port())
-        role = _client(url, "iam").create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    with local_aws("bench-engine") as (url, state_dir):
+        role = lambda_role(url)
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zf:
             zf.writestr("app.py", HANDLER)
-        lam = _client(url)
+        lam = client(url)
         config = lam.create_function(
             FunctionName="bench-trivial",
             Runtime="python3.12",
@@ -168,9 +146,6 @@ def main() -> None:
         init_overhead(lam, "bench-trivial", task_root)
         warm_overhead(lam, "bench-trivial")
         burst(url, "bench-trivial")
-    finally:
-        server.stop(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,43 +17,23 @@ import importlib.util
 import io
 import math
 import os
-import shutil
-import socket
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import boto3
 import torch
+from common import client, lambda_role, local_aws
 from matplotlib import cbook
 from PIL import Image
 
 from helpers import functions, model
 from helpers.invoke import Invocation, invoke
-from helpers.local import server
 
 MEMORY_MB = 2048
 WARM_UP = 5
 WARM_INVOCATIONS = 30
 FUNCTION = "bench-inference"
 RESNET_PY = Path(__file__).resolve().parents[1] / "functions" / "inference" / "resnet.py"
-
-
-def _client(url: str, service: str):
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _threads(memory_mb: int) -> int:
@@ -66,7 +46,7 @@ def _seed_efs(url: str, state_dir: Path) -> tuple[str, Path]:
 
     Returns the access point's ARN and the local folder that ``/mnt/ml/model/current`` maps to.
     """
-    efs = _client(url, "efs")
+    efs = client(url, "efs")
     fs_id = efs.create_file_system(CreationToken=FUNCTION)["FileSystemId"]
     access_point = efs.create_access_point(FileSystemId=fs_id, RootDirectory={"Path": "/ml"})
     models = state_dir / "efs" / fs_id / "ml" / "model"  # where the local engine mounts that access point
@@ -76,8 +56,8 @@ def _seed_efs(url: str, state_dir: Path) -> tuple[str, Path]:
 
 
 def _deploy(url: str, access_point_arn: str) -> None:
-    role = _client(url, "iam").create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    _client(url, "lambda").create_function(
+    role = lambda_role(url)
+    client(url, "lambda").create_function(
         FunctionName=FUNCTION,
         Runtime="python3.12",
         Role=role,
@@ -127,7 +107,7 @@ def measure(url: str, model_dir: Path) -> None:
     payload = {"image": base64.b64encode(image).decode()}
     threads = _threads(MEMORY_MB)
     bare = BareModel(model_dir / "resnet18.pt", threads)
-    lam = _client(url, "lambda")
+    lam = client(url, "lambda")
 
     cold = _invoke(lam, payload)
     for _ in range(WARM_UP):
@@ -160,15 +140,10 @@ def measure(url: str, model_dir: Path) -> None:
 
 
 def main() -> None:
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-handler-"))
-    try:
-        url = server.ensure_running(state_dir, _free_port())
+    with local_aws("bench-handler") as (url, state_dir):
         access_point_arn, model_dir = _seed_efs(url, state_dir)
         _deploy(url, access_point_arn)
         measure(url, model_dir)
-    finally:
-        server.stop(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

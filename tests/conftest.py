@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -91,13 +92,29 @@ def own_local_aws(tmp_path) -> LocalAWSHandle:
     server.stop(handle.state_dir)
 
 
-@pytest.fixture
-def workshop_env(local_aws, monkeypatch) -> LocalAWSHandle:
-    """Point ``helpers.session`` (and so every workshop helper) at the session's local server."""
-    monkeypatch.setenv("WORKSHOP_BACKEND", "local")
-    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(local_aws.state_dir))
-    monkeypatch.setenv("WORKSHOP_LOCAL_PORT", str(local_aws.port))
-    monkeypatch.setenv("WORKSHOP_REGION", local_aws.region)
+@contextlib.contextmanager
+def workshop_pointed_at(handle: LocalAWSHandle, prefix: str | None = None):
+    """Point ``helpers.session`` (and so every workshop helper) at ``handle``'s server, optionally with
+    a resource-name prefix of the test's own; yields the settings. Undone on exit."""
+    from helpers.config import load_settings
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WORKSHOP_BACKEND", "local")
+    mp.setenv("WORKSHOP_STATE_DIR", str(handle.state_dir))
+    mp.setenv("WORKSHOP_LOCAL_PORT", str(handle.port))
+    mp.setenv("WORKSHOP_REGION", handle.region)
+    if prefix:
+        mp.setenv("WORKSHOP_PREFIX", prefix)
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return local_aws
+        mp.delenv(var, raising=False)
+    try:
+        yield load_settings()
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def workshop_env(local_aws) -> LocalAWSHandle:
+    """The session's local server, with ``helpers.session`` pointed at it for one test."""
+    with workshop_pointed_at(local_aws):
+        yield local_aws

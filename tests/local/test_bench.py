@@ -9,7 +9,8 @@ import pytest
 
 from helpers import bench
 from helpers.bench import BenchParams
-from tests.conftest import lambda_zip
+from helpers.functions import wait_provisioned_ready
+from tests.conftest import lambda_zip, workshop_pointed_at
 
 HANDLER = """
 import os
@@ -45,17 +46,11 @@ def fast_function(local_aws):
 
 @pytest.fixture(scope="module")
 def records(fast_function, local_aws):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("WORKSHOP_BACKEND", "local")
-    mp.setenv("WORKSHOP_STATE_DIR", str(local_aws.state_dir))
-    mp.setenv("WORKSHOP_LOCAL_PORT", str(local_aws.port))
-    from helpers.functions import wait_provisioned_ready
-
-    wait_provisioned_ready(fast_function, "provisioned", timeout=60, progress=False)
-    params = BenchParams(cold_starts=2, warm=3, provisioned=3, burst=3)
-    result = bench.run(fast_function, {"ping": 1}, params, show_progress=False)
-    yield {"records": result, "params": params, "name": fast_function, "aws": local_aws}
-    mp.undo()
+    with workshop_pointed_at(local_aws):
+        wait_provisioned_ready(fast_function, "provisioned", timeout=60, progress=False)
+        params = BenchParams(cold_starts=2, warm=3, provisioned=3, burst=3)
+        result = bench.run(fast_function, {"ping": 1}, params, show_progress=False)
+        yield {"records": result, "params": params, "name": fast_function, "aws": local_aws}
 
 
 def by(records, scenario):

@@ -16,7 +16,8 @@ from matplotlib import cbook
 from PIL import Image
 
 from helpers import functions, invoke, model, stacks
-from helpers.config import REPO_ROOT, load_settings
+from helpers.config import REPO_ROOT
+from tests.conftest import workshop_pointed_at
 
 IMAGE = cbook.get_sample_data("grace_hopper.jpg").read()
 PAYLOAD = {"image": base64.b64encode(IMAGE).decode()}
@@ -24,15 +25,11 @@ PAYLOAD = {"image": base64.b64encode(IMAGE).decode()}
 
 @pytest.fixture(scope="module")
 def deployed(local_aws):
-    mp = pytest.MonkeyPatch()
-    for key, value in {
-        "WORKSHOP_BACKEND": "local",
-        "WORKSHOP_STATE_DIR": str(local_aws.state_dir),
-        "WORKSHOP_LOCAL_PORT": str(local_aws.port),
-        "WORKSHOP_PREFIX": "inftest",
-    }.items():
-        mp.setenv(key, value)
-    cfg = load_settings()
+    with workshop_pointed_at(local_aws, "inftest") as cfg:
+        yield from _deploy(cfg, local_aws)
+
+
+def _deploy(cfg, local_aws):
     storage = stacks.deploy(cfg.name("storage"), "storage", echo=None)
     # The model where the seeder would put it: the access point's folder, as the functions see it.
     efs = local_aws.state_dir / "efs" / storage["FileSystemId"] / "ml" / "model"
@@ -56,7 +53,6 @@ def deployed(local_aws):
     yield {"outputs": outputs, "model_dir": efs / "current"}
     for suffix in ("function", "storage"):
         stacks.delete(cfg.name(suffix), echo=None)
-    mp.undo()
 
 
 def test_on_demand_is_cold_then_warm_and_provisioned_has_no_init(deployed):

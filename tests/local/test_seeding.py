@@ -7,20 +7,16 @@ import pytest
 
 from helpers import seeding, stacks
 from helpers.bundle import pack_folder
-from helpers.config import load_settings
+from tests.conftest import workshop_pointed_at
 
 
 @pytest.fixture(scope="module")
 def deployed(local_aws, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    for key, value in {
-        "WORKSHOP_BACKEND": "local",
-        "WORKSHOP_STATE_DIR": str(local_aws.state_dir),
-        "WORKSHOP_LOCAL_PORT": str(local_aws.port),
-        "WORKSHOP_PREFIX": "seedtest",
-    }.items():
-        mp.setenv(key, value)
-    cfg = load_settings()
+    with workshop_pointed_at(local_aws, "seedtest") as cfg:
+        yield from _deploy(cfg, tmp_path_factory)
+
+
+def _deploy(cfg, tmp_path_factory):
     storage = stacks.deploy(cfg.name("storage"), "storage", echo=None)
     seeder = seeding.deploy_seeder(cfg, echo=None)
     yield {
@@ -31,7 +27,6 @@ def deployed(local_aws, tmp_path_factory):
     }
     for suffix in ("seeder", "storage"):
         stacks.delete(cfg.name(suffix), echo=None)
-    mp.undo()
 
 
 def archive(tmp, weights: bytes):

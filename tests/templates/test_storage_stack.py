@@ -8,7 +8,7 @@ import re
 import pytest
 
 from helpers import cleanup, stacks
-from helpers.config import load_settings
+from tests.conftest import workshop_pointed_at
 
 EXPORTS = [
     "VpcId",
@@ -26,17 +26,12 @@ EXPORTS = [
 @pytest.fixture(scope="module")
 def storage(local_aws):
     """The storage stack, deployed once for this module under its own prefix."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("WORKSHOP_BACKEND", "local")
-    mp.setenv("WORKSHOP_STATE_DIR", str(local_aws.state_dir))
-    mp.setenv("WORKSHOP_LOCAL_PORT", str(local_aws.port))
-    mp.setenv("WORKSHOP_PREFIX", "storage-test")
-    name = load_settings().name("storage")
-    events: list[str] = []
-    outputs = stacks.deploy(name, "storage", echo=events.append)
-    yield {"name": name, "outputs": outputs, "events": events, "aws": local_aws}
-    stacks.delete(name, echo=None)
-    mp.undo()
+    with workshop_pointed_at(local_aws, "storage-test") as cfg:
+        name = cfg.name("storage")
+        events: list[str] = []
+        outputs = stacks.deploy(name, "storage", echo=events.append)
+        yield {"name": name, "outputs": outputs, "events": events, "aws": local_aws}
+        stacks.delete(name, echo=None)
 
 
 def test_deploy_prints_an_event_for_every_resource(storage):
@@ -151,13 +146,15 @@ def test_a_missing_stack_names_the_notebook_to_run(workshop_env):
         stacks.outputs("storage-nothere", notebook="01_setup_efs.ipynb")
 
 
-def test_delete_empties_every_version_and_leaves_nothing(local_aws, monkeypatch):
+@pytest.fixture
+def storage_del(local_aws):
+    with workshop_pointed_at(local_aws, "storage-del") as cfg:
+        yield cfg
+
+
+def test_delete_empties_every_version_and_leaves_nothing(local_aws, storage_del):
     """A separate stack: versioned objects and delete markers in the bucket must not block the delete."""
-    monkeypatch.setenv("WORKSHOP_BACKEND", "local")
-    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(local_aws.state_dir))
-    monkeypatch.setenv("WORKSHOP_LOCAL_PORT", str(local_aws.port))
-    monkeypatch.setenv("WORKSHOP_PREFIX", "storage-del")
-    cfg = load_settings()
+    cfg = storage_del
     out = stacks.deploy(cfg.name("storage"), "storage", echo=None)
     s3 = local_aws.client("s3")
     for body in (b"v1", b"v2"):
