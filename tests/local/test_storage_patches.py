@@ -26,6 +26,20 @@ NETWORK = {
     },
 }
 
+# A route table with an S3 gateway endpoint on it, in NETWORK's VPC.
+ROUTED = {
+    "Rt": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+    "S3": {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {
+            "VpcId": {"Ref": "Vpc"},
+            "ServiceName": "com.amazonaws.us-east-1.s3",
+            "VpcEndpointType": "Gateway",
+            "RouteTableIds": [{"Ref": "Rt"}],
+        },
+    },
+}
+
 
 @pytest.fixture
 def deploy(local_aws):
@@ -159,19 +173,10 @@ def test_route_table_association_endpoint_and_vpc_are_really_created_and_deleted
     cfn, ec2 = local_aws.client("cloudformation"), local_aws.client("ec2")
     resources = {
         **NETWORK,
-        "Rt": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+        **ROUTED,
         "Assoc": {
             "Type": "AWS::EC2::SubnetRouteTableAssociation",
             "Properties": {"SubnetId": {"Ref": "Subnet"}, "RouteTableId": {"Ref": "Rt"}},
-        },
-        "S3": {
-            "Type": "AWS::EC2::VPCEndpoint",
-            "Properties": {
-                "VpcId": {"Ref": "Vpc"},
-                "ServiceName": "com.amazonaws.us-east-1.s3",
-                "VpcEndpointType": "Gateway",
-                "RouteTableIds": [{"Ref": "Rt"}],
-            },
         },
     }
     outputs = {
@@ -239,16 +244,7 @@ def test_an_endpoint_whose_route_table_went_first_still_deletes(local_aws):
     cfn, ec2 = local_aws.client("cloudformation"), local_aws.client("ec2")
     resources = {
         **NETWORK,
-        "Rt": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
-        "S3": {
-            "Type": "AWS::EC2::VPCEndpoint",
-            "Properties": {
-                "VpcId": {"Ref": "Vpc"},
-                "ServiceName": "com.amazonaws.us-east-1.s3",
-                "VpcEndpointType": "Gateway",
-                "RouteTableIds": [{"Ref": "Rt"}],
-            },
-        },
+        **ROUTED,
     }
     body = {"Resources": resources, "Outputs": {"Rt": {"Value": {"Ref": "Rt"}}}}
     name = f"patch-{uuid.uuid4().hex[:8]}"
