@@ -64,17 +64,24 @@ def build_zip(name: str, source: Path | None = None) -> FunctionZip:
     return FunctionZip(name=name, data=data, sha256=hashlib.sha256(data).hexdigest())
 
 
+def object_metadata(bucket: str, key: str) -> dict[str, str] | None:
+    """The user metadata of ``s3://bucket/key``, or None when there is no such object."""
+    try:
+        return session.client("s3").head_object(Bucket=bucket, Key=key).get("Metadata", {})
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
 def upload_zip(bundle: FunctionZip, bucket: str) -> str:
     """Upload the zip to ``bucket`` unless that exact content is already there; return its key."""
-    s3 = session.client("s3")
-    try:
-        s3.head_object(Bucket=bucket, Key=bundle.key)
+    if object_metadata(bucket, bundle.key) is not None:  # the key is the content's hash
         log.info("s3://%s/%s is already there", bucket, bundle.key)
         return bundle.key
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
-            raise
-    s3.put_object(Bucket=bucket, Key=bundle.key, Body=bundle.data, Metadata={"sha256": bundle.sha256})
+    session.client("s3").put_object(
+        Bucket=bucket, Key=bundle.key, Body=bundle.data, Metadata={"sha256": bundle.sha256}
+    )
     return bundle.key
 
 

@@ -12,8 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from helpers import functions, session, stacks
 from helpers.bundle import ArchiveInfo
 from helpers.config import Settings, load_settings
@@ -38,14 +36,9 @@ def upload_archive(archive: ArchiveInfo, bucket: str, *, progress: bool = True) 
     """Upload once (content-addressed key) with a progress bar; return the key."""
     s3 = session.client("s3")
     key = archive_key(archive)
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-        if head.get("Metadata", {}).get("manifest-sha256") == archive.manifest_sha256:
-            log.info("s3://%s/%s is already there", bucket, key)
-            return key
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
-            raise
+    if (functions.object_metadata(bucket, key) or {}).get("manifest-sha256") == archive.manifest_sha256:
+        log.info("s3://%s/%s is already there", bucket, key)
+        return key
     callback, bar = None, None
     if progress:
         from tqdm.auto import tqdm
