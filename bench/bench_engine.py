@@ -127,7 +127,7 @@ def burst(url: str, name: str) -> None:
 
 
 def main() -> None:
-    os.environ["WORKSHOP_LAMBDA_MAX_ENVIRONMENTS"] = str(BURST_ENVIRONMENTS)  # the server inherits it
+    os.environ["LOCALAWS_LAMBDA_MAX_ENVIRONMENTS"] = str(BURST_ENVIRONMENTS)  # the server inherits it
     with local_aws("bench-engine") as (url, state_dir):
         role = lambda_role(url)
         archive = io.BytesIO()

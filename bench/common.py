@@ -15,7 +15,7 @@ from pathlib import Path
 
 import boto3
 
-from helpers.local import server
+from localaws import server
 
 
 def client(url: str, service: str = "lambda"):

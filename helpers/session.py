@@ -30,9 +30,9 @@ def endpoint_url(cfg: Settings | None = None) -> str | None:
     cfg = cfg or load_settings()
     if not cfg.is_local:
         return None
-    from helpers.local import server
+    from localaws import server
 
-    return server.ensure_running(cfg.state_dir, cfg.local_port)
+    return server.ensure_running(cfg.state_dir, cfg.local_port, port_setting="WORKSHOP_LOCAL_PORT")
 
 
 def local_server_started_at(cfg: Settings | None = None) -> float | None:
@@ -40,7 +40,7 @@ def local_server_started_at(cfg: Settings | None = None) -> float | None:
     cfg = cfg or load_settings()
     if not cfg.is_local:
         return None
-    from helpers.local import server
+    from localaws import server
 
     return (server.status(cfg.state_dir) or {}).get("started")
 
@@ -50,7 +50,7 @@ def stop_local_server(cfg: Settings | None = None) -> bool:
     cfg = cfg or load_settings()
     if not cfg.is_local:
         return False
-    from helpers.local import server
+    from localaws import server
 
     return server.stop(cfg.state_dir)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers.local import server
+from localaws import server
 
 
 def free_port() -> int:

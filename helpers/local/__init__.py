@@ -1,6 +1,5 @@
-"""The embedded local AWS: moto's control plane plus a Lambda engine that runs functions for real.
+"""Deprecated alias of :mod:`localaws` (the embedded local AWS moved to its own top-level package).
 
-It is an AWS, not a lesson: nothing here imports the workshop modules (stacks, bench, cost, plots).
-``python -m helpers.local start|stop|status|url|serve`` manages the server; the workshop's
-``helpers.session`` starts it on demand.
+``python -m helpers.local start|stop|status|url`` still works for one release, with the workshop's
+settings (``WORKSHOP_STATE_DIR``, ``WORKSHOP_LOCAL_PORT``); use ``python -m localaws`` in new code.
 """

@@ -1,8 +1,8 @@
 """The local HTTP API: quick create, its loopback ApiEndpoint, and requests turned into payload 2.0 events.
 
 Event building and response mapping are checked in-process; the endpoint and the quick-create
-resources through the server (see ``helpers/local/http_api.py`` and
-``helpers/local/patches/apigatewayv2.py``); the round trip through a real function once the Lambda
+resources through the server (see ``localaws/http_api.py`` and
+``localaws/patches/apigatewayv2.py``); the round trip through a real function once the Lambda
 engine is in.
 """
 
@@ -17,7 +17,7 @@ import uuid
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from helpers.local import http_api
+from localaws import http_api
 from tests.conftest import lambda_zip
 
 ECHO = """\

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.local import server
+from localaws import server
 from tests.conftest import start_local_aws
 from tests.local.test_lambda_engine import ECHO, create_function, environment_pids, invoke
 
@@ -14,7 +14,7 @@ from tests.local.test_lambda_engine import ECHO, create_function, environment_pi
 @pytest.fixture(scope="module")
 def builtin_aws(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("WORKSHOP_LAMBDA_RUNTIME_CLIENT", "builtin")  # the server inherits it and passes it on
+    mp.setenv("LOCALAWS_LAMBDA_RUNTIME_CLIENT", "builtin")  # the server inherits it and passes it on
     handle = start_local_aws(tmp_path_factory.mktemp("builtin-state"))
     mp.undo()
     yield handle

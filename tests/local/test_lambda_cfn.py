@@ -1,6 +1,6 @@
 """Lambda and IAM through CloudFormation on the embedded backend: each gap of stock moto pinned by a test.
 
-See the docstrings of ``helpers/local/patches/lambda_cfn.py`` and ``helpers/local/patches/iam.py``.
+See the docstrings of ``localaws/patches/lambda_cfn.py`` and ``localaws/patches/iam.py``.
 Each test deploys a small template, reads the result back through the service's own API, and
 deletes the stack.
 """

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from helpers.reports import Report, parse_report, report_from_log_result
 from tests.conftest import lambda_zip
 
-MARKER = "_WORKSHOP_LAMBDA_SERVER"
+MARKER = "_LOCALAWS_SERVER"
 
 ECHO = """
 import os

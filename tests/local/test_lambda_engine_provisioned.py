@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers.local import server
+from localaws import server
 from tests.conftest import start_local_aws
 from tests.local.test_lambda_engine import ECHO, create_function, environment_pids, invoke, wait_for
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from helpers.local import server
+from localaws import server
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers.local import server
+from localaws import server
 from tests.conftest import free_port
 
 
@@ -62,9 +62,7 @@ def test_a_port_held_by_another_program_gives_one_sentence_with_the_fix(tmp_path
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(
-            server.LocalServerError, match=rf"Port {port} .* another program.*WORKSHOP_LOCAL_PORT"
-        ):
+        with pytest.raises(server.LocalServerError, match=rf"Port {port} .* another program.*LOCALAWS_PORT"):
             server.ensure_running(tmp_path / "state", port)
 
 
@@ -107,7 +105,7 @@ def test_the_server_does_not_hold_its_starters_output_open(tmp_path):
     try:
         # communicate() returns only when every holder of the pipe has closed it.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "helpers.local", "start"],
+            [sys.executable, "-m", "localaws", "start"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **env},

@@ -1,7 +1,7 @@
 """Each gap of stock moto that the storage stack hits, pinned by a test that fails without its patch.
 
 The templates here are minimal on purpose: each test names one gap (see the docstrings of
-``helpers/local/patches/{ec2,efs,s3}.py``).
+``localaws/patches/{ec2,efs,s3}.py``).
 """
 
 from __future__ import annotations

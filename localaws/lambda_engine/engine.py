@@ -2,10 +2,10 @@
 
 - An idle environment built from the function's current configuration and code is reused (warm);
   otherwise a new one starts (cold). Parallel invocations get parallel environments, up to
-  ``WORKSHOP_LAMBDA_MAX_ENVIRONMENTS`` on-demand environments per function (default 10): beyond that
+  ``LOCALAWS_LAMBDA_MAX_ENVIRONMENTS`` on-demand environments per function (default 10): beyond that
   an invocation waits for one to be free, where AWS would start more (this machine has few cores).
 - A configuration or code change retires the environments built from the old one; idle on-demand
-  environments end after ``WORKSHOP_LAMBDA_IDLE_SECONDS`` (default 300); a deleted function's
+  environments end after ``LOCALAWS_LAMBDA_IDLE_SECONDS`` (default 300); a deleted function's
   environments end; reserved concurrency throttles with TooManyRequestsException.
 - Provisioned Concurrency on a version or alias starts N environments ahead of time
   (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``; ``IN_PROGRESS`` -> ``READY``, or
@@ -30,17 +30,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers.local.lambda_engine import errors, mounts
-from helpers.local.lambda_engine.environment import (
+from localaws.lambda_engine import errors, mounts
+from localaws.lambda_engine.environment import (
     MARKER_VARIABLE,
     PROVISIONED_INIT_CAP_S,
     Environment,
     Outcome,
 )
-from helpers.local.lambda_engine.errors import LambdaServiceError
-from helpers.local.lambda_engine.function_spec import FunctionSpec, resolve, split_name
-from helpers.local.lambda_engine.logs import tail
-from helpers.local.lambda_engine.task_root import CodeCache
+from localaws.lambda_engine.errors import LambdaServiceError
+from localaws.lambda_engine.function_spec import FunctionSpec, resolve, split_name
+from localaws.lambda_engine.logs import tail
+from localaws.lambda_engine.task_root import CodeCache
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ def _now_iso() -> str:
 
 
 def runtime_command(handler: str) -> list[str]:
-    """awslambdaric where it is installed (``WORKSHOP_LAMBDA_RUNTIME_CLIENT=builtin`` forces the built-in loop)."""
-    if os.environ.get("WORKSHOP_LAMBDA_RUNTIME_CLIENT") != "builtin" and importlib.util.find_spec(
+    """awslambdaric where it is installed (``LOCALAWS_LAMBDA_RUNTIME_CLIENT=builtin`` forces the built-in loop)."""
+    if os.environ.get("LOCALAWS_LAMBDA_RUNTIME_CLIENT") != "builtin" and importlib.util.find_spec(
         "awslambdaric"
     ):
         return [sys.executable, "-m", "awslambdaric", handler]
@@ -110,9 +110,9 @@ class Engine:
     ):
         self.state_dir = Path(state_dir)
         self.url = url
-        self.idle_seconds = float(idle_seconds or os.environ.get("WORKSHOP_LAMBDA_IDLE_SECONDS", 300))
+        self.idle_seconds = float(idle_seconds or os.environ.get("LOCALAWS_LAMBDA_IDLE_SECONDS", 300))
         self.max_environments = int(
-            max_environments or os.environ.get("WORKSHOP_LAMBDA_MAX_ENVIRONMENTS", 10)
+            max_environments or os.environ.get("LOCALAWS_LAMBDA_MAX_ENVIRONMENTS", 10)
         )
         self._code = CodeCache(self.state_dir / "lambda" / "code")
         self._cond = threading.Condition()

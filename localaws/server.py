@@ -89,7 +89,10 @@ def status(state_dir: Path) -> dict | None:
 
 
 def _port_free(port: int) -> bool:
+    """Whether the server could bind ``port``: with SO_REUSEADDR, as werkzeug binds, so a TIME_WAIT
+    socket left by a server that just stopped does not count as in use."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -108,8 +111,11 @@ def _lock(state_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_running(state_dir: Path, port: int) -> str:
-    """Return the URL of this state folder's server, starting a detached one if none is healthy."""
+def ensure_running(state_dir: Path, port: int, *, port_setting: str = "LOCALAWS_PORT") -> str:
+    """Return the URL of this state folder's server, starting a detached one if none is healthy.
+
+    ``port_setting`` names the variable a caller sets to pick another port (said in the busy-port error).
+    """
     state_dir = Path(state_dir).resolve()
     info = status(state_dir)
     if info:
@@ -118,10 +124,10 @@ def ensure_running(state_dir: Path, port: int) -> str:
         info = status(state_dir)
         if info:
             return info["url"]
-        return _start(state_dir, port)
+        return _start(state_dir, port, port_setting)
 
 
-def _start(state_dir: Path, port: int) -> str:
+def _start(state_dir: Path, port: int, port_setting: str) -> str:
     url = f"http://{HOST}:{port}"
     if not _port_free(port):
         other = health(url)
@@ -130,10 +136,10 @@ def _start(state_dir: Path, port: int) -> str:
         )
         raise LocalServerError(
             f"Port {port} on {HOST} is in use by {whose}: stop it, or pick a free port with "
-            f"export WORKSHOP_LOCAL_PORT={port + 1}."
+            f"export {port_setting}={port + 1}."
         )
     logpath = log_file(state_dir)
-    cmd = [sys.executable, "-m", "helpers.local", "serve", "--port", str(port), "--state-dir", str(state_dir)]
+    cmd = [sys.executable, "-m", "localaws", "serve", "--port", str(port), "--state-dir", str(state_dir)]
     log.info("starting the local AWS server on %s (log: %s)", url, logpath)
     with open(logpath, "ab") as out:
         # Own session and no inherited stdout/stderr: whatever reads our output (a notebook kernel,
@@ -209,7 +215,7 @@ def serve(port: int, state_dir: Path) -> None:
     """Run the server in the foreground until SIGTERM/SIGINT (what the detached process runs)."""
     from werkzeug.serving import make_server
 
-    from helpers.local.app import create_app
+    from localaws.app import create_app
 
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -218,9 +224,7 @@ def serve(port: int, state_dir: Path) -> None:
     try:
         httpd = make_server(HOST, port, app, threaded=True, request_handler=_request_handler())
     except OSError as exc:
-        raise LocalServerError(
-            f"Cannot listen on {url}: {exc}. Set WORKSHOP_LOCAL_PORT to a free port."
-        ) from exc
+        raise LocalServerError(f"Cannot listen on {url}: {exc}. Pick a free port.") from exc
 
     def _terminate(signum, frame):
         raise KeyboardInterrupt

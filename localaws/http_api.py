@@ -35,7 +35,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
-from helpers.local.patches import apigatewayv2
+from localaws.patches import apigatewayv2
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class HttpApiLayer:
             return _json_response(*_INTERNAL_ERROR)
         event = build_event(request, path, api_id, account_id, route.route_key, path_parameters)
         try:
-            from helpers.local.lambda_engine import get_engine
+            from localaws.lambda_engine import get_engine
 
             result = get_engine().invoke(
                 target, None, json.dumps(event).encode(), account_id=account_id, region=region
@@ -105,7 +105,7 @@ class HttpApiLayer:
 
 
 def create(local_aws: Any) -> HttpApiLayer:
-    """Layer factory for :class:`helpers.local.app.LocalAWS`."""
+    """Layer factory for :class:`localaws.app.LocalAWS`."""
     return HttpApiLayer(local_aws.url)
 
 

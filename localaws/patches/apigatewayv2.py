@@ -9,7 +9,7 @@ Gaps of stock moto 5.2.5 filled here:
   Lambda proxy integration (payload format 2.0), a route (``$default`` unless RouteKey says
   otherwise) and an auto-deployed ``$default`` stage. Here both the API call and the template do so.
 - ``ApiEndpoint`` is ``https://<id>.execute-api.<region>.amazonaws.com``, which nothing local answers.
-  Once the local server runs the HTTP API layer (``helpers.local.http_api``), it calls
+  Once the local server runs the HTTP API layer (``localaws.http_api``), it calls
   :func:`serve_endpoints_at` and every API's endpoint is ``<server url>/_api/<api-id>`` instead.
 """
 

@@ -31,15 +31,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.local.lambda_engine import logs
-from helpers.local.lambda_engine.function_spec import FunctionSpec
-from helpers.local.lambda_engine.runtime_api import RuntimeAPIServer
+from localaws.lambda_engine import logs
+from localaws.lambda_engine.function_spec import FunctionSpec
+from localaws.lambda_engine.runtime_api import RuntimeAPIServer
 
 log = logging.getLogger(__name__)
 
 INIT_CAP_S = 10.0  # Lambda's on-demand init limit
 PROVISIONED_INIT_CAP_S = 900.0  # Provisioned Concurrency init may take up to 15 minutes
-MARKER_VARIABLE = "_WORKSHOP_LAMBDA_SERVER"  # in every environment: the state folder of its server
+MARKER_VARIABLE = "_LOCALAWS_SERVER"  # in every environment: the state folder of its server
 
 
 @dataclass

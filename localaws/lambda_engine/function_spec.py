@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.utils import get_backend
 
-from helpers.local.lambda_engine.errors import not_found
+from localaws.lambda_engine.errors import not_found
 
 _ARN = re.compile(
     r"^(?:arn:[^:]+:lambda:[^:]*:)?(?:\d{12}:)?function:(?P<name>[^:]+)(?::(?P<qualifier>[^:]+))?$"

@@ -2,7 +2,7 @@
 
 Requests pass through a chain of layers; each either answers (e.g. Lambda Invoke, provisioned
 concurrency, the local HTTP API endpoints, the health check) or hands the request on. What no layer
-claims goes to moto, whose gaps are filled by ``helpers.local.patches``.
+claims goes to moto, whose gaps are filled by ``localaws.patches``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from helpers.local import server
+from localaws import server
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class LocalAWS:
     def __init__(self, state_dir: Path, url: str):
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from helpers.local import patches
+        from localaws import patches
 
         patches.apply_all()
         self.state_dir = Path(state_dir)
@@ -66,8 +66,8 @@ class LocalAWS:
 
 def _layer_factories() -> list:
     """The layers in front of moto, in order. Each takes the LocalAWS and returns a layer."""
-    from helpers.local import http_api
-    from helpers.local.lambda_engine import layer as lambda_layer
+    from localaws import http_api
+    from localaws.lambda_engine import layer as lambda_layer
 
     return [lambda_layer.create, http_api.create]
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from helpers.local.lambda_engine import engine as engine_module
-from helpers.local.lambda_engine.engine import Engine
-from helpers.local.lambda_engine.errors import LambdaServiceError
+from localaws.lambda_engine import engine as engine_module
+from localaws.lambda_engine.engine import Engine
+from localaws.lambda_engine.errors import LambdaServiceError
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _reply(
 
 
 def create(local_aws: Any) -> LambdaLayer:
-    """Layer factory for :class:`helpers.local.app.LocalAWS`; makes its engine the process's engine."""
+    """Layer factory for :class:`localaws.app.LocalAWS`; makes its engine the process's engine."""
     engine = Engine(local_aws.state_dir, local_aws.url)
     engine_module._current = engine
     return LambdaLayer(engine, local_aws.moto_app)

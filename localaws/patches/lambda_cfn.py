@@ -224,12 +224,12 @@ def _delete_permission(self, account_id: str, region: str) -> None:
 
 def _engine():
     try:
-        from helpers.local.lambda_engine import get_engine
+        from localaws.lambda_engine import get_engine
 
         return get_engine()
     except (ImportError, RuntimeError) as exc:
         raise RuntimeError(
-            "Provisioned Concurrency needs the local Lambda engine (helpers.local.lambda_engine), which "
+            "Provisioned Concurrency needs the local Lambda engine (localaws.lambda_engine), which "
             "this server is not running; see server.log in the local state folder for why."
         ) from exc
 

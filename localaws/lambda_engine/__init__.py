@@ -7,6 +7,6 @@ moto), :mod:`mounts` (EFS folders), :mod:`task_root` (extracted code), :mod:`log
 CloudWatch Logs).
 """
 
-from helpers.local.lambda_engine.engine import Engine, InvokeResult, get_engine
+from localaws.lambda_engine.engine import Engine, InvokeResult, get_engine
 
 __all__ = ["Engine", "InvokeResult", "get_engine"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from moto.efs.models import efs_backends
 
-from helpers.local.lambda_engine.errors import LambdaServiceError
+from localaws.lambda_engine.errors import LambdaServiceError
 
 
 def local_mounts(
