@@ -1,5 +1,6 @@
 # The workshop's commands. `make demo` runs every notebook against the embedded local AWS;
-# `make test` runs the whole test suite, notebooks included.
+# `make test` runs the whole test suite, notebooks included; `make html` runs the notebooks and exports
+# them to build/html/ (figures and images inline); `make lab` opens JupyterLab.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ NOTEBOOKS := $(sort $(wildcard [0-9][0-9]_*.ipynb))
 TEST_ENV := WORKSHOP_BACKEND=local WORKSHOP_STATE_DIR=$(CURDIR)/build/test-state WORKSHOP_LOCAL_PORT=4588 \
             WORKSHOP_RESULTS_DIR=$(CURDIR)/build/test-results WORKSHOP_QUICK=1 MPLBACKEND=Agg
 
-.PHONY: install demo test lint unit notebooks lab bench clean
+.PHONY: install demo html test lint unit notebooks lab bench clean
 
 install: $(VENV)/.installed
 
@@ -18,8 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The runbook starts kernels with matplotlib's inline backend, so the executed copies embed their figures.
 demo: install
-	WORKSHOP_BACKEND=local MPLBACKEND=Agg $(BIN)/python -m helpers.runbook $(NOTEBOOKS)
+	WORKSHOP_BACKEND=local $(BIN)/python -m helpers.runbook $(NOTEBOOKS)
+
+html: install
+	WORKSHOP_BACKEND=local $(BIN)/python -m helpers.runbook --html build/html $(NOTEBOOKS)
 
 test: install lint unit notebooks
 
@@ -34,8 +39,9 @@ notebooks: install
 	rm -rf build/test-state
 	$(TEST_ENV) $(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider -q $(NOTEBOOKS)
 
+# JupyterLab refuses to run as root without --allow-root (containers, Cloud9, SageMaker terminals).
 lab: install
-	$(BIN)/jupyter lab
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,132 @@
+"""Executed notebooks are the product too: every figure embedded as a PNG, every image path resolved.
+
+The runbook (``make demo`` / ``make html``) is exercised on a tiny notebook of its own, with
+``MPLBACKEND=Agg`` in the environment as ``make test`` sets it, so the test fails if kernels fall back
+to a backend that saves ``<Figure size ...>`` instead of the figure. Executed copies of the workshop's
+notebooks found in ``build/notebooks/`` (left by ``make demo``/``make html``) or in the folder named by
+``WORKSHOP_EXECUTED_DIR`` are checked the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import runbook
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURE_CALL = re.compile(r"\bplots\.\w+\(|\bdisplay\(fig")
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
+
+
+def figure_cells_without_png(nb) -> list[int]:
+    """Code cells that make a figure (a ``plots.*(`` call, or an output whose text is a Figure repr)
+    but hold no image/png output."""
+    missing = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        has_png = any("image/png" in out.get("data", {}) for out in outputs)
+        figure_repr = any(
+            str(out.get("data", {}).get("text/plain", "")).startswith("<Figure size") for out in outputs
+        )
+        makes_figure = bool(FIGURE_CALL.search(cell.source)) or figure_repr
+        if makes_figure and not has_png:
+            missing.append(index)
+    return missing
+
+
+def relative_image_links(nb) -> list[str]:
+    links = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            links += [m.group(2) for m in runbook._MARKDOWN_IMAGE.finditer(cell.source)]
+    return links
+
+
+def test_the_checker_flags_a_figure_saved_as_text():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plots.latency_cdf(records)")
+    cell.outputs = [
+        nbformat.v4.new_output("execute_result", {"text/plain": "<Figure size 900x500 with 1 Axes>"})
+    ]
+    nb.cells.append(cell)
+    assert figure_cells_without_png(nb) == [0]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """A tiny notebook (a figure, a helper plot, an image link) run through the runbook under Agg."""
+    src = tmp_path_factory.mktemp("src")
+    (src / "images").mkdir()
+    (src / "images" / "picture.svg").write_text(SVG)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("A picture: ![the picture](images/picture.svg)"),
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nplt.close(fig)\nfig"
+        ),
+        nbformat.v4.new_code_cell(
+            "from helpers import plots\n"
+            "plots.latency_cdf([{'scenario': 'warm', 'client_ms': 10.0}, {'scenario': 'warm', 'client_ms': 12.0}])"
+        ),
+    ]
+    nbformat.write(nb, src / "tiny.ipynb")
+    out = tmp_path_factory.mktemp("executed")
+    saved = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"  # as make test sets it: the runbook must override it for kernels
+    try:
+        path = runbook.execute(src / "tiny.ipynb", out, timeout=120)
+    finally:
+        if saved is None:
+            os.environ.pop("MPLBACKEND")
+        else:
+            os.environ["MPLBACKEND"] = saved
+    return path
+
+
+def test_the_runbook_embeds_every_figure_as_a_png(executed):
+    nb = nbformat.read(executed, as_version=4)
+    assert figure_cells_without_png(nb) == []
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells[1:] for o in c.outputs) == 2
+
+
+def test_the_runbook_embeds_linked_images_so_the_copy_stands_alone(executed):
+    nb = nbformat.read(executed, as_version=4)
+    assert relative_image_links(nb) == []
+    assert "attachment:picture.svg" in nb.cells[0].source
+    assert "image/svg+xml" in nb.cells[0].attachments["picture.svg"]
+
+
+def test_the_html_export_is_self_contained(executed, tmp_path):
+    (page,) = runbook.export_html([executed], tmp_path)
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") >= 2
+    assert "data:image/svg+xml;base64," in html
+    assert "images/picture.svg" not in html
+
+
+def test_a_missing_linked_image_is_named(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("![x](images/nowhere.svg)")]
+    with pytest.raises(FileNotFoundError, match="nowhere.svg"):
+        runbook.embed_images(nb, tmp_path)
+
+
+def _executed_copies() -> list[Path]:
+    folders = [ROOT / "build" / "notebooks"]
+    if os.environ.get("WORKSHOP_EXECUTED_DIR"):
+        folders.insert(0, Path(os.environ["WORKSHOP_EXECUTED_DIR"]))
+    return [p for folder in folders if folder.is_dir() for p in sorted(folder.glob("[0-9][0-9]_*.ipynb"))]
+
+
+@pytest.mark.parametrize("path", _executed_copies(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_figure_cell_of_an_executed_workshop_notebook_embeds_a_png(path):
+    nb = nbformat.read(path, as_version=4)
+    assert figure_cells_without_png(nb) == [], f"{path}: figure cells without an embedded PNG"
+    assert relative_image_links(nb) == [], f"{path}: image links that do not resolve in the copy"
