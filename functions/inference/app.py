@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import http.client
 import io
 import json
 import logging
@@ -26,9 +25,6 @@ import math
 import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import warnings
 
 _INIT_STARTED = time.perf_counter()
@@ -104,64 +100,28 @@ log.info(
 )
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http(s) only (urllib would also follow one to ftp://)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
-            raise BadRequest(400, "InvalidUrl", f"The URL redirects to {newurl[:100]}, which is not http(s).")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
+import download  # noqa: E402  (guarded downloads: standard library only, imported after init's timing)
+from PIL import ImageOps  # noqa: E402
 
 
 def _image_from_url(url: str) -> bytes:
-    """The body at ``url``, streamed with a byte cap; the whole download is bounded by DOWNLOAD_TIMEOUT_S.
-
-    The deadline is checked between reads, each of which may wait up to the timeout itself: a download
-    that trickles is stopped after at most about twice DOWNLOAD_TIMEOUT_S.
-    """
+    """The body at ``url`` through the guarded downloader (see download.py for what it refuses)."""
     try:
-        scheme = urllib.parse.urlsplit(url).scheme
-    except ValueError as exc:
-        raise BadRequest(400, "InvalidUrl", f"{url[:100]!r} is not a URL: {exc}") from exc
-    if scheme not in ("http", "https"):
-        raise BadRequest(
-            400, "InvalidUrl", f"Only http(s) URLs are fetched, not {scheme or 'no scheme'}: {url[:100]}"
-        )
-    too_slow = BadRequest(408, "DownloadTimeout", f"The download took over {DOWNLOAD_TIMEOUT_S:g} s.")
-    too_large = BadRequest(413, "ImageTooLarge", f"The download exceeds {MAX_IMAGE_BYTES} bytes.")
-    deadline = time.monotonic() + DOWNLOAD_TIMEOUT_S
-    chunks, size = [], 0
-    try:
-        with _OPENER.open(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > MAX_IMAGE_BYTES:
-                raise too_large
-            while chunk := response.read1(64 * 1024):
-                size += len(chunk)
-                if size > MAX_IMAGE_BYTES:
-                    raise too_large
-                if time.monotonic() > deadline:
-                    raise too_slow
-                chunks.append(chunk)
-    except TimeoutError as exc:
-        raise too_slow from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):  # a connection that timed out
-            raise too_slow from exc
-        raise BadRequest(400, "DownloadFailed", f"Could not download {url[:100]}: {exc}") from exc
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise BadRequest(400, "DownloadFailed", f"Could not download {url[:100]}: {exc}") from exc
-    return b"".join(chunks)
+        return download.fetch(url, max_bytes=MAX_IMAGE_BYTES, timeout=DOWNLOAD_TIMEOUT_S)
+    except download.DownloadError as exc:
+        raise BadRequest(exc.status, exc.kind, exc.message) from exc
 
 
 def _image_from_base64(data) -> bytes:
     if not isinstance(data, str):
         raise BadRequest(400, "InvalidImage", '"image" must be a base64 string.')
     if len(data) > MAX_IMAGE_BYTES * 4 // 3 + 4:
-        raise BadRequest(413, "ImageTooLarge", f"The image exceeds {MAX_IMAGE_BYTES} bytes.")
+        raise BadRequest(
+            413,
+            "ImageTooLarge",
+            f"The image exceeds {MAX_IMAGE_BYTES} bytes: resize or recompress it (a JPEG of a few hundred KB "
+            "is plenty for a 224x224 model).",
+        )
     try:
         return base64.b64decode("".join(data.split()), validate=True)  # line breaks, as `base64` wraps
     except (binascii.Error, ValueError) as exc:
@@ -195,8 +155,23 @@ def _http_body(event: dict) -> tuple[bytes, bool, dict]:
         raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(400, "InvalidBase64", f"The body is marked base64 but is not: {exc}") from exc
-    content_type = str({k.lower(): v for k, v in headers.items()}.get("content-type", ""))
-    # curl -d sends JSON as form data: a body that starts like a JSON object is one (no image does).
+    content_type = str({k.lower(): v for k, v in headers.items()}.get("content-type", "")).lower()
+    if content_type.startswith("multipart/"):
+        raise BadRequest(
+            415,
+            "UnsupportedMediaType",
+            "Multipart form uploads (curl -F) are not read: send the image file itself as the body "
+            '(curl --data-binary @photo.jpg -H \'content-type: image/jpeg\') or JSON {"image": "<base64>"}.',
+        )
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise BadRequest(
+            413,
+            "ImageTooLarge",
+            f"The body is {len(raw)} bytes, over the {MAX_IMAGE_BYTES}-byte limit: resize or recompress the "
+            "image (a JPEG of a few hundred KB is plenty for a 224x224 model).",
+        )
+    # curl -d sends JSON as form data, and a client may label JSON image/jpeg: a body that starts like a
+    # JSON object is one whatever its content type (no image format starts with "{").
     is_json = content_type.startswith("application/json") or raw.lstrip()[:1] == b"{"
     return raw, is_json, query
 
@@ -233,28 +208,67 @@ def _request(event) -> tuple[bytes, int]:
     return _image_from_url(event["url"]), top_k
 
 
+def _not_an_image(data: bytes) -> str:
+    """What the bytes look like instead, and how to send an image."""
+    head = data[:512].lstrip()
+    if head[:1] in (b"{", b"["):
+        hint = (
+            "they look like JSON: send JSON with content-type application/json, as "
+            '{"image": "<base64>"} or {"url": "https://..."}'
+        )
+    elif head[:2] == b"--" and b"content-disposition" in head.lower():
+        hint = "they look like a multipart form upload: send the image file itself as the body (curl --data-binary)"
+    elif head[:1] == b"<":
+        hint = "they look like a web page or XML: use the URL of the image file itself"
+    else:
+        hint = "send the bytes of a JPEG, PNG, GIF, WebP or BMP file"
+    return f"The {len(data)} bytes received are not an image Pillow can read: {hint}."
+
+
 def _decode(data: bytes) -> Image.Image:
-    """The decoded image; its size is checked from the header first, so a bomb is never decoded."""
+    """The decoded image, upright; its size is checked from the header first, so a bomb is never decoded."""
+    if not data:
+        raise BadRequest(400, "NotAnImage", "The image is empty: send the bytes of a JPEG or PNG file.")
+    image = None
     try:
         with warnings.catch_warnings():  # the size checks below refuse what Pillow only warns about
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise BadRequest(413, "ImageTooLarge", f"{width}x{height} is over {MAX_PIXELS} pixels.")
+            raise BadRequest(
+                413,
+                "ImageTooLarge",
+                f"{width}x{height} is over {MAX_PIXELS} pixels: resize the image (the model sees 224x224).",
+            )
         short, long = sorted((width, height))
         if short < 1 or RESIZE * RESIZE * long / short > MAX_PIXELS:
             raise BadRequest(
                 400,
                 "UnsupportedImage",
                 f"{width}x{height} is too elongated: resizing its shorter side to {RESIZE} would exceed "
-                f"{MAX_PIXELS} pixels.",
+                f"{MAX_PIXELS} pixels; crop it closer to a square.",
             )
         image.load()
+        # A phone photo is stored sideways with an EXIF Orientation tag that viewers apply: apply it too,
+        # so the model sees the picture as a person does.
+        ImageOps.exif_transpose(image, in_place=True)
     except Image.DecompressionBombError as exc:
-        raise BadRequest(413, "ImageTooLarge", str(exc)) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadRequest(400, "NotAnImage", f"The data is not an image Pillow can read: {exc}") from exc
+        raise BadRequest(
+            413,
+            "ImageTooLarge",
+            f"The image is over {MAX_PIXELS} pixels: resize it (the model sees 224x224).",
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise BadRequest(400, "NotAnImage", _not_an_image(data)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow knew the format, then the data broke
+        log.info("decode failed: %r", exc)
+        raise BadRequest(
+            400,
+            "NotAnImage",
+            f"The {len(data)} bytes received are a truncated or corrupt {getattr(image, 'format', None) or 'image'}: send the "
+            "whole file (with curl, --data-binary @file, not -d, which strips line breaks).",
+        ) from exc
     return image
 
 

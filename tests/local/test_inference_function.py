@@ -95,7 +95,7 @@ def test_lambdas_prediction_equals_an_in_process_one_with_the_same_weights(deplo
         ({"image": base64.b64encode(b"hello").decode()}, "NotAnImage"),
         ({**PAYLOAD, "top_k": 99}, "InvalidTopK"),
         ({"url": "file:///etc/hostname"}, "InvalidUrl"),
-        ({"url": "http://127.0.0.1:9/nothing.jpg"}, "DownloadFailed"),
+        ({"url": "http://127.0.0.1:9/nothing.jpg"}, "UrlNotAllowed"),  # loopback: the Runtime API is there
         ("just a string", "InvalidRequest"),
     ],
 )

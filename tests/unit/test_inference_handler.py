@@ -119,7 +119,8 @@ def test_threads_follow_the_memory_size_and_never_exceed_the_cpus(app):
         ({"url": "ftp://example.com/a.jpg"}, 400, "InvalidUrl"),
         ({"url": 3}, 400, "InvalidUrl"),
         ({"url": "http://[::1/a.jpg"}, 400, "InvalidUrl"),
-        ({"url": "http://127.0.0.1:1/a.jpg"}, 400, "DownloadFailed"),
+        ({"url": "http://127.0.0.1:1/a.jpg"}, 403, "UrlNotAllowed"),  # loopback: see test_url_safety.py
+        ({"url": "http://169.254.169.254/latest/meta-data/"}, 403, "UrlNotAllowed"),
     ],
 )
 def test_bad_input_gets_a_structured_error_and_the_next_request_works(app, event, status, kind):
@@ -215,7 +216,11 @@ def image_server(tmp_path_factory):
         ("127.0.0.1", 0), functools.partial(_Images, directory=str(folder))
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The handler refuses loopback; a test reaches its own server through this test-only allowance.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ALLOWED_URL_HOSTS", f"127.0.0.1:{server.server_address[1]}")
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    mp.undo()
     server.shutdown()
 
 
@@ -378,3 +383,73 @@ def test_the_framework_folder_goes_first_on_the_path(model_dir, tmp_path, monkey
     framework.mkdir()
     load_handler(model_dir, monkeypatch, FRAMEWORK_DIR=str(framework))
     assert sys.path[0] == str(framework)
+
+
+def _captured_preprocess_input(app, monkeypatch, data: bytes) -> Image.Image:
+    seen = []
+
+    def spy(image):
+        seen.append(image.copy())
+        return app.preprocess.__wrapped__(image)
+
+    spy.__wrapped__ = app.preprocess
+    monkeypatch.setattr(app, "preprocess", spy)
+    assert app.handler({"image": b64(data)}, None)["predictions"]
+    return seen[0]
+
+
+def test_an_exif_rotated_photo_is_classified_upright(app, monkeypatch):
+    """A phone stores the photo sideways with EXIF Orientation 6 (rotate 90 degrees clockwise to view)."""
+    upright = Image.open(io.BytesIO(IMAGE)).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=95, exif=exif)
+    sideways = buffer.getvalue()
+    expected = Image.open(io.BytesIO(sideways)).transpose(Image.Transpose.ROTATE_270)  # what a viewer shows
+    seen = _captured_preprocess_input(app, monkeypatch, sideways)
+    assert seen.size == upright.size == expected.size
+    assert seen.tobytes() == expected.convert(seen.mode).tobytes()
+
+
+def test_an_image_without_exif_reaches_the_model_unchanged(app, monkeypatch):
+    seen = _captured_preprocess_input(app, monkeypatch, IMAGE)
+    assert seen.tobytes() == Image.open(io.BytesIO(IMAGE)).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "status", "kind", "fix"),
+    [
+        (
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+            + IMAGE
+            + b"\r\n--xyz--",
+            "multipart/form-data; boundary=xyz",
+            415,
+            "UnsupportedMediaType",
+            "--data-binary",
+        ),
+        (b"x" * (10 * 1024 * 1024 + 1), "image/jpeg", 413, "ImageTooLarge", "resize or recompress"),
+        (b"<html><body>Not found</body></html>", "image/jpeg", 400, "NotAnImage", "URL of the image file"),
+        (b"just some text", "image/png", 400, "NotAnImage", "JPEG, PNG"),
+        (b"[1, 2, 3]", "image/jpeg", 400, "NotAnImage", "application/json"),
+        (IMAGE[:5000], "image/jpeg", 400, "NotAnImage", "send the whole file"),
+    ],
+)
+def test_bad_bodies_get_a_4xx_that_names_the_fix_and_never_a_python_repr(
+    app, payload, content_type, status, kind, fix
+):
+    response = app.handler(http_event(payload, content_type), None)
+    error = json.loads(response["body"])["error"]
+    assert response["statusCode"] == status and error["type"] == kind
+    assert (
+        fix in error["message"] and " object at 0x" not in error["message"] and "<_io" not in error["message"]
+    )
+    good(app)
+
+
+def test_json_sent_with_an_image_content_type_is_read_as_json(app):
+    response = app.handler(
+        http_event(json.dumps({"image": b64(IMAGE), "top_k": 2}).encode(), "image/jpeg"), None
+    )
+    assert response["statusCode"] == 200 and len(json.loads(response["body"])["predictions"]) == 2
