@@ -75,6 +75,8 @@ class HttpApiLayer:
         if found is None or "$default" not in found[0].stages:
             return _json_response(*_NOT_FOUND)
         api, account_id, region = found
+        if not apigatewayv2.admit(api):  # the stage's throttle (token bucket), as API Gateway applies it
+            return _json_response(429, {"message": "Too Many Requests"})
         matched = match_route(api, request.method, path)
         if matched is None:
             return _json_response(*_NOT_FOUND)

@@ -11,12 +11,22 @@ Gaps of stock moto 5.2.5 filled here:
 - ``ApiEndpoint`` is ``https://<id>.execute-api.<region>.amazonaws.com``, which nothing local answers.
   Once the local server runs the HTTP API layer (``localaws.http_api``), it calls
   :func:`serve_endpoints_at` and every API's endpoint is ``<server url>/_api/<api-id>`` instead.
+- ``AWS::ApiGatewayV2::ApiGatewayManagedOverrides`` is not supported, so a throttle set on the
+  quick-created stage is lost. Here its ``Stage`` overrides (DefaultRouteSettings, RouteSettings,
+  Description, StageVariables) are applied to the ``$default`` stage and restored when the resource is
+  deleted (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-apigatewayv2-apigatewaymanagedoverrides.html),
+  and :func:`admit` enforces the stage's throttle as API Gateway does: a token bucket of
+  ``ThrottlingBurstLimit`` tokens refilled at ``ThrottlingRateLimit`` per second, 429 when empty
+  (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html).
+  Integration and Route overrides are refused with a clear error rather than silently ignored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 from moto.apigatewayv2 import models, responses
@@ -150,6 +160,138 @@ class HttpApiResource(CloudFormationModel):
 
     def delete(self, account_id: str, region: str) -> None:
         models.apigatewayv2_backends[account_id][region].delete_api(self.api.api_id)
+
+
+_DEFAULT_STAGE = "$default"
+_buckets: dict[str, tuple[float, float]] = {}  # api id -> (tokens, last refill, monotonic)
+_buckets_lock = threading.Lock()
+
+
+def admit(api: models.Api, now: float | None = None) -> bool:
+    """Take a token from the ``$default`` stage's throttle; False means answer 429 Too Many Requests."""
+    stage = api.stages.get(_DEFAULT_STAGE)
+    settings = getattr(stage, "default_route_settings", None) or {}
+    rate, burst = settings.get("throttlingRateLimit"), settings.get("throttlingBurstLimit")
+    if rate is None and burst is None:
+        return True  # only the account-level limits apply, far above what a workshop sends
+    rate = float(rate if rate is not None else 10000)
+    burst = float(burst if burst is not None else 5000)
+    now = time.monotonic() if now is None else now
+    with _buckets_lock:
+        tokens, last = _buckets.get(api.api_id, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        admitted = tokens >= 1
+        _buckets[api.api_id] = (tokens - 1 if admitted else tokens, now)
+    return admitted
+
+
+_ROUTE_SETTINGS = {"ThrottlingRateLimit": float, "ThrottlingBurstLimit": int, "DetailedMetricsEnabled": bool}
+
+
+def _route_settings(settings: dict) -> dict:
+    """CloudFormation's RouteSettings (``ThrottlingRateLimit: "5"``) as the API's JSON (``throttlingRateLimit: 5.0``)."""
+    converted = {}
+    for key, value in (settings or {}).items():
+        kind = _ROUTE_SETTINGS.get(key, lambda v: v)
+        if kind is bool and isinstance(value, str):
+            value = value.lower() == "true"
+        converted[key[0].lower() + key[1:]] = kind(value)
+    return converted
+
+
+class ManagedOverridesResource(CloudFormationModel):
+    """``AWS::ApiGatewayV2::ApiGatewayManagedOverrides``: settings of a quick-created API's stage."""
+
+    def __init__(self, api: models.Api, stage_overrides: dict):
+        self.api = api
+        stage = api.stages[_DEFAULT_STAGE]
+        self.saved = (dict(stage.default_route_settings), dict(stage.route_settings), stage.description)
+        self.apply_overrides(stage_overrides)
+
+    def apply_overrides(self, overrides: dict) -> None:
+        stage = self.api.stages[_DEFAULT_STAGE]
+        defaults, routes, description = self.saved
+        stage.default_route_settings = {**defaults, **_route_settings(overrides.get("DefaultRouteSettings"))}
+        stage.route_settings = {
+            **routes,
+            **{key: _route_settings(value) for key, value in (overrides.get("RouteSettings") or {}).items()},
+        }
+        stage.description = overrides.get("Description", description)
+        if "StageVariables" in overrides:
+            stage.stage_variables = dict(overrides["StageVariables"])
+        with _buckets_lock:
+            _buckets.pop(self.api.api_id, None)  # a new throttle starts with a full bucket
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGatewayV2::ApiGatewayManagedOverrides"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return f"{self.api.api_id}-managed-overrides"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @staticmethod
+    def _stage_overrides(cloudformation_json: dict, account_id: str, region_name: str) -> tuple:
+        properties = cloudformation_json["Properties"]
+        unsupported = [key for key in ("Integration", "Route") if properties.get(key)]
+        if unsupported:
+            raise ValueError(
+                f"The local AWS applies ApiGatewayManagedOverrides' Stage only, not {' or '.join(unsupported)}: "
+                "define the route or integration as its own resource instead."
+            )
+        api = models.apigatewayv2_backends[account_id][region_name].get_api(properties["ApiId"])
+        if _DEFAULT_STAGE not in api.stages:
+            raise ValueError(
+                f"API {api.api_id} has no $default stage: overrides need a quick-created API (Target)."
+            )
+        return api, properties.get("Stage") or {}
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> ManagedOverridesResource:
+        return cls(*cls._stage_overrides(cloudformation_json, account_id, region_name))
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        original_resource: ManagedOverridesResource,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> ManagedOverridesResource:
+        api, overrides = cls._stage_overrides(cloudformation_json, account_id, region_name)
+        if api is not original_resource.api:  # ApiId changes replace the resource
+            original_resource.delete(account_id, region_name)
+            return cls(api, overrides)
+        original_resource.apply_overrides(overrides)
+        return original_resource
+
+    def delete(self, account_id: str, region: str) -> None:
+        """Removing the overrides restores the stage's defaults, as on AWS."""
+        stage = self.api.stages.get(_DEFAULT_STAGE)
+        if stage is not None:
+            stage.default_route_settings, stage.route_settings, stage.description = (
+                dict(self.saved[0]),
+                dict(self.saved[1]),
+                self.saved[2],
+            )
+        with _buckets_lock:
+            _buckets.pop(self.api.api_id, None)
 
 
 def apply() -> None:
