@@ -9,9 +9,16 @@ Gaps of stock moto 5.2.5 filled here:
   access point id (the model has no ``physical_resource_id``).
 - Numbers in an access point's ``PosixUser`` and ``RootDirectory.CreationInfo`` that a template gives
   as strings (as CloudFormation allows) are stored and returned as strings; the EFS API returns numbers.
+- ``AWS::EFS::FileSystem``'s ``FileSystemPolicy`` is dropped, so ``DescribeFileSystemPolicy`` answers
+  PolicyNotFound and the file system looks as open as one without a policy (EFS then grants full access
+  to any client of a mount target:
+  https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html). Here it is stored as the
+  JSON document the EFS API returns, on create and on update.
 """
 
 from __future__ import annotations
+
+import json
 
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.efs import models
@@ -60,7 +67,37 @@ def _wrap_access_point_init(original):
     return __init__
 
 
+def _policy_document(properties: dict) -> str | None:
+    policy = properties.get("FileSystemPolicy")
+    if policy is None:
+        return None
+    return policy if isinstance(policy, str) else json.dumps(policy)
+
+
+def _wrap_create_file_system(original):
+    def create_from_cloudformation_json(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    ):
+        fs = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        fs.file_system_policy = _policy_document(cloudformation_json.get("Properties") or {})
+        return fs
+
+    return classmethod(create_from_cloudformation_json)
+
+
+def _update_file_system(
+    cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+):
+    """In-place updates (the policy, tags aside): EFS changes a file system's policy without replacing it."""
+    original_resource.file_system_policy = _policy_document(cloudformation_json.get("Properties") or {})
+    return original_resource
+
+
 def apply() -> None:
+    models.FileSystem.create_from_cloudformation_json = _wrap_create_file_system(
+        models.FileSystem.create_from_cloudformation_json
+    )
+    models.FileSystem.update_from_cloudformation_json = classmethod(_update_file_system)
     for model, names in _ATTRIBUTES.items():
         model.has_cfn_attr, model.get_cfn_attribute = _attribute_methods(names)
     models.AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)

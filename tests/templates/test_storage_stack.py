@@ -116,6 +116,71 @@ def test_access_point_is_rooted_at_ml_as_uid_1000(storage):
     assert ap["RootDirectory"]["CreationInfo"]["OwnerUid"] == 1000
 
 
+CLIENT_ACTIONS = (
+    "elasticfilesystem:ClientMount",
+    "elasticfilesystem:ClientWrite",
+    "elasticfilesystem:ClientRootAccess",
+)
+
+
+def _role_statements(template: str, storage_outputs: dict) -> list[dict]:
+    """The EFS statements of a template's execution role, with the storage stack's imports resolved."""
+    from helpers.template_checks import load_template
+
+    doc = load_template(stacks.template_path(template))
+    statements = doc["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+    def resolve(value):
+        if isinstance(value, dict) and "Fn::ImportValue" in value:
+            return storage_outputs[value["Fn::ImportValue"]["Fn::Sub"].split("}-", 1)[1]]
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return [resolve(v) for v in value] if isinstance(value, list) else value
+
+    return [resolve(s) for s in statements if "elasticfilesystem" in str(s["Action"])]
+
+
+def _matches(statement: dict, action: str, access_point: str | None) -> bool:
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    if action not in actions:
+        return False
+    condition = statement.get("Condition", {})
+    key = "elasticfilesystem:AccessPointArn"
+    if key in condition.get("StringEquals", {}) and condition["StringEquals"][key] != access_point:
+        return False
+    if key in condition.get("Null", {}) and (condition["Null"][key] == "true") != (access_point is None):
+        return False
+    return True
+
+
+def allowed(role: list[dict], file_system_policy: dict, action: str, access_point: str | None) -> bool:
+    """IAM's evaluation for one principal of the account: an explicit Deny wins, then any Allow."""
+    statements = role + file_system_policy["Statement"]
+    if any(s["Effect"] == "Deny" and _matches(s, action, access_point) for s in statements):
+        return False
+    return any(s["Effect"] == "Allow" and _matches(s, action, access_point) for s in statements)
+
+
+def test_the_file_system_policy_makes_inference_read_only_and_lets_the_seeder_write(storage):
+    """With a policy, EFS consults the execution roles (https://docs.aws.amazon.com/lambda/latest/dg/configuration-filesystem.html)."""
+    import json
+
+    out = storage["outputs"]
+    policy = json.loads(
+        storage["aws"].client("efs").describe_file_system_policy(FileSystemId=out["FileSystemId"])["Policy"]
+    )
+    inference, seeder = _role_statements("function", out), _role_statements("seeder", out)
+    mount, write, root = CLIENT_ACTIONS
+    ap = out["AccessPointArn"]
+    assert allowed(inference, policy, mount, ap) and not allowed(inference, policy, write, ap)
+    assert allowed(seeder, policy, mount, ap) and allowed(seeder, policy, write, ap)
+    for role in (inference, seeder):
+        assert not allowed(role, policy, root, ap)
+        assert not any(allowed(role, policy, action, None) for action in CLIENT_ACTIONS)  # no access point
+    broad = [{"Effect": "Allow", "Action": list(CLIENT_ACTIONS), "Resource": "*"}]  # e.g. a managed policy
+    assert not allowed(broad, policy, root, ap) and not allowed(broad, policy, write, None)
+
+
 def test_artifact_bucket_is_private_versioned_encrypted_and_owner_enforced(storage):
     s3, bucket = storage["aws"].client("s3"), storage["outputs"]["ArtifactBucketName"]
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
