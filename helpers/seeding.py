@@ -7,13 +7,11 @@ and it answers when it is done (with what it did, or with the reason it refused)
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from pathlib import Path
 from typing import Any
 
 from helpers import functions, session, stacks
-from helpers.bundle import ArchiveInfo
+from helpers.archives import ArchiveInfo
 from helpers.config import Settings, load_settings
 from helpers.invoke import FunctionFailed, invoke
 
@@ -114,12 +112,3 @@ def size_table(framework_bytes: int, model_bytes: int, framework_note: str = "")
     if framework_note:
         rows[0]["note"] = framework_note
     return rows
-
-
-def installed_size(package: str) -> int:
-    """Bytes of an installed package's folder on this machine (what a bundle of it would unpack to)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return 0
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

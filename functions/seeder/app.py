@@ -9,22 +9,40 @@ Actions (the event's ``action``):
 
 - ``seed`` (``name``, ``bucket``, ``key``): stream the archive from S3, refuse any member that is not a
   plain file or folder inside the target (``..``, absolute paths, links, devices), verify every file's
-  sha256 and size against the archive's ``manifest.json``, then rename the folder into place and
-  switch ``current``. A corrupted archive, a checksum mismatch or a refused member fails with a clear
+  sha256 and size against the archive's ``manifest.json``, precompile its Python files (below), then
+  rename the folder into place and switch ``current``. A corrupted archive, a checksum mismatch or a refused member fails with a clear
   error and leaves the previous ``current`` untouched. When ``current`` already holds the same
   manifest (known from the object's ``manifest-sha256`` metadata), nothing is downloaded.
-- ``inspect``: what is on EFS: current version, all versions, manifest, files and sizes, free space.
+- ``inspect``: what is on EFS: current version, all versions, manifest, files and sizes (the manifest's
+  files; the generated ``__pycache__`` is counted apart), free space.
 - ``clean`` (``keep``, default 1): remove all but the ``keep`` newest versions (never ``current``)
   and leftovers of interrupted seeds.
+
+Precompiling: before the switch, every ``.py`` of the new version is compiled with this function's own
+interpreter (``sys.executable``: the python3.12 runtime the inference function shares, so the cache
+tag matches), so no cold start compiles from EFS and no environment writes ``.pyc`` there. The
+``.pyc`` files are ``UNCHECKED_HASH`` (PEP 552): the importer uses them without comparing the source's
+mtime, which EFS does not keep reliably across clients, and the versions are immutable anyway. It runs
+in this process, one file after another: ``compileall``'s workers (a ProcessPoolExecutor) need
+multiprocessing's semaphores in ``/dev/shm``, which Lambda's execution environment lacks, so they fail
+with ``OSError: [Errno 38] Function not implemented`` (AWS Compute Blog, "Parallel Processing in
+Python with AWS Lambda":
+https://aws.amazon.com/blogs/compute/parallel-processing-in-python-with-aws-lambda/). A file this
+interpreter cannot compile (torch ships one test helper in 3.12-only syntax, which 3.11 refuses)
+cannot be imported by it either: it is listed in the answer, not fatal. The manifest check runs before, on the
+unpacked files only, so the generated ``__pycache__`` never counts against it.
 """
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import logging
 import os
+import py_compile
 import shutil
+import sys
 import tarfile
 import time
 import uuid
@@ -40,6 +58,7 @@ log.setLevel(logging.INFO)
 EFS_MOUNT = Path(os.environ.get("EFS_MOUNT", "/mnt/ml"))
 NAMES = ("model", "framework")
 MANIFEST = "manifest.json"
+PYCACHE = "__pycache__"
 CHUNK = 1024 * 1024
 
 
@@ -107,6 +126,7 @@ def seed(name: str, bucket: str, key: str) -> dict:
         hashes = _unpack(body, staging, where)
         log.info("unpacked %d files in %.1f s", len(hashes), time.monotonic() - started)
         doc = _verify(staging, hashes, name, expected, where)
+        compiled = precompile(staging)
         version = _manifest_sha(staging)[:16]
         final = versions / version
         if final.exists():
@@ -126,6 +146,7 @@ def seed(name: str, bucket: str, key: str) -> dict:
         "previous": previous,
         "files": len(files),
         "bytes": sum(f["size"] for f in files.values()),
+        "compiled": compiled,
         "seconds": round(time.monotonic() - started, 2),
     }
     log.info(json.dumps(result))
@@ -176,6 +197,8 @@ def _unpack(body, staging: Path, where: str) -> dict[str, tuple[str, int]]:
                         digest.update(chunk)
                         size += len(chunk)
                         out.write(chunk)
+                if member.mode & 0o111:  # torch/bin/torch_shm_manager is a program
+                    os.chmod(target, 0o755)
                 hashes[rel.as_posix()] = (digest.hexdigest(), size)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise SeedError(f"{where} is not a readable .tar.gz ({exc}): upload it again.") from exc
@@ -233,6 +256,28 @@ def _read_manifest(path: Path, where: str) -> dict:
     return doc
 
 
+def precompile(folder: Path) -> dict:
+    """Compile every .py under ``folder`` with this interpreter, single process (see the docstring)."""
+    started = time.monotonic()
+    sources = sorted(p for p in folder.rglob("*.py") if p.is_file())
+    failed = [
+        p.relative_to(folder).as_posix()
+        for p in sources
+        if not compileall.compile_file(
+            p, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
+    ]
+    seconds = round(time.monotonic() - started, 2)
+    log.info("compiled %d of %d Python files with %s in %.1f s", len(sources) - len(failed), len(sources),
+             sys.executable, seconds)  # fmt: skip
+    return {
+        "files": len(sources) - len(failed),
+        "failed": failed,
+        "python": sys.executable,
+        "seconds": seconds,
+    }
+
+
 def _switch(root: Path, version: str) -> None:
     """Point ``current`` at ``versions/<version>`` in one rename: readers see the old or the new."""
     temporary = root / f".current-{uuid.uuid4().hex[:12]}"
@@ -257,12 +302,12 @@ def inspect() -> dict:
         if current:
             folder = root / "versions" / current
             entry["manifest"] = json.loads((folder / MANIFEST).read_text())
+            files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST]
             entry["files"] = {
-                p.relative_to(folder).as_posix(): p.stat().st_size
-                for p in sorted(folder.rglob("*"))
-                if p.is_file() and p.name != MANIFEST
+                p.relative_to(folder).as_posix(): p.stat().st_size for p in files if PYCACHE not in p.parts
             }
             entry["bytes"] = sum(entry["files"].values())
+            entry["compiled_files"] = sum(1 for p in files if PYCACHE in p.parts)
         report[name] = entry
     usage = shutil.disk_usage(EFS_MOUNT) if EFS_MOUNT.exists() else None
     report["free_bytes"] = usage.free if usage else None

@@ -7,6 +7,8 @@ import importlib.util
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -337,3 +339,59 @@ def test_the_seeder_template_grants_least_privilege_and_mounts_the_access_point_
     assert function["FileSystemConfigs"] == [{"Arn": access_point, "LocalMountPath": "/mnt/ml"}]
     assert function["Environment"]["Variables"] == {"EFS_MOUNT": "/mnt/ml"}
     assert function["Runtime"] == "python3.12" and function["Handler"] == "app.handler"
+
+
+def framework_archive(tmp_path: Path) -> Path:
+    src = tmp_path / "fw-src"
+    (src / "pkg" / "bin").mkdir(parents=True)
+    (src / "pkg" / "__init__.py").write_text("VALUE = 42\n")
+    (src / "pkg" / "newer.py").write_text("def f(:\n")  # syntax this interpreter cannot compile
+    (src / "pkg" / "bin" / "tool").write_bytes(b"\x7fELF")
+    (src / "pkg" / "bin" / "tool").chmod(0o755)
+    return pack_folder(src, "framework", tmp_path / "framework.tar.gz").path
+
+
+def seed_framework(seeder, tmp_path: Path) -> dict:
+    key = upload(framework_archive(tmp_path), "framework.tar.gz")
+    return seeder.handler({"action": "seed", "name": "framework", "bucket": BUCKET, "key": key}, None)
+
+
+def test_a_framework_is_precompiled_with_unchecked_hash_pycs_before_the_switch(seeder, tmp_path):
+    result = seed_framework(seeder, tmp_path)
+    assert result["compiled"]["files"] == 1 and result["compiled"]["failed"] == ["pkg/newer.py"]
+    assert result["compiled"]["python"] == sys.executable
+    folder = (seeder.EFS_MOUNT / "framework" / "current").resolve()
+    pyc = folder / "pkg" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
+    header = pyc.read_bytes()[:16]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source not checked (PEP 552)
+    assert os.access(folder / "pkg" / "bin" / "tool", os.X_OK)  # executables keep their bit
+
+
+def test_a_precompiled_framework_is_imported_without_writing_bytecode(seeder, tmp_path):
+    seed_framework(seeder, tmp_path)
+    folder = (seeder.EFS_MOUNT / "framework" / "current").resolve()
+    (folder / "pkg" / "__init__.py").write_text("VALUE = 'the source'\n")  # the .pyc is used unchecked
+    before = sorted(p for p in folder.rglob("*"))
+    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import pkg; print(pkg.VALUE)"
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "42" and sorted(p for p in folder.rglob("*")) == before
+
+
+def test_inspect_lists_the_manifests_files_and_counts_the_generated_pycache_apart(seeder, tmp_path):
+    seed_framework(seeder, tmp_path)
+    framework = seeder.handler({"action": "inspect"}, None)["framework"]
+    assert set(framework["files"]) == set(framework["manifest"]["files"])
+    assert framework["compiled_files"] == 1
+
+
+def test_precompiling_runs_in_this_process_without_worker_processes(seeder, tmp_path, monkeypatch):
+    import concurrent.futures
+
+    def no_workers(*args, **kwargs):
+        raise OSError(38, "Function not implemented")  # what multiprocessing gets without /dev/shm
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_workers)
+    assert seed_framework(seeder, tmp_path)["compiled"]["files"] == 1
