@@ -9,6 +9,11 @@ it is allocated (memory times allocated seconds times the allocation price), and
 pay the request price plus billed GB-s at the lower provisioned duration price. Everything here
 assumes that every request lands on a provisioned environment (none spill over to on-demand);
 ``monthly_cost_provisioned`` warns when the request rate makes that impossible.
+
+What a Lambda + EFS workshop also spends, beside Lambda: EFS storage and Elastic Throughput (billed per
+GB read and per GB written: every cold start reads the framework bundle from EFS, and seeding writes
+it), the artifact bucket, HTTP API requests and CloudWatch Logs. ``workshop_run`` lists a full run's
+cost line by line, and ``markdown_table`` renders it for the README (a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -38,6 +43,26 @@ class ArchitecturePrices:
 
 
 @dataclass(frozen=True)
+class EfsPrices:
+    """USD for EFS Standard storage and Elastic Throughput data access."""
+
+    source: str
+    storage_gb_month: float
+    elastic_read_gb: float
+    elastic_write_gb: float
+
+
+@dataclass(frozen=True)
+class S3Prices:
+    """USD for S3 Standard storage and requests."""
+
+    source: str
+    storage_gb_month: float
+    put_per_1000: float
+    get_per_1000: float
+
+
+@dataclass(frozen=True)
 class Prices:
     """The price list: where it came from, when, and the rates."""
 
@@ -48,6 +73,10 @@ class Prices:
     notes: tuple[str, ...]
     request_per_million: float
     architectures: dict[str, ArchitecturePrices]
+    efs: EfsPrices
+    s3: S3Prices
+    http_api_per_million: float
+    logs_ingest_gb: float
 
     def for_arch(self, arch: str) -> ArchitecturePrices:
         """Rates for ``arch`` (``x86_64`` or ``arm64``; ``x86`` is accepted for ``x86_64``)."""
@@ -73,7 +102,29 @@ def load_prices(path: Path = PRICES_FILE) -> Prices:
         notes=tuple(data["notes"]),
         request_per_million=data["request_per_million"],
         architectures={name: ArchitecturePrices(**rates) for name, rates in data["architectures"].items()},
+        efs=EfsPrices(**data["efs"]),
+        s3=S3Prices(**data["s3"]),
+        http_api_per_million=data["api_gateway_http"]["per_million"],
+        logs_ingest_gb=data["cloudwatch_logs"]["ingest_gb"],
     )
+
+
+def efs_cost(
+    gb_read: float = 0.0, gb_written: float = 0.0, gb_stored: float = 0.0, hours: float = 0.0
+) -> float:
+    """USD for EFS: Elastic Throughput reads and writes per GB, plus ``gb_stored`` kept for ``hours``."""
+    _check_non_negative(gb_read=gb_read, gb_written=gb_written, gb_stored=gb_stored, hours=hours)
+    efs = load_prices().efs
+    return (
+        gb_read * efs.elastic_read_gb
+        + gb_written * efs.elastic_write_gb
+        + gb_stored * hours / HOURS_PER_MONTH * efs.storage_gb_month
+    )
+
+
+def cold_start_efs_cost(bundle_bytes: float, cold_starts: int = 1) -> float:
+    """USD of EFS reads for ``cold_starts`` inits that each read a ``bundle_bytes`` framework bundle."""
+    return efs_cost(gb_read=cold_starts * bundle_bytes / 1e9)
 
 
 def invocation_cost(billed_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
@@ -183,6 +234,121 @@ def cost_per_million(
         )
     monthly = monthly_cost_provisioned(requests_per_month, billed_ms, memory_mb, arch, environments, hours)
     return monthly / requests_per_month * 1_000_000
+
+
+@dataclass(frozen=True)
+class RunAssumptions:
+    """What one full run of the workshop (01 to 99 on AWS) uses; every number is a parameter."""
+
+    hours: float = 3.0  # from 01's deploy to 99's delete: EFS and S3 storage bill for this long
+    memory_mb: int = 2048
+    provisioned_environments: int = 1
+    provisioned_hours: float = 2.0  # from 03's deploy to 99
+    provisioned_inits: int = 2  # Provisioned Concurrency environments initialised (each reads the bundle)
+    provisioned_invocations: int = 300
+    provisioned_billed_ms: float = 40
+    cold_starts: int = 30  # 03's first calls and 04's forced cold starts and bursts
+    cold_billed_ms: float = 2500  # init is billed on demand since August 2025
+    warm_invocations: int = 300
+    warm_billed_ms: float = 40
+    seeder_runs: int = 2
+    seeder_billed_ms: float = 120_000
+    bundle_read_gb: float = 0.3  # what one init reads from EFS (torch CPU build, weights)
+    efs_stored_gb: float = 0.85  # the framework bundle and the model on EFS
+    artifacts_gb: float = 0.4  # the archives in the artifact bucket
+    s3_requests: int = 50
+    http_api_requests: int = 20
+    logs_gb: float = 0.01
+
+
+@dataclass(frozen=True)
+class LineItem:
+    item: str
+    quantity: str
+    usd: float
+
+
+def workshop_run(run: RunAssumptions | None = None, arch: str = "x86_64") -> list[LineItem]:
+    """A full run's cost, line by line, from prices.json; the last line is the total."""
+    run = run or RunAssumptions()
+    prices, gb = load_prices(), run.memory_mb / 1024
+    rates = prices.for_arch(arch)
+    reads = run.cold_starts + run.provisioned_inits
+    items = [
+        LineItem(
+            "Provisioned Concurrency, allocated",
+            f"{run.provisioned_environments} x {gb:g} GB x {run.provisioned_hours:g} h",
+            run.provisioned_environments
+            * gb
+            * run.provisioned_hours
+            * 3600
+            * rates.provisioned_concurrency_gb_second,
+        ),
+        LineItem(
+            "Provisioned invocations",
+            f"{run.provisioned_invocations} x {run.provisioned_billed_ms:g} ms",
+            run.provisioned_invocations
+            * (
+                prices.per_request
+                + _gb_seconds(run.provisioned_billed_ms, run.memory_mb) * rates.provisioned_duration_gb_second
+            ),
+        ),
+        LineItem(
+            "On-demand cold starts (init billed)",
+            f"{run.cold_starts} x {run.cold_billed_ms:g} ms",
+            run.cold_starts * invocation_cost(run.cold_billed_ms, run.memory_mb, arch),
+        ),
+        LineItem(
+            "On-demand warm invocations",
+            f"{run.warm_invocations} x {run.warm_billed_ms:g} ms",
+            run.warm_invocations * invocation_cost(run.warm_billed_ms, run.memory_mb, arch),
+        ),
+        LineItem(
+            "Seeder runs",
+            f"{run.seeder_runs} x {run.seeder_billed_ms / 1000:g} s",
+            run.seeder_runs * invocation_cost(run.seeder_billed_ms, run.memory_mb, arch),
+        ),
+        LineItem(
+            "EFS Elastic Throughput, reads (every init reads the bundle)",
+            f"{reads} x {run.bundle_read_gb:g} GB",
+            efs_cost(gb_read=reads * run.bundle_read_gb),
+        ),
+        LineItem(
+            "EFS Elastic Throughput, writes (seeding)",
+            f"{run.efs_stored_gb:g} GB",
+            efs_cost(gb_written=run.efs_stored_gb),
+        ),
+        LineItem(
+            "EFS storage",
+            f"{run.efs_stored_gb:g} GB x {run.hours:g} h",
+            efs_cost(gb_stored=run.efs_stored_gb, hours=run.hours),
+        ),
+        LineItem(
+            "S3 artifact bucket (storage and requests)",
+            f"{run.artifacts_gb:g} GB x {run.hours:g} h, {run.s3_requests} requests",
+            run.artifacts_gb * run.hours / HOURS_PER_MONTH * prices.s3.storage_gb_month
+            + run.s3_requests / 1000 * prices.s3.put_per_1000,
+        ),
+        LineItem(
+            "HTTP API requests",
+            f"{run.http_api_requests}",
+            run.http_api_requests / 1e6 * prices.http_api_per_million,
+        ),
+        LineItem("CloudWatch Logs ingestion", f"{run.logs_gb:g} GB", run.logs_gb * prices.logs_ingest_gb),
+        LineItem("VPC, subnets, security groups, S3 gateway endpoint, network interfaces", "-", 0.0),
+    ]
+    return items + [LineItem("Total", "", sum(i.usd for i in items))]
+
+
+def markdown_table(items: list[LineItem]) -> str:
+    """The line items as a Markdown table (the total in bold), as the README shows them."""
+    rows = ["| what | how much | USD |", "|---|---|---:|"]
+    for i in items:
+        if i.item == "Total":
+            rows.append(f"| **Total** | | **{i.usd:.4f}** |")
+        else:
+            rows.append(f"| {i.item} | {i.quantity} | {i.usd:.4f} |")
+    return "\n".join(rows)
 
 
 def _gb_seconds(ms: float, memory_mb: int) -> float:

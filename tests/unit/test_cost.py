@@ -175,3 +175,61 @@ def test_unknown_architecture_is_named():
 def test_impossible_inputs_are_rejected(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- beside Lambda: EFS, S3, HTTP API, logs, and the README's full-run table ---------------------------
+
+EFS_READ_GB, EFS_WRITE_GB, EFS_STORAGE_GB_MONTH = 0.03, 0.06, 0.30
+
+
+def test_price_file_holds_efs_elastic_throughput_with_its_source():
+    efs = load_prices().efs
+    assert efs.source == "https://aws.amazon.com/efs/pricing/"
+    assert (efs.elastic_read_gb, efs.elastic_write_gb, efs.storage_gb_month) == (
+        EFS_READ_GB,
+        EFS_WRITE_GB,
+        EFS_STORAGE_GB_MONTH,
+    )
+    assert any("efs" in note and "NOT re-checked" in note for note in load_prices().notes)
+
+
+def test_efs_cost_bills_reads_writes_and_storage_time():
+    from helpers.cost import cold_start_efs_cost, efs_cost
+
+    assert efs_cost(gb_read=2) == pytest.approx(2 * EFS_READ_GB)
+    assert efs_cost(gb_written=2) == pytest.approx(2 * EFS_WRITE_GB)
+    assert efs_cost(gb_stored=10, hours=730) == pytest.approx(10 * EFS_STORAGE_GB_MONTH)
+    assert cold_start_efs_cost(300e6, cold_starts=10) == pytest.approx(10 * 0.3 * EFS_READ_GB)
+    with pytest.raises(ValueError, match="gb_read must not be negative"):
+        efs_cost(gb_read=-1)
+
+
+def test_the_full_run_lists_each_line_and_a_total_that_is_their_sum():
+    from helpers.cost import RunAssumptions, workshop_run
+
+    items = workshop_run()
+    assert items[-1].item == "Total" and items[-1].usd == pytest.approx(sum(i.usd for i in items[:-1]))
+    by_name = {i.item: i.usd for i in items}
+    run = RunAssumptions()
+    reads = by_name["EFS Elastic Throughput, reads (every init reads the bundle)"]
+    assert reads == pytest.approx(
+        (run.cold_starts + run.provisioned_inits) * run.bundle_read_gb * EFS_READ_GB
+    )
+    pc = by_name["Provisioned Concurrency, allocated"]
+    assert pc == pytest.approx(2 * 2 * 3600 * X86_PC_ALLOCATION)  # 1 env x 2 GB x 2 h
+    more_cold = workshop_run(RunAssumptions(cold_starts=run.cold_starts + 10))[-1].usd
+    assert more_cold > items[-1].usd  # every cold start costs its EFS read and its billed init
+
+
+def test_the_readme_cost_table_is_computed_from_prices_json():
+    import re
+
+    from helpers.config import REPO_ROOT
+    from helpers.cost import markdown_table, workshop_run
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"<!-- cost-table:start -->\n(.*?)\n<!-- cost-table:end -->", readme, re.S)
+    assert found, "README.md lost its cost table markers"
+    assert found.group(1) == markdown_table(workshop_run()), (
+        "README's cost table differs from helpers.cost.workshop_run(): paste markdown_table(workshop_run()) in"
+    )
