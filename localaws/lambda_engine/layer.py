@@ -4,7 +4,14 @@
   ``name:qualifier`` or an ARN; ``X-Amz-Invocation-Type`` ``Event`` -> 202, ``DryRun`` -> 204; reply
   headers ``X-Amz-Executed-Version``, ``X-Amz-Function-Error``, ``X-Amz-Log-Result`` (``LogType=Tail``).
 - ``PUT/GET/DELETE /2019-09-30/functions/{name}/provisioned-concurrency?Qualifier=`` and
-  ``GET ...?List=ALL``.
+  ``GET ...?List=ALL``; ``GET /2016-08-19/account-settings`` (GetAccountSettings).
+- Invoke's limits (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html and
+  https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): a request above
+  6291456 bytes (synchronous) or 1048576 bytes (``Event``) is refused with
+  ``RequestEntityTooLargeException`` (413) from its Content-Length, its body drained in chunks and
+  never held; a body that is not JSON, or nested too deeply to parse, is
+  ``InvalidRequestContentException`` (400); a function's response above 6291556 bytes becomes
+  ``Function.ResponseSizeTooLarge`` with ``X-Amz-Function-Error: Unhandled``, as Lambda answers.
 Errors carry ``x-amzn-ErrorType`` so that boto3 raises the modelled exceptions. Other Lambda writes
 (delete, update) go to moto and then wake the engine's sweeper, so retired environments end at once.
 """
@@ -27,7 +34,12 @@ log = logging.getLogger(__name__)
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _PROVISIONED = re.compile(r"^/2019-09-30/functions/(?P<name>[^/]+)/provisioned-concurrency/?$")
+_ACCOUNT_SETTINGS = re.compile(r"^/2016-08-19/account-settings/?$")
 _FUNCTIONS = "/2015-03-31/functions/"
+REQUEST_LIMIT = {"RequestResponse": 6291456, "DryRun": 6291456, "Event": 1048576}
+RESPONSE_LIMIT = 6291556  # 6 MB + 100 bytes: what Lambda's error message names
+_DRAIN_CHUNK = 1 << 20
+_DRAIN_CAP = 512 << 20  # past this, a refused body is not drained: the connection is closed instead
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/")
 _REASONS = {
     200: "OK",
@@ -56,6 +68,68 @@ def _body(environ: dict) -> bytes:
     return environ["wsgi.input"].read(length) if length else b""
 
 
+def drain(environ: dict, length: int) -> bool:
+    """Read and drop ``length`` bytes of a refused body, a chunk at a time; False if it is too large to
+    drain (the connection must then be closed, since the rest of the body is still unread)."""
+    if length > _DRAIN_CAP:
+        return False
+    stream = environ["wsgi.input"]
+    while length > 0:
+        chunk = stream.read(min(_DRAIN_CHUNK, length))
+        if not chunk:
+            break
+        length -= len(chunk)
+    return True
+
+
+def _invoke_body(environ: dict, invocation_type: str) -> bytes:
+    """The request body, refused before it is read if it is over Invoke's limit."""
+    limit = REQUEST_LIMIT.get(invocation_type, REQUEST_LIMIT["RequestResponse"])
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        drained = drain(environ, length)
+        if invocation_type == "Event":
+            message = (
+                f"{length} byte payload is too large for the Event invocation type (limit {limit} bytes)"
+            )
+        else:
+            message = f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+        raise _TooLarge(message, close=not drained)
+    body = environ["wsgi.input"].read(length) if length else b""
+    try:
+        json.loads(body or b"{}")
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise LambdaServiceError(
+            400,
+            "InvalidRequestContentException",
+            f"Could not parse request body into json: Could not parse payload into json: {reason}",
+        ) from None
+    return body
+
+
+class _TooLarge(LambdaServiceError):
+    def __init__(self, message: str, close: bool):
+        super().__init__(413, "RequestEntityTooLargeException", message)
+        self.close = close
+
+
+def response_size_error(payload: bytes) -> bytes | None:
+    """The error document Lambda returns instead of a response above its limit, else None."""
+    if len(payload) <= RESPONSE_LIMIT:
+        return None
+    return json.dumps(
+        {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size "
+            f"({RESPONSE_LIMIT} bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+        }
+    ).encode()
+
+
 class LambdaLayer:
     def __init__(self, engine: Engine, moto_app: Callable):
         self.engine = engine
@@ -67,6 +141,11 @@ class LambdaLayer:
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         invoke = _INVOKE.match(path) if method == "POST" else None
         provisioned = _PROVISIONED.match(path)
+        if method == "GET" and _ACCOUNT_SETTINGS.match(path):
+            from localaws.patches.lambda_validation import account_settings
+
+            doc = account_settings(**_where(environ))
+            return _reply(start_response, 200, json.dumps(doc).encode())
         if not (invoke or provisioned):
             if method in ("PUT", "DELETE") and path.startswith(_FUNCTIONS):
                 answer = self.moto_app(environ, start_response)
@@ -78,22 +157,24 @@ class LambdaLayer:
                 return self._invoke(environ, start_response, unquote(invoke["name"]), query)
             return self._provisioned(environ, start_response, method, unquote(provisioned["name"]), query)
         except LambdaServiceError as exc:
-            return _reply(
-                start_response,
-                exc.status,
-                json.dumps(exc.body()).encode(),
-                {"x-amzn-ErrorType": exc.error_type},
-            )
+            headers = {"x-amzn-ErrorType": exc.error_type}
+            if getattr(exc, "close", False):
+                headers["Connection"] = "close"
+            return _reply(start_response, exc.status, json.dumps(exc.body()).encode(), headers)
 
     def _invoke(self, environ: dict, start_response: Callable, name: str, query: dict) -> Iterable[bytes]:
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         result = self.engine.invoke(
             name,
             query.get("Qualifier"),
-            _body(environ),
-            invocation_type=environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse"),
+            _invoke_body(environ, invocation_type),
+            invocation_type=invocation_type,
             log_type=environ.get("HTTP_X_AMZ_LOG_TYPE", "None"),
             **_where(environ),
         )
+        too_large = response_size_error(result.payload)
+        if too_large is not None:
+            result.payload, result.function_error = too_large, "Unhandled"
         headers = {"X-Amz-Executed-Version": result.executed_version}
         if result.request_id:
             headers["x-amzn-RequestId"] = result.request_id

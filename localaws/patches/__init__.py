@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["cloudformation", "ec2", "efs", "s3", "iam", "lambda_cfn", "apigatewayv2", "lambda_api"]
+MODULES = [
+    "cloudformation",
+    "ec2",
+    "efs",
+    "s3",
+    "iam",
+    "lambda_cfn",
+    "apigatewayv2",
+    "lambda_api",
+    "lambda_validation",
+    "lambda_states",
+    "cloudformation_imports",
+]
 _applied = False
 
 

@@ -34,6 +34,7 @@ def fast_function(local_aws):
         Timeout=10,
         Environment={"Variables": {"KEEP": "me"}},
     )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     version = lam.publish_version(FunctionName=name)["Version"]
     lam.create_alias(FunctionName=name, Name="on-demand", FunctionVersion=version)
     lam.create_alias(FunctionName=name, Name="provisioned", FunctionVersion=version)

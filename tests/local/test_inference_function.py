@@ -138,6 +138,7 @@ def test_a_missing_model_fails_init_naming_the_notebook(deployed, local_aws):
     config = lam.get_function_configuration(FunctionName=name)
     variables = {**config["Environment"]["Variables"], "MODEL_DIR": "/mnt/ml/model/missing"}
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     try:
         failed = invoke.invoke(name, PAYLOAD)
         assert not failed.ok
@@ -147,4 +148,5 @@ def test_a_missing_model_fails_init_naming_the_notebook(deployed, local_aws):
         )
     finally:
         lam.update_function_configuration(FunctionName=name, Environment=config["Environment"])
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     assert invoke.invoke(name, PAYLOAD).raise_for_error()
