@@ -281,6 +281,8 @@ def build_framework_bundle(
     packed = cache_dir / f"{key}.tar.gz"
     if bundle.archive is None or not packed.is_file() or packed.stat().st_size != bundle.archive.size:
         started = time.perf_counter()
+        for cache in list(folder.rglob("__pycache__")):  # written by a Python that imported the folder since
+            shutil.rmtree(cache)
         bundle.archive = pack_folder(folder, "framework", packed)
         bundle.seconds["pack"] = round(time.perf_counter() - started, 1)
         _write_record(record_path, bundle)

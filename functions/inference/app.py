@@ -2,9 +2,13 @@
 
 Init (module scope, once per execution environment): put the framework folder from EFS first on
 ``sys.path``, import torch and Pillow (nothing else heavy: no torchvision, numpy or requests), memory-map
-the weights into the torch-only ResNet-18, pick a thread count for the memory size, and log one line
-saying how long that took and what was loaded. A model missing on EFS fails init with a message naming
-the notebook that seeds it.
+the weights into the torch-only ResNet-18, pick a thread count for the memory size, run one warm-up
+forward pass (so a provisioned environment is fully warm), and log one line saying how long that took
+and what was loaded. A model missing on EFS fails init with a message naming the notebook that seeds it.
+Init is timed in phases (ms): ``runtime_start`` (process start to this module's first line, from
+/proc), ``import_torch``, ``import_pil``, ``load_weights``, ``first_forward``. The first response of
+each environment carries them as ``"init": {"phases_ms", "total_ms", "torch": {"version", "from",
+"build"}}``; later responses do not.
 
 Requests: a direct invocation ``{"image": "<base64>"}`` or ``{"url": "https://..."}``, optional
 ``"top_k"`` (1-20, default 5); or an API Gateway HTTP API (payload 2.0) event whose body is that JSON
@@ -28,13 +32,44 @@ import time
 import warnings
 
 _INIT_STARTED = time.perf_counter()
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _since_process_start_ms() -> tuple[float, str | None]:
+    """Milliseconds from this process's start until now, from /proc; 0.0 and why where unreadable.
+
+    The 22nd field of /proc/self/stat is the process's start in clock ticks after boot, the first of
+    /proc/uptime is now in seconds after boot (proc(5)); the resolution is one clock tick (10 ms).
+    """
+    try:
+        with open("/proc/self/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
+        with open("/proc/uptime") as fh:
+            uptime_s = float(fh.read().split()[0])
+        started_s = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return round(max(0.0, uptime_s - started_s) * 1000, 1), None
+    except (OSError, ValueError, IndexError) as exc:
+        return 0.0, f"runtime_start is 0.0: /proc/self/stat or /proc/uptime is unreadable ({exc})"
+
+
+_RUNTIME_START_MS, _RUNTIME_START_NOTE = _since_process_start_ms()
+PHASES_MS = {"runtime_start": _RUNTIME_START_MS}
 FRAMEWORK_DIR = os.environ.get("FRAMEWORK_DIR", "/mnt/ml/framework/current")
 if os.path.isdir(FRAMEWORK_DIR) and FRAMEWORK_DIR not in sys.path:
     sys.path.insert(0, FRAMEWORK_DIR)
 
+_phase = time.perf_counter()
 import torch  # noqa: E402  (from EFS when the framework bundle is there)
+
+PHASES_MS["import_torch"] = _ms_since(_phase)
+_phase = time.perf_counter()
 from PIL import Image, UnidentifiedImageError  # noqa: E402
-from resnet import RESIZE, ResNet18, preprocess  # noqa: E402
+
+PHASES_MS["import_pil"] = _ms_since(_phase)
+from resnet import CROP, RESIZE, ResNet18, preprocess  # noqa: E402
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -82,17 +117,47 @@ def _load(model_dir: str):
     return model.eval(), classes, card
 
 
+def _with_init(body: dict) -> dict:
+    """``body`` plus ``"init"`` for the first response of this environment, ``body`` as is afterwards."""
+    global _INIT_PENDING
+    if _INIT_PENDING is None:
+        return body
+    body, _INIT_PENDING = {**body, "init": _INIT_PENDING}, None
+    return body
+
+
 MEMORY_MB = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769"))
 torch.set_num_threads(_threads(MEMORY_MB))
+_phase = time.perf_counter()
 MODEL, CLASSES, CARD = _load(MODEL_DIR)
+PHASES_MS["load_weights"] = _ms_since(_phase)
+_phase = time.perf_counter()
+with torch.inference_mode():  # warm-up: the first forward pass allocates and picks kernels
+    MODEL(torch.zeros(1, 3, CROP, CROP))
+PHASES_MS["first_forward"] = _ms_since(_phase)
+TORCH = {
+    "version": torch.__version__,
+    "from": os.path.dirname(torch.__file__),
+    "build": "cuda" if torch.version.cuda else "cpu",
+}
+INIT = {
+    "phases_ms": PHASES_MS,
+    "total_ms": round(_RUNTIME_START_MS + _ms_since(_INIT_STARTED), 1),
+    "torch": TORCH,
+}
+if _RUNTIME_START_NOTE:
+    INIT["note"] = _RUNTIME_START_NOTE
+_INIT_PENDING: dict | None = INIT  # sent once, with this environment's first response
 log.info(
     json.dumps(
         {
-            "init_ms": round((time.perf_counter() - _INIT_STARTED) * 1000, 1),
+            "init_ms": _ms_since(_INIT_STARTED),
+            "init": INIT,
             "model_dir": os.path.realpath(MODEL_DIR),
             "weights_source": CARD.get("weights_source"),
             "torch": torch.__version__,
-            "torch_from": os.path.dirname(torch.__file__),
+            "torch_from": TORCH["from"],
+            "torch_build": TORCH["build"],
             "memory_mb": MEMORY_MB,
             "threads": torch.get_num_threads(),
         }
@@ -315,10 +380,11 @@ def handler(event, context):
         log.info(
             json.dumps({"request_id": request_id, "status": exc.status, "error": exc.kind, "total_ms": ms})
         )
-        error = {"error": {"type": exc.kind, "message": exc.message}}
+        error = _with_init({"error": {"type": exc.kind, "message": exc.message}})
         return _http_response(exc.status, error) if http else {**error, "statusCode": exc.status}
     top = result["predictions"][0]
     log.info(
         json.dumps({"request_id": request_id, "status": 200, "top1": top["label"], **result["timing_ms"]})
     )
+    result = _with_init(result)
     return _http_response(200, result) if http else result

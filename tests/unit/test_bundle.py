@@ -310,5 +310,7 @@ def test_a_second_build_neither_reinstalls_nor_repacks(tmp_path, monkeypatch):
     assert second.archive == first.archive and second.directory == tmp_path / bundle.cache_key(target)
     assert "from file:///wheels/torch.whl" in second.note and "(cached build)" in second.note
     first.archive.path.unlink()  # only the archive is gone: repack, do not reinstall
+    (first.directory / "torch" / "__pycache__").mkdir()  # a Python that imported the cached folder since
+    (first.directory / "torch" / "__pycache__" / "version.cpython-311.pyc").write_bytes(b"bytecode")
     third = bundle.build_framework_bundle(target, tmp_path)
     assert calls == {"install": 1, "pack": 2} and third.archive.sha256 == first.archive.sha256
