@@ -1,14 +1,20 @@
 """Delete everything the workshop created, and prove that nothing is left.
 
 Stacks go in reverse dependency order (the function and the seeder import the storage stack's
-exports). Each step runs on its own, so one failure does not hide the others, and every step is safe
-to run twice. ``leftovers`` looks for anything named with the workshop's prefix, through each
-service's own API rather than through CloudFormation, which could be wrong about what it deleted.
+exports), and the storage stack is deleted only once ListImports says nothing imports it any more.
+Each step runs on its own, so one failure does not hide the others, and every step is safe to run
+twice: a delete still in progress (a cell that timed out) is waited on again. ``leftovers`` looks for
+the workshop's resources through each service's own API rather than through CloudFormation, which
+could be wrong about what it deleted.
+
+Only this prefix's resources, by exact name: with the prefix ``lambda-efs`` nothing of a colleague's
+``lambda-efs-alice`` is ever deleted or reported (a bare ``startswith`` would catch both).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Callable
 
@@ -21,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Dependants first: both import the storage stack's exports.
 STACK_SUFFIXES = ("function", "seeder", "storage")
+FUNCTION_SUFFIXES = ("inference", "seeder")
 
 
 def stack_names(cfg: Settings | None = None) -> list[str]:
@@ -28,20 +35,60 @@ def stack_names(cfg: Settings | None = None) -> list[str]:
     return [cfg.name(suffix) for suffix in STACK_SUFFIXES]
 
 
-def delete_stacks(cfg: Settings | None = None, echo: Callable[[str], None] | None = print) -> dict[str, str]:
-    """Delete the workshop's stacks in dependency order; return ``{stack: outcome}``."""
+def function_names(cfg: Settings | None = None) -> list[str]:
+    cfg = cfg or load_settings()
+    return [cfg.name(suffix) for suffix in FUNCTION_SUFFIXES]
+
+
+def still_billing(cfg: Settings | None = None) -> str:
+    """One sentence: what keeps costing money while the function stacks are being deleted."""
+    from helpers import cost
+
+    prices = cost.load_prices()
+    return (
+        f"Meanwhile only the storage stack bills: EFS storage at ${prices.efs.storage_gb_month:.2f} per GB-month "
+        f"and the artifact bucket at ${prices.s3.storage_gb_month:.3f} per GB-month (a few cents a day for "
+        "this workshop); the network interfaces being released cost nothing."
+    )
+
+
+def delete_stacks(
+    cfg: Settings | None = None,
+    echo: Callable[[str], None] | None = print,
+    timeout: float = stacks.DELETE_TIMEOUT_S,
+) -> dict[str, str]:
+    """Delete the workshop's stacks in dependency order; return ``{stack: outcome}``.
+
+    Each delete waits up to ``timeout`` (an hour by default: a VPC function's network interfaces take
+    20-45 minutes to release). The storage stack goes only when nothing imports it any more; if a
+    dependant failed or is still being deleted, its outcome says so and the storage stack is kept.
+    """
+    cfg = cfg or load_settings()
     outcome = {}
+    meanwhile = still_billing(cfg) if not cfg.is_local else ""
     for name in stack_names(cfg):
         try:
-            outcome[name] = "deleted" if stacks.delete(name, echo=echo) else "not there"
+            outcome[name] = (
+                "deleted"
+                if stacks.delete(name, echo=echo, timeout=timeout, meanwhile=meanwhile)
+                else "not there"
+            )
+        except stacks.StackInUse as exc:
+            outcome[name] = f"FAILED: {exc}"
+            log.warning("kept %s: %s", name, exc)
         except (stacks.StackError, ClientError, TimeoutError) as exc:
             outcome[name] = f"FAILED: {exc}"
             log.warning("could not delete %s: %s", name, exc)
     return outcome
 
 
+def log_group_names(cfg: Settings | None = None) -> list[str]:
+    """The log groups the workshop's functions write to: ``/aws/lambda/<function name>``, exactly."""
+    return [f"/aws/lambda/{name}" for name in function_names(cfg)]
+
+
 def delete_log_groups(cfg: Settings | None = None) -> list[str]:
-    """Delete ``/aws/lambda/<prefix>-*`` log groups (Lambda creates some outside any stack)."""
+    """Delete the workshop functions' log groups (Lambda creates them outside any stack) by exact name."""
     cfg = cfg or load_settings()
     logs = session.client("logs")
     deleted = []
@@ -56,40 +103,52 @@ def delete_log_groups(cfg: Settings | None = None) -> list[str]:
 
 
 def _log_groups(cfg: Settings) -> list[str]:
-    pages = (
-        session.client("logs")
-        .get_paginator("describe_log_groups")
-        .paginate(logGroupNamePrefix=f"/aws/lambda/{cfg.prefix}-")
-    )
-    return [g["logGroupName"] for page in pages for g in page["logGroups"]]
+    """Which of the workshop's log groups exist (a prefix query, then exact names only)."""
+    wanted = set(log_group_names(cfg))
+    logs = session.client("logs")
+    found = []
+    for group in sorted(wanted):
+        pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=group)
+        found += [
+            g["logGroupName"] for page in pages for g in page["logGroups"] if g["logGroupName"] in wanted
+        ]
+    return found
+
+
+def _bucket_pattern(cfg: Settings) -> re.Pattern:
+    """CloudFormation names the artifact bucket ``<stack>-<logical id>-<suffix>``, lower-cased."""
+    return re.compile(rf"^{re.escape(cfg.name('storage'))}-artifactbucket-[a-z0-9]+$")
 
 
 def leftovers(cfg: Settings | None = None) -> dict[str, list[str]]:
-    """Everything that still carries the workshop's prefix, by kind. Empty lists mean clean."""
+    """The workshop's resources that still exist, by kind, matched by exact name. Empty lists mean clean."""
     cfg = cfg or load_settings()
-    prefix = f"{cfg.prefix}-"
     cfn, s3, efs, ec2, lam = (session.client(s) for s in ("cloudformation", "s3", "efs", "ec2", "lambda"))
+    stack_set, storage = set(stack_names(cfg)), cfg.name("storage")
     live = [
         s["StackName"]
         for page in cfn.get_paginator("list_stacks").paginate()
         for s in page["StackSummaries"]
-        if s["StackStatus"] != "DELETE_COMPLETE" and s["StackName"].startswith(prefix)
+        if s["StackStatus"] != "DELETE_COMPLETE" and s["StackName"] in stack_set
     ]
-    buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", []) if b["Name"].startswith(prefix)]
+    bucket_name = _bucket_pattern(cfg)
+    buckets = [b["Name"] for b in s3.list_buckets().get("Buckets", []) if bucket_name.match(b["Name"])]
+    # storage.yaml tags the file system and the VPC with Name = the storage stack's name.
     file_systems = [
         fs["FileSystemId"]
-        for fs in efs.describe_file_systems()["FileSystems"]
-        if any(t["Key"] == "Name" and t["Value"].startswith(prefix) for t in fs.get("Tags", []))
+        for page in efs.get_paginator("describe_file_systems").paginate()
+        for fs in page["FileSystems"]
+        if {"Key": "Name", "Value": storage} in fs.get("Tags", [])
     ]
     vpcs = [
-        v["VpcId"]
-        for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"{prefix}*"]}])["Vpcs"]
+        v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [storage]}])["Vpcs"]
     ]
+    wanted_functions = set(function_names(cfg))
     functions = [
         f["FunctionName"]
         for page in lam.get_paginator("list_functions").paginate()
         for f in page["Functions"]
-        if f["FunctionName"].startswith(prefix)
+        if f["FunctionName"] in wanted_functions
     ]
     return {
         "stacks": live,

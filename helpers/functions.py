@@ -65,11 +65,27 @@ def build_zip(name: str, source: Path | None = None) -> FunctionZip:
 
 
 def object_metadata(bucket: str, key: str) -> dict[str, str] | None:
-    """The user metadata of ``s3://bucket/key``, or None when there is no such object."""
+    """The user metadata of ``s3://bucket/key``, or None when there is no such object (as far as we may know).
+
+    Without ``s3:ListBucket`` on the bucket, S3 answers HeadObject on a missing key with 403, not 404
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions"). A 403 is
+    therefore read as "not there": the caller uploads again, which is harmless for the workshop's
+    content-addressed keys, and the PutObject that follows fails with its own error if writing is
+    denied too. A warning names the missing permission, because every upload is then repeated.
+    """
     try:
         return session.client("s3").head_object(Bucket=bucket, Key=key).get("Metadata", {})
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        code = exc.response["Error"]["Code"]
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        if code in ("403", "AccessDenied", "Forbidden"):
+            log.warning(
+                "HeadObject on s3://%s/%s answered 403: the key is missing or you lack s3:ListBucket on the bucket "
+                "(policies/learner-policy.json grants it); treating it as missing and uploading again.",
+                bucket,
+                key,
+            )
             return None
         raise
 

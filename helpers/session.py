@@ -9,16 +9,37 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import boto3
 import botocore.config
+from botocore.exceptions import ProfileNotFound
 
 from helpers.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-_CLIENT_CONFIG = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=930)
+# read_timeout past Lambda's 900 s maximum, so a long synchronous invoke (the seeder) is not cut off, and
+# TCP keepalive so a NAT or firewall does not drop the silent connection meanwhile:
+# https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html (long invocations)
+# https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html (tcp_keepalive)
+_CLIENT_CONFIG = botocore.config.Config(
+    retries={"max_attempts": 3, "mode": "standard"}, read_timeout=930, tcp_keepalive=True
+)
+# On the aws backend an endpoint configured outside the workshop (AWS_ENDPOINT_URL, or endpoint_url in
+# ~/.aws/config) would send every call somewhere else without a word: refuse the variables, ignore the
+# file. https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
+_AWS_CLIENT_CONFIG = _CLIENT_CONFIG.merge(botocore.config.Config(ignore_configured_endpoint_urls=True))
+
+
+def _check_no_endpoint_override() -> None:
+    names = sorted(k for k in os.environ if k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_"))
+    if names:
+        raise ConfigError(
+            f"WORKSHOP_BACKEND=aws but {names[0]}={os.environ[names[0]]!r} is set, which would send the "
+            f"workshop's AWS calls there instead of AWS: unset {' '.join(names)} (or use WORKSHOP_BACKEND=local)."
+        )
 
 
 def settings() -> Settings:
@@ -59,7 +80,14 @@ def stop_local_server(cfg: Settings | None = None) -> bool:
 def _session(backend: str, region: str, endpoint: str | None) -> boto3.Session:
     if backend == "local":
         return boto3.Session(region_name=region, **LOCAL_CREDENTIALS)
-    sess = boto3.Session(region_name=region)
+    _check_no_endpoint_override()
+    try:
+        sess = boto3.Session(region_name=region)
+    except ProfileNotFound as exc:
+        raise ConfigError(
+            f"AWS_PROFILE names a profile that is not configured ({exc}): run 'aws configure --profile <name>' "
+            "or 'aws configure sso', or unset AWS_PROFILE."
+        ) from exc
     if sess.get_credentials() is None:
         raise ConfigError(
             "WORKSHOP_BACKEND=aws but no AWS credentials were found: run 'aws configure' (or set "
@@ -80,7 +108,7 @@ def client(service: str, **kwargs):
     cfg = load_settings()
     url = endpoint_url(cfg)
     sess = _session(cfg.backend, cfg.region, url)
-    kwargs.setdefault("config", _CLIENT_CONFIG)
+    kwargs.setdefault("config", _CLIENT_CONFIG if url else _AWS_CLIENT_CONFIG)
     if url:
         kwargs.setdefault("endpoint_url", url)
     return sess.client(service, **kwargs)

@@ -1,8 +1,12 @@
 """Deploy, inspect and delete CloudFormation stacks, the same way on real AWS and the local backend.
 
 ``deploy`` creates a stack or updates it when it exists ("no updates" is success), prints the stack's
-events as they arrive, and returns the outputs. ``delete`` empties every object version of the stack's
-buckets first, because CloudFormation cannot delete a bucket that holds objects.
+events as they arrive, and returns the outputs. A stack still in progress (a deploy whose cell timed
+out) is waited on, never updated: CloudFormation refuses UpdateStack on a stack in an *_IN_PROGRESS
+state. ``delete`` empties every object version of the stack's buckets first, because CloudFormation
+cannot delete a bucket that holds objects, refuses while another stack still imports one of its exports
+(ListImports tells which), and waits as long as AWS needs: a VPC function's network interfaces take
+20 to 45 minutes to release after the function is deleted.
 """
 
 from __future__ import annotations
@@ -34,12 +38,24 @@ TERMINAL_FAILED = {
     "IMPORT_ROLLBACK_COMPLETE",
 }
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"}
+# AWS: "VPC ENIs ... can take up to 20 minutes", learners report 35-45: a delete gets an hour.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
+DELETE_TIMEOUT_S = 3600
+HEARTBEAT_S = 60.0  # a line this often while nothing happens, so a long wait never looks hung
 
 Printer = Callable[[str], None]
 
 
 class StackError(RuntimeError):
     """A stack operation failed; the message carries the failing resources and their reasons."""
+
+
+class StackInUse(StackError):
+    """Another stack still imports one of this stack's exports; ``importers`` names them."""
+
+    def __init__(self, message: str, importers: list[str]):
+        super().__init__(message)
+        self.importers = importers
 
 
 def _cfn():
@@ -101,6 +117,14 @@ def deploy(
     params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()]
     cfn = _cfn()
     current = describe(stack_name)
+    if current and current["StackStatus"].endswith("_IN_PROGRESS"):
+        # An earlier deploy (or delete) whose cell timed out: UpdateStack would be refused. Wait for it.
+        _say(
+            echo,
+            f"{stack_name} is still {current['StackStatus']} from an earlier run: waiting for it to finish",
+        )
+        wait(stack_name, since=datetime.now(UTC), timeout=timeout, echo=echo)
+        current = describe(stack_name)
     if current and current["StackStatus"] == "ROLLBACK_COMPLETE":
         _say(echo, f"{stack_name} is in ROLLBACK_COMPLETE after a failed create: deleting it first")
         delete(stack_name, echo=echo)
@@ -137,24 +161,43 @@ def wait(
     timeout: float = 1800,
     echo: Printer | None = print,
     poll: float = 2.0,
+    heartbeat: float = HEARTBEAT_S,
+    meanwhile: str = "",
 ) -> str:
-    """Print the stack's new events until it reaches a terminal status; return that status."""
+    """Print the stack's new events until it reaches a terminal status; return that status.
+
+    While no event arrives, a line every ``heartbeat`` seconds says how long it has waited (with
+    ``meanwhile``, e.g. what is still billing). After ``timeout`` a TimeoutError says what to do; the
+    stack's operation goes on in CloudFormation, and running the same cell again waits for it again.
+    """
     seen: set[str] = set()
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline, quiet_since = started + timeout, started
     while True:
-        for event in _new_events(stack_name, since, seen):
+        fresh = _new_events(stack_name, since, seen)
+        for event in fresh:
             _say(echo, _format_event(event))
+        now = time.monotonic()
+        if fresh:
+            quiet_since = now
         stack = describe(stack_name)
         status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
         if status in TERMINAL_OK or status in TERMINAL_FAILED:
             for event in _new_events(stack_name, since, seen):
                 _say(echo, _format_event(event))
             return status
-        if time.monotonic() > deadline:
+        if now > deadline:
             raise TimeoutError(
-                f"Stack {stack_name} is still {status} after {timeout:.0f} s: look at its events "
-                f"(aws cloudformation describe-stack-events --stack-name {stack_name}) for a resource that is "
-                "stuck, then re-run this cell to keep waiting."
+                f"Stack {stack_name} is still {status} after {timeout / 60:.0f} min: CloudFormation goes on "
+                "without us, so re-run this cell to keep waiting (it waits, it does not start the operation "
+                f"again); if a resource looks stuck, read its events (aws cloudformation describe-stack-events "
+                f"--stack-name {stack_name})." + (f" {meanwhile}" if meanwhile else "")
+            )
+        if now - quiet_since >= heartbeat:
+            quiet_since = now
+            _say(
+                echo,
+                f"... {stack_name} still {status} after {(now - started) / 60:.0f} min. {meanwhile}".rstrip(),
             )
         time.sleep(poll)
 
@@ -249,19 +292,62 @@ def empty_bucket(bucket: str, echo: Printer | None = print) -> int:
     return deleted
 
 
-def delete(stack_name: str, *, timeout: float = 1800, echo: Printer | None = print) -> bool:
-    """Delete the stack (emptying its buckets first) and wait. Return False when it did not exist."""
-    if not exists(stack_name):
+def importers(stack_name: str) -> dict[str, list[str]]:
+    """``{export name: [importing stacks]}`` for this stack's exports that another stack imports."""
+    cfn = _cfn()
+    stack = describe(stack_name)
+    if stack is None:
+        return {}
+    names = [o["ExportName"] for o in stack.get("Outputs", []) if o.get("ExportName")]
+    used = {}
+    for name in names:
+        try:
+            found = [
+                i
+                for page in cfn.get_paginator("list_imports").paginate(ExportName=name)
+                for i in page["Imports"]
+            ]
+        except ClientError as exc:
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ListImports.html
+            if "is not imported by any stack" in str(exc) or "No export named" in str(exc):
+                continue
+            raise
+        if found:
+            used[name] = found
+    return used
+
+
+def delete(
+    stack_name: str, *, timeout: float = DELETE_TIMEOUT_S, echo: Printer | None = print, meanwhile: str = ""
+) -> bool:
+    """Delete the stack (emptying its buckets first) and wait. Return False when it did not exist.
+
+    A stack already being deleted (a cell that timed out) is waited on again. A stack whose exports are
+    still imported is not deleted: StackInUse names the importers (CloudFormation would refuse anyway).
+    """
+    current = describe(stack_name)
+    if current is None:
         _say(echo, f"stack {stack_name} does not exist: nothing to delete")
         _forget(stack_name)
         return False
-    for res in resources(stack_name):
-        if res["ResourceType"] == "AWS::S3::Bucket" and res["PhysicalResourceId"]:
-            empty_bucket(res["PhysicalResourceId"], echo=echo)
     started = datetime.now(UTC)
-    _say(echo, f"deleting stack {stack_name}")
-    _cfn().delete_stack(StackName=stack_name)
-    status = wait(stack_name, since=started, timeout=timeout, echo=echo)
+    if current["StackStatus"] != "DELETE_IN_PROGRESS":
+        used = importers(stack_name)
+        if used:
+            users = sorted({user for users in used.values() for user in users})
+            raise StackInUse(
+                f"{stack_name} is still imported by {', '.join(users)}: delete {'those stacks' if len(users) > 1 else 'that stack'} "
+                "first (cleanup.delete_stacks does, in order), then delete this one.",
+                users,
+            )
+        for res in resources(stack_name):
+            if res["ResourceType"] == "AWS::S3::Bucket" and res["PhysicalResourceId"]:
+                empty_bucket(res["PhysicalResourceId"], echo=echo)
+        _say(echo, f"deleting stack {stack_name}")
+        _cfn().delete_stack(StackName=stack_name)
+    else:
+        _say(echo, f"{stack_name} is already being deleted: waiting for it")
+    status = wait(stack_name, since=started, timeout=timeout, echo=echo, meanwhile=meanwhile)
     if status != "DELETE_COMPLETE":
         raise StackError(f"Deleting {stack_name} ended in {status}. " + _failure_summary(stack_name, started))
     _forget(stack_name)
