@@ -1,12 +1,16 @@
 """The benchmark: forced cold starts, warm and provisioned series, and bursts, recorded per invocation.
 
 Every invocation becomes one record: the scenario, the client round trip, every REPORT field, the
-executed version and the initialisation type the function reports. ``save`` writes the records as
-CSV and JSON with the parameters, the backend, the date and the machine.
+executed version, the initialisation type the function reports, whether it started its environment
+(``cold``) and, for those, the phases of its init as the function reports them. ``save`` writes the
+records as CSV and JSON with the parameters, the backend, the date and the machine.
 
 A forced cold start changes an environment variable on ``$LATEST`` and publishes a new version, then
 invokes that version once: a version that has never run has no environment yet, on AWS and on the
-local backend alike. Those versions are deleted and the configuration restored afterwards.
+local backend alike. The provisioned burst runs on such a fresh version too, with its own alias and
+Provisioned Concurrency, so that the requests beyond the provisioned environments find no idle
+on-demand environment left by earlier traffic: they spill over and start one, as a burst does in
+production. Those versions are deleted and the configuration restored afterwards.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from helpers import cost, session, stats
+from helpers import session
 from helpers.config import REPO_ROOT, load_settings
 from helpers.invoke import Invocation, fields, invoke
+from helpers.reports import init_phases
 
 log = logging.getLogger(__name__)
 
 SCENARIOS = ("cold", "warm", "provisioned", "burst-on-demand", "burst-provisioned")
+#: The phases of a cold start the inference function reports in its first response (``init.phases_ms``).
+INIT_PHASES = ("runtime_start", "import_torch", "import_pil", "load_weights", "first_forward")
+PHASE_FIELDS = [f"init_{phase}_ms" for phase in INIT_PHASES]
 FIELDS = [
     "scenario",
     "index",
@@ -43,10 +51,15 @@ FIELDS = [
     "memory_size_mb",
     "version",
     "init_type",
+    "cold",
+    "init_in_duration",
+    "init_total_ms",
+    *PHASE_FIELDS,
     "status",
     "error",
     "request_id",
 ]
+BURST_ALIAS = "bench-burst"
 
 
 @dataclass
@@ -59,6 +72,7 @@ class BenchParams:
     burst: int = 4
     on_demand_alias: str = "on-demand"
     provisioned_alias: str = "provisioned"
+    burst_environments: int = 1  # Provisioned Concurrency of the fresh version the provisioned burst hits
 
     @property
     def total(self) -> int:
@@ -66,80 +80,175 @@ class BenchParams:
 
 
 def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
-    """One benchmark record from an invocation."""
+    """One benchmark record from an invocation.
+
+    ``cold`` is True when this invocation waited for its environment's init: its REPORT has an Init
+    Duration, or init ran past Lambda's 10 s cap (an ``INIT_REPORT ... Status: timeout``, or an on-demand
+    first response without Init Duration) and was re-run inside the invocation, which ``init_in_duration``
+    marks: its Duration then includes the init. A provisioned environment's first response also carries
+    the init phases, but its init ran before the request arrived, so it is not cold.
+    """
     payload = inv.payload if isinstance(inv.payload, dict) else {}
     error = None
     if not inv.ok:
         error = f"{payload.get('errorType', inv.function_error)}: {payload.get('errorMessage', '')}".strip()
     elif "error" in payload:
         error = f"{payload['error'].get('type')}: {payload['error'].get('message')}"
+    report = fields(inv.report)
+    init_type = payload.get("init_type")
+    first_response = inv.init is not None and init_type != "provisioned-concurrency"
+    timed_out_init = inv.init_report is not None and inv.init_report.timed_out
+    cold = report["init_ms"] is not None or timed_out_init or first_response
+    phases = init_phases(inv.init) if cold else {}
+    total = (inv.init or {}).get("total_ms") if cold else None
     return {
         "scenario": scenario,
         "index": index,
         "client_ms": round(inv.client_ms, 3),
-        **fields(inv.report),
+        **report,
         "version": inv.executed_version,
-        "init_type": payload.get("init_type"),
+        "init_type": init_type,
+        "cold": cold,
+        "init_in_duration": cold and report["init_ms"] is None,
+        "init_total_ms": float(total) if isinstance(total, int | float) else None,
+        **{f"init_{phase}_ms": phases.get(phase) for phase in INIT_PHASES},
         "error": error,
         "request_id": inv.request_id,
     }
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm.auto import tqdm
+class Progress:
+    """A progress line that ends as a summary: in a notebook one output updated in place (so a saved
+    notebook shows the final count, not a bar at 0%); elsewhere a tqdm bar; or nothing."""
 
-            self.bar = tqdm(total=total, unit="invocation")
+    def __init__(self, total: int, enabled: bool = True, unit: str = "invocation"):
+        self.total, self.unit, self.count, self.label = total, unit, 0, ""
+        self.started = time.monotonic()
         self.lock = threading.Lock()
+        self.handle = self.bar = None
+        self._shown = 0.0
+        if not enabled:
+            return
+        try:
+            from IPython import get_ipython
+
+            in_kernel = getattr(get_ipython(), "kernel", None) is not None
+        except ImportError:
+            in_kernel = False
+        if in_kernel:
+            from IPython.display import display
+
+            self.handle = display(self._bundle(), raw=True, display_id=True)
+        else:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=unit)
+
+    def _text(self) -> str:
+        elapsed = time.monotonic() - self.started
+        done = self.count >= self.total
+        label = "done" if done else self.label
+        return f"{self.count}/{self.total} {self.unit}s in {elapsed:.0f} s" + (f" ({label})" if label else "")
+
+    def _bundle(self) -> dict[str, str]:
+        text = self._text()
+        return {
+            "text/plain": text,
+            "text/html": f"<progress value='{self.count}' max='{self.total}'></progress> {text}",
+        }
 
     def step(self, label: str) -> None:
-        if self.bar is not None:
-            with self.lock:
+        with self.lock:
+            self.count += 1
+            self.label = label
+            if self.bar is not None:
                 self.bar.set_description(label)
                 self.bar.update(1)
+            elif self.handle is not None and (
+                time.monotonic() - self._shown > 0.2 or self.count >= self.total
+            ):
+                self._shown = time.monotonic()
+                self.handle.update(self._bundle(), raw=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        elif self.handle is not None:
+            self.total = self.count  # the summary says what ran, even after a failure
+            self.handle.update(self._bundle(), raw=True)
+
+
+class FreshVersions:
+    """Publish versions that no environment has run yet, then delete them and restore ``$LATEST``.
+
+    Each ``publish`` sets ``BENCH_COLD_START`` to a new value (and any configuration given, such as
+    ``MemorySize``) on ``$LATEST`` and publishes it: Lambda publishes a version only when something
+    changed, and a new version starts without environments.
+    """
+
+    def __init__(self, function_name: str, lam=None):
+        self.name = function_name
+        self.lam = lam or session.client("lambda")
+        self.published: list[str] = []
+
+    def __enter__(self) -> FreshVersions:
+        # A new function is Pending until Active, and no update or publish is accepted meanwhile
+        # (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+        self.lam.get_waiter("function_active_v2").wait(
+            FunctionName=self.name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 600}
+        )
+        self.original = self.lam.get_function_configuration(FunctionName=self.name)
+        self.variables = dict(self.original.get("Environment", {}).get("Variables", {}))
+        self.changed: set[str] = set()
+        return self
+
+    def publish(self, purpose: str, **configuration: Any) -> str:
+        stamp = f"{time.time_ns()}-{len(self.published)}"
+        self.lam.update_function_configuration(
+            FunctionName=self.name,
+            Environment={"Variables": {**self.variables, "BENCH_COLD_START": stamp}},
+            **configuration,
+        )
+        self.changed |= set(configuration)
+        _wait_updated(self.lam, self.name)
+        version = self.lam.publish_version(FunctionName=self.name, Description=f"benchmark {purpose} {stamp}")
+        self.published.append(version["Version"])
+        self.lam.get_waiter("published_version_active").wait(
+            FunctionName=self.name,
+            Qualifier=version["Version"],
+            WaiterConfig={"Delay": 0.5, "MaxAttempts": 600},
+        )
+        return version["Version"]
+
+    def __exit__(self, *exc: object) -> None:
+        for version in self.published:
+            self.lam.delete_function(FunctionName=self.name, Qualifier=version)
+        restore = {key: self.original[key] for key in self.changed if key in self.original}
+        self.lam.update_function_configuration(
+            FunctionName=self.name, Environment={"Variables": self.variables}, **restore
+        )
+        _wait_updated(self.lam, self.name)
 
 
 def forced_cold_starts(
-    function_name: str, rounds: int, payload: Any, progress: _Progress | None = None
+    function_name: str, rounds: int, payload: Any, progress: Progress | None = None
 ) -> list[dict]:
     """``rounds`` guaranteed cold starts, each on a freshly published version."""
-    lam = session.client("lambda")
-    original = lam.get_function_configuration(FunctionName=function_name)
-    variables = dict(original.get("Environment", {}).get("Variables", {}))
-    published: list[str] = []
     records = []
-    try:
+    with FreshVersions(function_name) as versions:
         for index in range(rounds):
-            stamp = f"{time.time_ns()}-{index}"
-            lam.update_function_configuration(
-                FunctionName=function_name,
-                Environment={"Variables": {**variables, "BENCH_COLD_START": stamp}},
+            version = versions.publish("cold start")
+            records.append(
+                record("cold", index, invoke(function_name, payload, version, client=versions.lam))
             )
-            _wait_updated(lam, function_name)
-            version = lam.publish_version(
-                FunctionName=function_name, Description=f"benchmark cold start {stamp}"
-            )["Version"]
-            published.append(version)
-            records.append(record("cold", index, invoke(function_name, payload, version, client=lam)))
             if progress:
                 progress.step("cold starts")
-    finally:
-        for version in published:
-            lam.delete_function(FunctionName=function_name, Qualifier=version)
-        lam.update_function_configuration(FunctionName=function_name, Environment={"Variables": variables})
-        _wait_updated(lam, function_name)
     return records
 
 
 def _wait_updated(lam, function_name: str) -> None:
     lam.get_waiter("function_updated_v2").wait(
-        FunctionName=function_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+        FunctionName=function_name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 600}
     )
 
 
@@ -151,7 +260,7 @@ def series(
     payload: Any,
     *,
     warmup: int = 0,
-    progress: _Progress | None = None,
+    progress: Progress | None = None,
 ) -> list[dict]:
     """``count`` sequential invocations of ``qualifier`` after ``warmup`` unrecorded ones."""
     lam = session.client("lambda")
@@ -173,7 +282,7 @@ def burst(
     concurrency: int,
     scenario: str,
     payload: Any,
-    progress: _Progress | None = None,
+    progress: Progress | None = None,
 ) -> list[dict]:
     """``concurrency`` invocations released at the same moment: beyond the environments that exist,
     Lambda starts new ones (cold), which is what Provisioned Concurrency spills over into."""
@@ -191,12 +300,42 @@ def burst(
         return list(pool.map(one, range(concurrency)))
 
 
+def provisioned_burst(
+    function_name: str,
+    concurrency: int,
+    environments: int,
+    payload: Any,
+    versions: FreshVersions,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """A burst on an alias of a fresh version with ``environments`` provisioned: the first
+    ``environments`` requests land on them, the others spill over to on-demand and, with no idle
+    environment of that version anywhere, each starts one (a spill-over cold start)."""
+    from helpers.functions import wait_provisioned_ready
+
+    lam = versions.lam
+    version = versions.publish("provisioned burst")
+    lam.create_alias(FunctionName=function_name, Name=BURST_ALIAS, FunctionVersion=version)
+    try:
+        lam.put_provisioned_concurrency_config(
+            FunctionName=function_name, Qualifier=BURST_ALIAS, ProvisionedConcurrentExecutions=environments
+        )
+        wait_provisioned_ready(function_name, BURST_ALIAS, timeout=900, progress=False)
+        return burst(function_name, BURST_ALIAS, concurrency, "burst-provisioned", payload, progress)
+    finally:
+        try:
+            lam.delete_provisioned_concurrency_config(FunctionName=function_name, Qualifier=BURST_ALIAS)
+        except lam.exceptions.ProvisionedConcurrencyConfigNotFoundException:
+            pass
+        lam.delete_alias(FunctionName=function_name, Name=BURST_ALIAS)
+
+
 def run(
     function_name: str, payload: Any, params: BenchParams | None = None, *, show_progress: bool = True
 ) -> list[dict]:
     """Every scenario in turn; returns all records."""
     params = params or BenchParams()
-    progress = _Progress(params.total, show_progress)
+    progress = Progress(params.total, show_progress)
     try:
         records = forced_cold_starts(function_name, params.cold_starts, payload, progress)
         records += series(
@@ -213,9 +352,10 @@ def run(
         records += burst(
             function_name, params.on_demand_alias, params.burst, "burst-on-demand", payload, progress
         )
-        records += burst(
-            function_name, params.provisioned_alias, params.burst, "burst-provisioned", payload, progress
-        )
+        with FreshVersions(function_name) as versions:
+            records += provisioned_burst(
+                function_name, params.burst, params.burst_environments, payload, versions, progress
+            )
     finally:
         progress.close()
     return records
@@ -240,18 +380,23 @@ def results_dir() -> Path:
 
 
 def save(
-    records: Iterable[dict], params: BenchParams, function: dict | None = None, out_dir: Path | None = None
+    records: Iterable[dict],
+    params: Any,
+    function: dict | None = None,
+    out_dir: Path | None = None,
+    name: str = "benchmark",
 ) -> dict:
-    """Write ``benchmark-<stamp>.csv`` and ``.json`` (records plus metadata); return their paths."""
+    """Write ``<name>-<stamp>.csv`` and ``.json`` (records plus metadata); return their paths."""
     records = list(records)
     out_dir = out_dir or results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    csv_path, json_path = out_dir / f"benchmark-{stamp}.csv", out_dir / f"benchmark-{stamp}.json"
+    csv_path, json_path = out_dir / f"{name}-{stamp}.csv", out_dir / f"{name}-{stamp}.json"
+    columns = FIELDS + [key for key in dict.fromkeys(k for r in records for k in r) if key not in FIELDS]
     with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({key: rec.get(key) for key in FIELDS} for rec in records)
+        writer.writerows({key: rec.get(key) for key in columns} for rec in records)
     meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": asdict(params),
@@ -261,103 +406,3 @@ def save(
     }
     json_path.write_text(json.dumps(meta, indent=2, default=str))
     return {"csv": csv_path, "json": json_path}
-
-
-LOCAL_CAVEATS = (
-    "Measured on the embedded local AWS, which differs from Lambda in ways that matter here:",
-    "- CPU does not scale with the memory setting: every environment gets this machine's cores, so "
-    "durations do not shrink or grow with MemorySize as they do on Lambda.",
-    "- 'EFS' is a local folder on this disk (warm page cache): no NFS latency, so a real cold start that "
-    "imports PyTorch from EFS is slower than measured here.",
-    "- No VPC, no network interfaces and no network isolation; no cost is incurred.",
-    "Timings, init vs handler split and the pipeline are real; absolute numbers are this machine's.",
-)
-
-
-def medians(records: Iterable[dict]) -> dict[str, dict[str, float | None]]:
-    """Per scenario, the median client latency, duration, init and billed duration of successful calls."""
-    out: dict[str, dict[str, float | None]] = {}
-    ok = [r for r in records if not r.get("error")]
-    for scenario in dict.fromkeys(r["scenario"] for r in ok):
-        rows = [r for r in ok if r["scenario"] == scenario]
-        out[scenario] = {
-            field: (
-                stats.percentile(vals, 50)
-                if (vals := [r[field] for r in rows if r.get(field) is not None])
-                else None
-            )
-            for field in ("client_ms", "duration_ms", "init_ms", "billed_ms")
-        }
-    return out
-
-
-def conclusion(records: Iterable[dict], memory_mb: int, arch: str, environments: int) -> str:
-    """What the measured numbers say, in sentences built from them (nothing here is pre-written)."""
-    records = list(records)
-    m = medians(records)
-    failed = sum(1 for r in records if r.get("error"))
-    lines = []
-    cold, warm, prov = m.get("cold"), m.get("warm"), m.get("provisioned")
-    if cold and prov:
-        ratio = cold["client_ms"] / prov["client_ms"]
-        init = (
-            f" of which {cold['init_ms']:.0f} ms was init (importing the framework and loading the model)"
-            if cold["init_ms"]
-            else ""
-        )
-        verdict = (
-            f"{ratio:.1f}x faster"
-            if ratio >= 1
-            else f"{1 / ratio:.1f}x SLOWER (unexpected: look at the records)"
-        )
-        lines.append(
-            f"A cold start took {cold['client_ms']:.0f} ms at the median, seen from the client,{init}; "
-            f"a provisioned invocation took {prov['client_ms']:.0f} ms: provisioned was {verdict}."
-        )
-    if warm and prov:
-        gap = warm["client_ms"] - prov["client_ms"]
-        if abs(gap) <= 0.2 * prov["client_ms"]:
-            lines.append(
-                f"Warm on-demand ({warm['client_ms']:.0f} ms) and provisioned ({prov['client_ms']:.0f} ms) invocations "
-                "are alike: Provisioned Concurrency removes cold starts, it does not make a warm environment faster."
-            )
-        else:
-            lines.append(
-                f"Warm on-demand ({warm['client_ms']:.0f} ms) and provisioned ({prov['client_ms']:.0f} ms) invocations "
-                f"differ by {abs(gap):.0f} ms at the median. Provisioned Concurrency does not make a warm environment "
-                "faster, so this gap comes from elsewhere (other load on the machine, or too few invocations): "
-                "compare the p90s in the table, or run the benchmark again."
-            )
-    spill = [r for r in records if r["scenario"] == "burst-provisioned" and r.get("init_type") == "on-demand"]
-    bursts = [r for r in records if r["scenario"] == "burst-provisioned"]
-    if bursts:
-        cold_spill = sum(1 for r in spill if r.get("init_ms") is not None)
-        text = (
-            f"In a burst of {len(bursts)} concurrent requests on the provisioned alias with {environments} "
-            f"environment(s), {len(spill)} spilled over to on-demand environments"
-        )
-        if spill:
-            text += (
-                f": {cold_spill} had to start one (a cold start), {len(spill) - cold_spill} found an idle on-demand "
-                "environment of the same version left by earlier traffic."
-            )
-        lines.append(text + ("" if spill else "."))
-    if warm and prov and warm["billed_ms"] and prov["billed_ms"]:
-        rate = cost.break_even_requests_per_month(
-            warm["billed_ms"], memory_mb, arch, environments, billed_ms_provisioned=prov["billed_ms"]
-        )
-        capacity = cost.max_requests_per_month(prov["billed_ms"], environments)
-        if rate is None:
-            lines.append("At these billed durations Provisioned Concurrency never costs less than on-demand.")
-        else:
-            lines.append(
-                f"With {environments} x {memory_mb} MB ({arch}), Provisioned Concurrency costs less than on-demand above "
-                f"{rate:,.0f} requests a month ({rate / (730 * 3600):.1f} per second on average), "
-                f"{rate / capacity:.0%} of what those environments can serve; below that, you pay for "
-                "the absence of cold starts."
-            )
-    if failed:
-        lines.append(
-            f"{failed} invocation(s) failed and are left out of these numbers: read their 'error' field."
-        )
-    return "\n".join(lines)

@@ -1,8 +1,8 @@
 """Invoke a Lambda function and read what came back: the payload, the function error, the REPORT line.
 
 ``invoke`` asks for the log tail (``LogType="Tail"``) so that every invocation carries its own
-REPORT line (Duration, Billed Duration, Init Duration, Max Memory Used), and times the client round
-trip around the call.
+REPORT line (Duration, Billed Duration, Init Duration, Max Memory Used) and, when init did not end
+normally, its INIT_REPORT line; it times the client round trip around the call.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpers import session
-from helpers.reports import Report, report_from_log_result
+from helpers.reports import InitReport, Report, init_reports_in, report_from_log_result
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ class Invocation:
     client_ms: float
     log_tail: str
     request_id: str | None
+    init_report: InitReport | None = None
+
+    @property
+    def init(self) -> dict | None:
+        """The ``init`` block the inference function adds to the first response of each environment."""
+        init = self.payload.get("init") if isinstance(self.payload, dict) else None
+        return init if isinstance(init, dict) else None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +91,10 @@ def invoke(
     except ValueError:
         parsed = raw.decode("utf-8", errors="replace")
     target = f"{function_name}:{qualifier}" if qualifier else function_name
+    try:
+        init_report = (init_reports_in(tail.splitlines()) or [None])[0]
+    except ValueError:
+        init_report = None
     return Invocation(
         target=target,
         status_code=response["StatusCode"],
@@ -94,6 +105,7 @@ def invoke(
         client_ms=client_ms,
         log_tail=tail,
         request_id=request_id,
+        init_report=init_report,
     )
 
 

@@ -10,17 +10,28 @@ Lambda writes one ``REPORT`` line per invocation, tab-separated, for example::
 failed at the platform level. Fields this module does not know (``XRAY TraceId``, ``Restore Duration``,
 a trailing tab, an ``XRAY`` line in the same CloudWatch event) are ignored, so new AWS fields do not
 break parsing.
+
+An on-demand init is capped at 10 s. Past that, Lambda logs
+``INIT_REPORT Init Duration: 9999.86 ms\tPhase: init\tStatus: timeout``, runs init again inside the
+first invocation under the function's timeout, and that invocation's ``REPORT`` has no ``Init Duration``:
+its Duration includes the init (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html,
+"Init phase"). ``parse_init_report`` reads those lines, and ``init_details`` the inference function's
+own init log line (JSON with the phases of its init).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 _PREFIX = "REPORT RequestId:"
+_INIT_PREFIX = "INIT_REPORT"
+#: Lambda's cap on an on-demand init; past it, init is re-run inside the first invocation.
+INIT_CAP_MS = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -157,3 +168,73 @@ def _pick(reports: list[Report], request_id: str | None, where: str) -> Report:
             f"No REPORT line {wanted} in {where}; invoke with LogType='Tail' or wait for the log events."
         )
     return reports[-1]
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """One ``INIT_REPORT`` line: an init that did not end normally (``Status: timeout`` or ``error``)."""
+
+    init_duration_ms: float
+    phase: str | None = None
+    status: str | None = None
+    error_type: str | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        """True when init ran past its cap and Lambda re-runs it inside the invocation."""
+        return self.status == "timeout"
+
+
+def is_init_report_line(line: str) -> bool:
+    """True if ``line`` is an ``INIT_REPORT`` line."""
+    return line.lstrip().startswith(_INIT_PREFIX)
+
+
+def parse_init_report(line: str) -> InitReport:
+    """Parse ``INIT_REPORT Init Duration: 10000.00 ms\tPhase: init\tStatus: timeout`` (fields may vary)."""
+    text = line.strip()
+    if not text.startswith(_INIT_PREFIX):
+        raise ValueError(f"Not a Lambda INIT_REPORT line (it must start with {_INIT_PREFIX!r}): {line!r}")
+    values: dict[str, Any] = {}
+    for part in text[len(_INIT_PREFIX) :].split("\t"):
+        name, sep, raw = part.strip().partition(": ")
+        if name == "Init Duration" and sep:
+            values["init_duration_ms"] = _convert(raw.strip(), "ms", float, name, line)
+        elif name in ("Phase", "Status", "Error Type") and sep:
+            values[name.lower().replace(" ", "_")] = raw.strip()
+    if "init_duration_ms" not in values:
+        raise ValueError(f"INIT_REPORT line lacks Init Duration: {line!r}")
+    return InitReport(**values)
+
+
+def init_reports_in(lines: Iterable[str]) -> list[InitReport]:
+    """Every ``INIT_REPORT`` in ``lines`` (a decoded log tail's lines, or CloudWatch messages)."""
+    return [parse_init_report(line) for line in lines if is_init_report_line(line)]
+
+
+def init_details(message: str) -> dict[str, Any] | None:
+    """The JSON object logged by the function's init (``{"init": {"phases_ms": ...}, ...}``), or None.
+
+    ``message`` is a CloudWatch event or log line as the Python runtime writes it
+    (``[INFO]\\t<time>\\t<request id>\\t{...}``). Lines that hold no JSON object, or one without
+    ``init`` (or the older ``init_ms``), give None.
+    """
+    start = message.find("{")
+    if start < 0:
+        return None
+    try:
+        data = json.loads(message[start:].strip())
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not ("init" in data or "init_ms" in data):
+        return None
+    return data
+
+
+def init_phases(init: Mapping[str, Any] | None) -> dict[str, float]:
+    """``init["phases_ms"]`` as floats (empty when absent or malformed): the contract of the inference
+    function's first response in each environment and of its init log line."""
+    phases = (init or {}).get("phases_ms") if isinstance(init, Mapping) else None
+    if not isinstance(phases, Mapping):
+        return {}
+    return {name: float(value) for name, value in phases.items() if isinstance(value, int | float)}

@@ -10,12 +10,15 @@ between the two largest.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 from typing import Any
 
 #: Fraction dropped from each end for the trimmed mean.
 TRIM_FRACTION = 0.05
+#: Fewer values than this give a p99 that is just the maximum, interpolated: tables show none.
+MIN_N_FOR_P99 = 20
 #: The columns of a summary, in display order.
 SUMMARY_KEYS = ("n", "min", "p50", "p90", "p99", "max", "mean", "trimmed_mean")
 
@@ -72,7 +75,7 @@ def table(
 
     Groups keep the order in which they first appear in ``records``, fields the order given. ``None``
     values are skipped (a warm invocation has no ``init_ms``), and a (group, field) with no values at
-    all gets no row. Records are summarised as given: filter out failed invocations first if they
+    all gets no row. ``p99`` is None below ``MIN_N_FOR_P99`` values (it would be the maximum, renamed). Records are summarised as given: filter out failed invocations first if they
     should not count.
     """
     groups: dict[Any, list[Mapping[str, Any]]] = {}
@@ -85,12 +88,16 @@ def table(
         for field in fields:
             values = [member[field] for member in members if member.get(field) is not None]
             if values:
-                rows.append({by: group, "field": field, **summarise(values)})
+                summary = summarise(values)
+                if summary["n"] < MIN_N_FOR_P99:
+                    summary["p99"] = None
+                rows.append({by: group, "field": field, **summary})
     return rows
 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], digits: int = 1) -> str:
-    """A Markdown table of ``rows`` (as ``table`` returns them), floats rounded to ``digits`` decimals.
+    """A Markdown table of ``rows`` (as ``table`` returns them), floats rounded to ``digits`` decimals,
+    None shown as a dash and ``$`` escaped (so JupyterLab does not typeset it as maths).
 
     Show it in a notebook with ``IPython.display.Markdown(to_markdown(rows))``.
     """
@@ -99,12 +106,26 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], digits: int = 1) -> str:
     columns = list(rows[0])
     lines = [
         "| " + " | ".join(columns) + " |",
-        "|" + "|".join("---" if isinstance(rows[0][c], str) else "---:" for c in columns) + "|",
+        "|" + "|".join("---:" if _numeric(rows, c) else "---" for c in columns) + "|",
     ]
     for row in rows:
-        cells = [f"{row[c]:.{digits}f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        cells = [_cell(row.get(c), digits) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    values = [row.get(column) for row in rows if row.get(column) is not None]
+    return all(isinstance(v, Real) and not isinstance(v, bool) for v in values)
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    text = str(value)
+    return re.sub(r"(?<!\\)\$", r"\\$", text.replace("|", "\\|"))
 
 
 def _sorted_finite(values: Iterable[float]) -> list[float]:

@@ -1,4 +1,5 @@
-"""The benchmark runner against a small fast function on the embedded backend: every field recorded."""
+"""The benchmark runner against a small fast function on the embedded backend: every field recorded,
+the provisioned burst's spill-overs really cold, long inits counted as cold starts."""
 
 from __future__ import annotations
 
@@ -12,10 +13,32 @@ from helpers.bench import BenchParams
 from helpers.functions import wait_provisioned_ready
 from tests.conftest import lambda_zip, workshop_pointed_at
 
+# Follows the inference function's contract: the first response of each environment carries "init".
 HANDLER = """
 import os
+import time
+PHASES = {"runtime_start": 1.0, "import_torch": 2.0, "import_pil": 3.0, "load_weights": 4.0, "first_forward": 5.0}
+_first = True
 def handler(event, context):
-    return {"init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "echo": event}
+    global _first
+    time.sleep(event.get("sleep", 0))  # long enough that a burst's requests overlap
+    body = {"init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "echo": event}
+    if _first:
+        body["init"] = {"phases_ms": PHASES, "total_ms": 15.0}
+        _first = False
+    return body
+"""
+SLOW_INIT = """
+import time
+time.sleep(10.3)  # past Lambda's 10 s on-demand init cap
+_first = True
+def handler(event, context):
+    global _first
+    body = {"init_type": "on-demand"}
+    if _first:  # the inference function's contract: the first response of an environment says so
+        body["init"] = {"phases_ms": {"import_torch": 10300.0}, "total_ms": 10300.0}
+        _first = False
+    return body
 """
 
 
@@ -50,7 +73,7 @@ def records(fast_function, local_aws):
     with workshop_pointed_at(local_aws):
         wait_provisioned_ready(fast_function, "provisioned", timeout=60, progress=False)
         params = BenchParams(cold_starts=2, warm=3, provisioned=3, burst=3)
-        result = bench.run(fast_function, {"ping": 1}, params, show_progress=False)
+        result = bench.run(fast_function, {"sleep": 0.3}, params, show_progress=False)
         yield {"records": result, "params": params, "name": fast_function, "aws": local_aws}
 
 
@@ -91,13 +114,66 @@ def test_warm_and_provisioned_series_have_no_init_duration(records):
 
 def test_a_burst_beyond_the_provisioned_count_spills_over_to_on_demand(records):
     types = sorted(r["init_type"] for r in by(records["records"], "burst-provisioned"))
-    assert "provisioned-concurrency" in types and "on-demand" in types
+    assert types.count("provisioned-concurrency") == 1 and types.count("on-demand") == 2
+
+
+def test_every_spill_over_of_the_provisioned_burst_is_a_cold_start(records):
+    """The provisioned burst runs on a fresh version: no idle on-demand environment of it exists, so
+    each request beyond the provisioned environment starts one (before, the warm series' environment
+    of the same version absorbed them and the burst showed 0 spill-over cold starts)."""
+    spill = [r for r in by(records["records"], "burst-provisioned") if r["init_type"] == "on-demand"]
+    assert spill and all(r["cold"] and r["init_ms"] is not None for r in spill)
+    served = [r for r in by(records["records"], "burst-provisioned") if r["init_type"] != "on-demand"]
+    assert not any(r["cold"] for r in served)
+
+
+def test_the_provisioned_burst_leaves_no_alias_version_or_provisioned_concurrency_behind(records):
+    lam = records["aws"].client("lambda")
+    aliases = {a["Name"] for a in lam.list_aliases(FunctionName=records["name"])["Aliases"]}
+    assert aliases == {"on-demand", "provisioned"}
+    burst_versions = {r["version"] for r in by(records["records"], "burst-provisioned")}
+    left = {v["Version"] for v in lam.list_versions_by_function(FunctionName=records["name"])["Versions"]}
+    assert not burst_versions & left
+    configs = lam.list_provisioned_concurrency_configs(FunctionName=records["name"])[
+        "ProvisionedConcurrencyConfigs"
+    ]
+    assert len(configs) == 1
+
+
+def test_cold_starts_record_the_functions_init_phases_and_provisioned_ones_do_not(records):
+    for r in by(records["records"], "cold"):
+        assert r["cold"] and r["init_import_torch_ms"] == 2.0 and r["init_total_ms"] == 15.0
+    for r in by(records["records"], "warm") + by(records["records"], "provisioned"):
+        assert not r["cold"] and r["init_import_torch_ms"] is None
+
+
+def test_an_init_past_ten_seconds_is_a_cold_start_with_its_init_inside_duration(local_aws):
+    """As on AWS: no Init Duration in the REPORT, the init re-run inside the invocation."""
+    lam = local_aws.client("lambda")
+    name = "bench-test-slow-init"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=local_aws.lambda_role(),
+        Handler="app.handler",
+        Code={"ZipFile": lambda_zip(SLOW_INIT)},
+        MemorySize=256,
+        Timeout=30,
+    )
+    try:
+        with workshop_pointed_at(local_aws):
+            (r,) = bench.forced_cold_starts(name, 1, {})
+    finally:
+        lam.delete_function(FunctionName=name)
+    assert r["error"] is None and r["init_ms"] is None
+    assert r["cold"] and r["init_in_duration"] and r["duration_ms"] >= 10_000
 
 
 def test_report_fields_are_consistent(records):
     for r in records["records"]:
         assert r["client_ms"] >= r["duration_ms"] > 0
         assert r["billed_ms"] == math.ceil(r["duration_ms"] + (r["init_ms"] or 0))
+        assert r["cold"] == (r["init_ms"] is not None) and r["init_in_duration"] is False
         assert r["memory_size_mb"] == 256 and 0 < r["max_memory_mb"] <= 256
         assert r["request_id"] and r["version"]
 
@@ -106,6 +182,7 @@ def test_save_writes_csv_and_json_with_metadata(records, tmp_path):
     paths = bench.save(records["records"], records["params"], {"name": records["name"]}, out_dir=tmp_path)
     lines = paths["csv"].read_text().splitlines()
     assert lines[0].split(",") == bench.FIELDS and len(lines) == len(records["records"]) + 1
+    assert "init_import_torch_ms" in bench.FIELDS
     meta = json.loads(paths["json"].read_text())
     assert meta["parameters"]["cold_starts"] == 2 and meta["machine"]["backend"] == "local"
     assert meta["function"] == {"name": records["name"]} and len(meta["records"]) == len(records["records"])

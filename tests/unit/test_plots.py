@@ -83,30 +83,75 @@ def test_latency_by_scenario_orders_scenarios_and_leaves_out_failed_invocations(
     assert max(max(c.get_offsets()[:, 1]) for c in fig.axes[0].collections) < 30000
 
 
-def test_time_breakdown_stacks_median_init_handler_and_overhead():
+def _bars(ax):
+    """(left, width, colour) of each bar segment, bottom row first, and the labels at the bar ends."""
+    return [(p.get_x(), p.get_width(), p.get_y()) for p in ax.patches], [t.get_text() for t in ax.texts]
+
+
+def test_time_breakdown_takes_the_median_invocation_apart_and_each_stack_adds_up_to_its_label():
     records = [
         _record("cold", 1500, 200, 1200),  # overhead 100
         _record("cold", 1700, 220, 1300),  # overhead 180
-        _record("cold", 1600, 210, 1250),  # overhead 140
+        _record("cold", 1600, 210, 1250),  # overhead 140: the median invocation
         _record("warm", 40, 18),  # overhead 22
-        _record("warm", 30, 17),  # overhead 13
+        _record("warm", 30, 17),  # overhead 13: the lower median of two
     ]
     fig = plots.time_breakdown(records)
-    (ax,) = fig.axes
-    assert ax.get_title() == "Where the time goes"
-    assert ax.get_ylabel() == "median time per invocation (ms)"
-    init, handler, overhead = ax.containers
-    assert [bar.get_height() for bar in init] == [1250, 0]
-    assert [bar.get_height() for bar in handler] == [210, 17.5]
-    assert [bar.get_height() for bar in overhead] == [140, 17.5]
-    assert [bar.get_y() for bar in overhead] == [1460, 17.5]
-    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
-        "init (Init Duration)",
-        "handler (Duration)",
-        "overhead (client - both)",
+    cold_ax, warm_ax = fig.axes
+    assert fig._suptitle.get_text() == "Where the time goes"
+    assert cold_ax.get_title(loc="left") == "started an environment (cold)"
+    assert warm_ax.get_title(loc="left") == "served by a ready environment, one request at a time"
+    assert [p.get_width() for p in cold_ax.patches] == [1250, 210, 140]
+    assert [p.get_width() for p in warm_ax.patches] == [17, 13]
+    assert [t.get_text() for t in cold_ax.texts] == ["1,600 ms"]
+    assert [t.get_text() for t in warm_ax.texts] == ["30.0 ms"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["init (Init Duration)", "handler (Duration)", "overhead (client - both)"]
+
+
+def test_time_breakdown_splits_init_into_the_functions_phases_and_separates_spill_overs():
+    phases = {
+        "init_runtime_start_ms": 50.0,
+        "init_import_torch_ms": 800.0,
+        "init_import_pil_ms": 30.0,
+        "init_load_weights_ms": 90.0,
+        "init_first_forward_ms": 80.0,
+    }
+    spill = {
+        **_record("burst-provisioned", 1400, 100, 1200),
+        "init_type": "on-demand",
+        "cold": True,
+        **phases,
+    }
+    served = {**_record("burst-provisioned", 300, 250), "cold": False}
+    fig = plots.time_breakdown([spill, served])
+    cold_ax, warm_ax = fig.axes
+    assert [t.get_text() for t in cold_ax.get_yticklabels()] == ["burst-provisioned\nspill-over, cold"]
+    assert [t.get_text() for t in warm_ax.get_yticklabels()] == ["burst-provisioned\nprovisioned"]
+    widths = [p.get_width() for p in cold_ax.patches]
+    assert widths == [50, 800, 30, 90, 80, 150, 100, 100]  # phases, the rest of init, handler, overhead
+    assert sum(widths) == 1400 and cold_ax.texts[0].get_text() == "1,400 ms"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:6] == [
+        "init: runtime start",
+        "init: import torch",
+        "init: import PIL",
+        "init: load weights",
+        "init: first forward",
+        "init: other",
     ]
-    annotations = [child.get_text() for child in ax.texts]
-    assert annotations == ["p50 client\n1,600 ms", "p50 client\n35.0 ms"]
+
+
+def test_an_init_past_ten_seconds_is_taken_out_of_duration_not_added_to_it():
+    long_init = {
+        **_record("cold", 11300, 11135),
+        "cold": True,
+        "init_in_duration": True,
+        "init_total_ms": 10900.0,
+    }
+    parts = plots.invocation_parts(long_init)
+    assert parts == {"init": 10900.0, "handler": 235.0, "overhead": 165.0}
+    assert sum(parts.values()) == 11300
 
 
 def test_time_breakdown_saves_png(tmp_path):
@@ -138,12 +183,13 @@ def test_scenarios_have_the_same_colour_in_every_plot():
     records = synthetic_records()
     scatter = plots.latency_by_scenario(records).axes[0].collections
     cdf_lines = [line for line in plots.latency_cdf(records).axes[0].get_lines() if "(n=" in line.get_label()]
-    breakdown_ticks = plots.time_breakdown(records).axes[0].get_xticklabels()
+    breakdown = plots.time_breakdown(records)
+    breakdown_ticks = {t.get_text().split("\n")[0]: t for ax in breakdown.axes for t in ax.get_yticklabels()}
     for index, scenario in enumerate(["cold", "warm", "provisioned", "burst-on-demand", "burst-provisioned"]):
         expected = plots.SCENARIO_COLOURS[scenario].lower()
         assert to_hex(scatter[index].get_facecolor()[0], keep_alpha=False) == expected
         assert to_hex(cdf_lines[index].get_color()) == expected
-        assert to_hex(breakdown_ticks[index].get_color()) == expected
+        assert to_hex(breakdown_ticks[scenario].get_color()) == expected
     assert len(set(plots.SCENARIO_COLOURS.values())) == len(plots.SCENARIO_COLOURS)
 
 
@@ -163,6 +209,13 @@ def test_cost_vs_rate_marks_the_break_even_on_log_log_axes(tmp_path):
     assert vertical[0].get_xdata()[0] == pytest.approx(break_even_requests_per_month(100, 1024, "x86_64", 1))
     (note,) = [text.get_text() for text in ax.texts]
     assert note.startswith("break-even\n15.8M requests/month\n(~6.0 req/s)")
+    capacity = 730 * 3600 * 1000 / 100
+    assert note.endswith(
+        f"provisioned busy {break_even_requests_per_month(100, 1024) / capacity:.0%} of the time"
+    )
+    low, high = ax.get_ylim()  # sized to the curves, not padded for a legend inside the axes
+    costs = [y for line in ax.get_lines()[:2] for y in line.get_ydata()]
+    assert low == pytest.approx(min(costs) / 1.5) and high == pytest.approx(max(costs) * 1.5)
     _saved_png(tmp_path, "cost.png")
 
 
@@ -171,6 +224,15 @@ def test_cost_vs_rate_says_so_when_provisioned_never_breaks_even():
     assert [text.get_text() for text in fig.axes[0].texts] == [
         "no break-even: provisioned never costs less here"
     ]
+
+
+def test_latency_cdf_draws_no_p99_guide_for_fewer_than_twenty_invocations_and_keeps_the_legend_outside():
+    few = plots.latency_cdf([_record("warm", 10 + i, 5) for i in range(19)]).axes[0]
+    enough = plots.latency_cdf([_record("warm", 10 + i, 5) for i in range(20)]).axes[0]
+    assert [t.get_text() for t in few.texts] == ["p50", "p90"]
+    assert [t.get_text() for t in enough.texts] == ["p50", "p90", "p99"]
+    anchor = few.get_legend().get_bbox_to_anchor().transformed(few.transAxes.inverted())
+    assert anchor.x0 > 1.0  # to the right of the axes: no curve under it
 
 
 def test_plotting_only_failed_invocations_is_a_clear_error():

@@ -5,8 +5,13 @@ import base64
 import pytest
 
 from helpers.reports import (
+    InitReport,
     Report,
     format_report,
+    init_details,
+    init_phases,
+    init_reports_in,
+    parse_init_report,
     parse_report,
     report_from_events,
     report_from_log_result,
@@ -177,3 +182,38 @@ def test_report_for_a_request_id_is_picked_from_cloudwatch_events():
 def test_a_request_id_without_a_report_is_a_lookup_error_naming_it():
     with pytest.raises(LookupError, match="for request missing-id"):
         report_from_events(_events(COLD), "missing-id")
+
+
+# An on-demand init past 10 s, as AWS logs it before re-running init inside the first invocation.
+INIT_TIMEOUT = "INIT_REPORT Init Duration: 9999.86 ms\tPhase: init\tStatus: timeout"
+
+
+def test_an_init_report_of_an_init_that_timed_out_is_parsed():
+    report = parse_init_report(INIT_TIMEOUT)
+    assert report == InitReport(init_duration_ms=9999.86, phase="init", status="timeout")
+    assert report.timed_out
+
+
+def test_an_init_report_of_a_failed_init_carries_its_error_type():
+    line = "INIT_REPORT Init Duration: 52.10 ms\tPhase: init\tStatus: error\tError Type: Runtime.ImportModuleError"
+    report = parse_init_report(line)
+    assert (
+        report.status == "error" and report.error_type == "Runtime.ImportModuleError" and not report.timed_out
+    )
+
+
+def test_init_reports_are_found_among_log_lines_and_bad_ones_named():
+    lines = ["INIT_START Runtime Version: python:3.12", INIT_TIMEOUT, "START RequestId: x", COLD]
+    assert [r.status for r in init_reports_in(lines)] == ["timeout"]
+    with pytest.raises(ValueError, match="lacks Init Duration"):
+        parse_init_report("INIT_REPORT Phase: init")
+
+
+def test_the_functions_init_log_line_is_read_from_a_cloudwatch_message():
+    body = {"init": {"phases_ms": {"import_torch": 900.5, "load_weights": 80}, "total_ms": 1000.0}}
+    message = "[INFO]\t2026-12-01T09:01:40.722Z\t\t" + __import__("json").dumps(body)
+    details = init_details(message)
+    assert details == body
+    assert init_phases(details["init"]) == {"import_torch": 900.5, "load_weights": 80.0}
+    assert init_details('[INFO]\t...\t{"request_id": "r", "status": 200}') is None
+    assert init_details("START RequestId: x") is None and init_phases(None) == {}

@@ -119,6 +119,18 @@ def test_markdown_table_has_a_header_and_one_line_per_row():
     assert lines[0] == "| scenario | field | n | min | p50 | p90 | p99 | max | mean | trimmed_mean |"
     assert lines[1] == "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     assert (
-        lines[2] == "| cold | client_ms | 2 | 1500.0 | 1600.0 | 1680.0 | 1698.0 | 1700.0 | 1600.0 | 1600.0 |"
+        lines[2] == "| cold | client_ms | 2 | 1,500.0 | 1,600.0 | 1,680.0 | – | 1,700.0 | 1,600.0 | 1,600.0 |"
     )
     assert len(lines) == 4
+
+
+def test_table_gives_no_p99_below_twenty_values_and_one_from_twenty_on():
+    few = table([{"scenario": "warm", "client_ms": float(v)} for v in range(19)])
+    enough = table([{"scenario": "warm", "client_ms": float(v)} for v in range(20)])
+    assert few[0]["p99"] is None
+    assert enough[0]["p99"] == pytest.approx(18.81)
+
+
+def test_markdown_cells_escape_dollars_and_pipes_so_nothing_renders_as_maths():
+    text = to_markdown([{"item": "per hour", "cost": "$0.03 | $22", "done": "\\$1"}])
+    assert text.splitlines()[2] == "| per hour | \\$0.03 \\| \\$22 | \\$1 |"
