@@ -3,9 +3,13 @@ it reads S3 through the local AWS and writes the access point's folder that othe
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import pytest
 
-from helpers import seeding, stacks
+from helpers import bundle, seeding, stacks
 from helpers.bundle import pack_folder
 from tests.conftest import workshop_pointed_at
 
@@ -65,3 +69,55 @@ def test_a_refused_archive_is_a_clear_error_and_the_previous_seed_stays(deployed
             {"action": "seed", "name": "model", "bucket": bucket, "key": "archives/broken.tar.gz"},
         )
     assert seeding.inspect(deployed["seeder"])["model"]["current"] == good.version
+
+
+PROBE = """
+import importlib.util, os, sys
+
+def handler(event, context):
+    host = [m for m in ("torch", "numpy", "PIL", "pytest", "moto") if importlib.util.find_spec(m)]
+    sys.path.insert(0, os.environ["FRAMEWORK_DIR"])
+    import torch
+    from PIL import Image
+    return {"host": host, "python": sys.executable, "torch": torch.__version__,
+            "from": os.path.dirname(torch.__file__), "build": "cuda" if torch.version.cuda else "cpu"}
+"""
+
+
+@pytest.mark.slow
+def test_the_real_framework_is_seeded_precompiled_and_imported_from_the_mount_alone(deployed, local_aws):
+    framework = bundle.build_framework_bundle(bundle.local_target())  # cached under build/bundles/
+    bucket = deployed["storage"]["ArtifactBucketName"]
+    key = seeding.upload_archive(framework.archive, bucket, progress=False)
+    result = seeding.seed(deployed["seeder"], framework.archive, bucket, key)
+    assert result["status"] in ("seeded", "unchanged") and result["version"] == framework.archive.version
+    if result["status"] == "seeded":
+        assert result["compiled"]["files"] > 2000
+    on_efs = seeding.inspect(deployed["seeder"])["framework"]
+    assert "torch/bin/torch_shm_manager" in on_efs["files"] and on_efs["compiled_files"] > 2000
+    # A function configured like the seeder (same VPC, access point and mount) imports torch from EFS.
+    lam = local_aws.client("lambda")
+    config = lam.get_function_configuration(FunctionName=deployed["seeder"])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("probe.py", PROBE)
+    name = f"{deployed['seeder']}-probe"
+    lam.create_function(
+        FunctionName=name,
+        Runtime=config["Runtime"],
+        Role=config["Role"],
+        Handler="probe.handler",
+        Code={"ZipFile": archive.getvalue()},
+        MemorySize=2048,
+        Timeout=60,
+        VpcConfig={k: config["VpcConfig"][k] for k in ("SubnetIds", "SecurityGroupIds")},
+        FileSystemConfigs=config["FileSystemConfigs"],
+        Environment={"Variables": {"FRAMEWORK_DIR": "/mnt/ml/framework/current"}},
+    )
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        answer = json.loads(lam.invoke(FunctionName=name)["Payload"].read())
+    finally:
+        lam.delete_function(FunctionName=name)
+    assert answer["torch"] == framework.torch_version and answer["build"] == "cpu", answer
+    assert answer["from"] == "/mnt/ml/framework/current/torch" and answer["host"] == []
