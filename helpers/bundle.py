@@ -219,8 +219,9 @@ def install(folder: Path, target: BundleTarget, extra_args: list[str] | None = N
             item["download_info"]["url"] for item in installed if item["metadata"]["name"].lower() == name
         ]
         return cmd, urllib.parse.unquote((urls or [""])[0])
-    detail = done.stderr.strip().splitlines()[-3:]
-    if "torch" in done.stderr and ("No matching distribution" in done.stderr or "satisfies" in done.stderr):
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    detail = errors[-2:] or done.stderr.strip().splitlines()[-2:]
+    if any("torch" in line for line in errors):
         raise BundleError(
             f"No CPU build of {target.torch} for {target.where} is reachable (tried {target.source}): "
             f"put its wheel in a folder named by PIP_FIND_LINKS, or allow access to {TORCH_CPU_INDEX}. "
@@ -262,6 +263,12 @@ def build_framework_bundle(
     folder, record_path = cache_dir / key, cache_dir / f"{key}.json"
     bundle = _from_record(record_path, folder, target)
     if bundle is None:
+        if target.index_url and not reachable(target.index_url):
+            raise BundleError(
+                f"The index {target.index_url} is not reachable from this machine, and the bundle for "
+                f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker, Cloud9, "
+                "a laptop online), or use the local backend."
+            )
         started = time.perf_counter()
         partial = cache_dir / f"{key}.partial"
         shutil.rmtree(partial, ignore_errors=True)

@@ -314,3 +314,12 @@ def test_a_second_build_neither_reinstalls_nor_repacks(tmp_path, monkeypatch):
     (first.directory / "torch" / "__pycache__" / "version.cpython-311.pyc").write_bytes(b"bytecode")
     third = bundle.build_framework_bundle(target, tmp_path)
     assert calls == {"install": 1, "pack": 2} and third.archive.sha256 == first.archive.sha256
+
+
+def test_an_unreachable_index_is_named_before_pip_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle, "reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(bundle, "install", lambda *a, **k: pytest.fail("pip must not run"))
+    with pytest.raises(
+        bundle.BundleError, match=r"download.pytorch.org/whl/cpu is not reachable .* local backend"
+    ):
+        bundle.build_framework_bundle(bundle.aws_target(), tmp_path)
