@@ -18,11 +18,10 @@ environments every 25 ms.
 from __future__ import annotations
 
 import base64
-import importlib.util
+import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -30,7 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from localaws.lambda_engine import errors, mounts
+from moto.awslambda.utils import get_backend
+
+from localaws.lambda_engine import errors, launcher, mounts
 from localaws.lambda_engine.environment import (
     MARKER_VARIABLE,
     PROVISIONED_INIT_CAP_S,
@@ -40,14 +41,14 @@ from localaws.lambda_engine.environment import (
 from localaws.lambda_engine.errors import LambdaServiceError
 from localaws.lambda_engine.function_spec import FunctionSpec, resolve, split_name
 from localaws.lambda_engine.logs import tail
-from localaws.lambda_engine.task_root import CodeCache
+from localaws.lambda_engine.sandbox import Sandbox
+from localaws.lambda_engine.task_root import CodeCache, LayerCache
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 SWEEP_S = 0.5
 WATCHDOG_S = 0.025
-BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 
 _current: Engine | None = None
 
@@ -90,15 +91,6 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
-def runtime_command(handler: str) -> list[str]:
-    """awslambdaric where it is installed (``LOCALAWS_LAMBDA_RUNTIME_CLIENT=builtin`` forces the built-in loop)."""
-    if os.environ.get("LOCALAWS_LAMBDA_RUNTIME_CLIENT") != "builtin" and importlib.util.find_spec(
-        "awslambdaric"
-    ):
-        return [sys.executable, "-m", "awslambdaric", handler]
-    return [sys.executable, str(BOOTSTRAP), handler]
-
-
 class Engine:
     def __init__(
         self,
@@ -115,6 +107,8 @@ class Engine:
             max_environments or os.environ.get("LOCALAWS_LAMBDA_MAX_ENVIRONMENTS", 10)
         )
         self._code = CodeCache(self.state_dir / "lambda" / "code")
+        self._layers = LayerCache(self.state_dir / "lambda" / "opt", self._code)
+        self.sandbox = Sandbox(self.state_dir, launcher.BOOTSTRAP)
         self._cond = threading.Condition()
         self._envs: list[Environment] = []
         self._owner: dict[str, tuple[str, str, str, str]] = {}  # environment id -> provisioned config key
@@ -219,16 +213,25 @@ class Engine:
 
     def _spawn(self, spec: FunctionSpec, *, provisioned: bool) -> Environment:
         """A new environment (call with the lock held); busy unless provisioned."""
-        local = mounts.local_mounts(
+        efs = mounts.local_mounts(
             spec.file_systems, state_dir=self.state_dir, account_id=spec.account_id, region=spec.region
         )
         task_root = self._code.task_root(spec.code_sha256, spec.code_bytes)
+        if self.sandbox.enabled:
+            opt_dir = self._layers.opt_dir(_layer_code(spec))
+            launch = launcher.sandboxed(
+                self.sandbox, spec, task_root=task_root, opt_dir=opt_dir, efs=efs, url=self.url,
+                name=uuid.uuid4().hex[:12],
+            )  # fmt: skip
+        else:
+            launch = launcher.on_host(spec, task_root=task_root, efs=efs, url=self.url)
+        launch.env[MARKER_VARIABLE] = str(self.state_dir)
         env = Environment(
             spec,
-            command=runtime_command(spec.handler),
-            task_root=task_root,
-            variables=self._variables(spec, task_root, local),
+            launch=launch,
             provisioned=provisioned,
+            check_callers="runtime_api" not in self.sandbox.off,
+            sandbox_summary=self.sandbox.summary(),
         )
         env.busy = not provisioned
         self._envs.append(env)
@@ -241,34 +244,6 @@ class Engine:
             env.process.pid,
         )
         return env
-
-    def _variables(self, spec: FunctionSpec, task_root: Path, local: dict[str, Path]) -> dict[str, str]:
-        runtime = spec.runtime if spec.runtime.startswith("python") else "python3.12"
-        variables = mounts.rewrite_paths(spec.variables, local)
-        variables.update(
-            {
-                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "LANG": "en_US.UTF-8",
-                "TZ": ":UTC",
-                "LAMBDA_TASK_ROOT": str(task_root),
-                "_HANDLER": spec.handler,
-                "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}",
-                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-                "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-                "AWS_REGION": spec.region,
-                "AWS_DEFAULT_REGION": spec.region,
-                "AWS_ENDPOINT_URL": self.url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                MARKER_VARIABLE: str(self.state_dir),
-            }
-        )
-        if "LD_LIBRARY_PATH" in os.environ:
-            variables.setdefault("LD_LIBRARY_PATH", os.environ["LD_LIBRARY_PATH"])
-        return variables
 
     def _release(self, env: Environment) -> None:
         with self._cond:
@@ -430,6 +405,7 @@ class Engine:
             records = list(self._provisioned.values())
         current: dict[tuple, str | None] = {}
         for env in envs:
+            env.thaw_if_killed()
             where = (env.spec.account_id, env.spec.region, env.spec.name, env.spec.version)
             if where not in current:
                 current[where] = _current_key(*where)
@@ -492,6 +468,18 @@ class Engine:
         self._wake.set()
         for env in envs:
             env.stop()
+
+
+def _layer_code(spec: FunctionSpec) -> list[tuple[str, bytes]]:
+    """(sha256 hex, zip) of each of the function's layers, in order."""
+    backend = get_backend(spec.account_id, spec.region)
+    layers = []
+    for arn in spec.layers:
+        layer = backend.layers_versions_by_arn(arn)
+        if layer is None:
+            raise errors.not_found(f"Layer version {arn} does not exist.")
+        layers.append((hashlib.sha256(layer.code_bytes).hexdigest(), layer.code_bytes))
+    return layers
 
 
 def _function_of(spec: FunctionSpec) -> tuple[str, str, str]:

@@ -1,21 +1,25 @@
 """One execution environment: a child process running a runtime client against its own Runtime API.
 
-The process is the host interpreter (``sys.executable``) running ``awslambdaric`` (or the built-in
-:mod:`bootstrap` loop) in the task root, in a process group of its own, with stdin closed and
-stdout/stderr piped into the environment's CloudWatch Logs stream (never the server's own output).
+The process is started as its :class:`~localaws.lambda_engine.sandbox.Launch` says (in the Lambda
+sandbox, or as a host process: see :mod:`.launcher`), in a process group of its own, with stdin closed
+and stdout/stderr piped into the environment's CloudWatch Logs stream (never the server's own output).
+Its Runtime API serves only this environment's processes where that can be checked; while it waits for
+the next invocation its cgroup is frozen, and thawed to deliver one.
 
 Timing, as Lambda measures it: Init Duration runs from spawn to the runtime's first ``/next``;
 Duration from handing an invocation to the runtime until its response or error arrives.
 On-demand init is capped at 10 s like Lambda's: an init that takes longer goes on inside the first
 invocation, under the function timeout, and is then counted in Duration with no Init Duration (which
 is how a long cold start shows on AWS). Provisioned environments report no Init Duration.
-Memory: the process tree's resident memory is sampled while it works (see :meth:`sample_memory`);
-going above MemorySize kills the environment and reports ``Runtime.OutOfMemory`` as Lambda does.
+Memory: the kernel enforces MemorySize through the sandbox's memory cgroup; without one, the process
+tree's resident memory is sampled while it works (see :meth:`sample_memory`) and going above MemorySize
+kills the environment. Either way Lambda's ``Runtime.OutOfMemory`` is reported.
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
 import json
 import logging
@@ -29,11 +33,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from localaws.lambda_engine import logs
+from localaws.lambda_engine import logs, memory
 from localaws.lambda_engine.function_spec import FunctionSpec
 from localaws.lambda_engine.runtime_api import RuntimeAPIServer
+from localaws.lambda_engine.sandbox import Launch
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +79,6 @@ class _Invocation:
             return True
 
 
-def _read_kb(pid: int, field_name: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (via /proc/<pid>/task/*/children)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                todo.extend(int(c) for c in Path(f"/proc/{current}/task/{task}/children").read_text().split())
-        except (OSError, ValueError):
-            pass
-    return pids
-
-
 class Environment:
     """A process, its Runtime API and its log stream. The engine serialises invocations on it."""
 
@@ -106,10 +86,10 @@ class Environment:
         self,
         spec: FunctionSpec,
         *,
-        command: list[str],
-        task_root: Path,
-        variables: dict[str, str],
+        launch: Launch,
         provisioned: bool,
+        check_callers: bool = False,
+        sandbox_summary: str = "",
     ):
         self.spec = spec
         self.id = uuid.uuid4().hex[:12]
@@ -130,8 +110,10 @@ class Environment:
         self._settled = threading.Event()  # ready, init error or exit
         self._out_lock = threading.Lock()
         self._partial = b""
-        self._api = RuntimeAPIServer(self)
-        env = dict(variables)
+        self.group = launch.group  # the sandbox's cgroups, or None
+        self._idle_lock = threading.Lock()  # orders freezing on /next against delivering an invocation
+        self._api = RuntimeAPIServer(self, callers=self._own_pids if check_callers else None)
+        env = dict(launch.env)
         env.update(
             {
                 "AWS_LAMBDA_RUNTIME_API": self._api.address,
@@ -141,17 +123,17 @@ class Environment:
         )
         self._spawned = time.perf_counter()
         self.process = subprocess.Popen(
-            command,
-            cwd=str(task_root),
+            launch.command,
+            cwd=launch.cwd,
             env=env,
+            preexec_fn=launch.preexec,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.stream.write(
-            [f"INIT_START Runtime Version: {spec.runtime or 'python'} (local host interpreter)"]
-        )
+        self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
+        self._log([logs.init_start_line(spec.region, sandbox_summary, launch.notes)])
         threading.Thread(target=self._read_output, name=f"lambda-env-{self.id}", daemon=True).start()
 
     # --- state -------------------------------------------------------------------------------------
@@ -173,6 +155,9 @@ class Environment:
         if self.init_duration_ms is None:
             self.init_duration_ms = (time.perf_counter() - self._spawned) * 1000
             self._settled.set()
+        with self._idle_lock:
+            if self.group is not None and self._queue.empty():
+                self.group.freeze()  # idle until the next invocation, as Lambda freezes it
         invocation = self._queue.get()
         if invocation is None:
             return None
@@ -200,6 +185,14 @@ class Environment:
 
     # --- output and exit ---------------------------------------------------------------------------
 
+    def thaw_if_killed(self) -> None:
+        """Let a frozen environment that something killed die now (cgroup v1 holds SIGKILL while frozen)."""
+        if self.group is not None and self.group.frozen and memory.kill_pending(self.process.pid):
+            self.group.thaw()
+
+    def _own_pids(self) -> list[int]:
+        return memory.tree(self.process.pid)
+
     def _read_output(self) -> None:
         fd = self.process.stdout.fileno()
         while True:
@@ -213,6 +206,10 @@ class Environment:
         self._drain()
         self.exit_code = self.process.wait()
         self._kill_group()
+        if self.group is not None:
+            if self.group.oom_kills():
+                self.over_memory = True  # the kernel ended it at the cgroup's limit
+            self.group.remove()
         with self._out_lock:
             self.process.stdout.close()
         self._settled.set()
@@ -250,6 +247,8 @@ class Environment:
         current = self._current  # set from START until the output is drained after the invocation
         if current is not None:
             current.lines.extend(lines)
+        elif self._invocations == 0:
+            self._init_lines.extend(lines)
         self.stream.write(lines)
 
     # --- memory ------------------------------------------------------------------------------------
@@ -258,9 +257,10 @@ class Environment:
         """Update the peak from the process tree's RSS; True (and the process killed) above MemorySize."""
         if self.exit_code is not None:
             return False
-        rss = sum(_read_kb(pid, "VmRSS") for pid in _tree(self.process.pid))
+        rss = memory.rss_kb(self.process.pid)
         self.peak_kb = max(self.peak_kb, rss)
-        if rss > self.spec.memory_mb * 1024:
+        enforced = self.group is not None and self.group.layout.memory
+        if rss > self.spec.memory_mb * 1024 and not enforced:
             self.over_memory = True
             self._kill_group()
             return True
@@ -269,7 +269,7 @@ class Environment:
     def _max_memory_used_mb(self) -> int:
         if self.over_memory:
             return self.spec.memory_mb  # Lambda reports the limit it hit
-        self.peak_kb = max(self.peak_kb, _read_kb(self.process.pid, "VmHWM"))
+        self.peak_kb = max(self.peak_kb, memory.peak_kb(self.process.pid))
         return min(self.spec.memory_mb, -(-self.peak_kb // 1024))
 
     # --- invocation --------------------------------------------------------------------------------
@@ -298,7 +298,10 @@ class Environment:
         start = logs.start_line(request_id, spec.version)
         self.stream.write([start])
         self._current = invocation
-        self._queue.put(invocation)
+        with self._idle_lock:
+            self._queue.put(invocation)
+            if self.group is not None:
+                self.group.thaw()
         finished = invocation.done.wait(max(0.0, budget_s))
         if not finished and invocation.settle("timeout"):
             self._kill_group()
@@ -347,7 +350,8 @@ class Environment:
             ),
         ]
         self.stream.write(closing)
-        return Outcome(body, function_error, [start, *invocation.lines, *closing])
+        before = self._init_lines if first else []
+        return Outcome(body, function_error, [*before, start, *invocation.lines, *closing])
 
     def _log_invocation(self, invocation: _Invocation, lines: list[str]) -> None:
         invocation.lines.extend(lines)
@@ -390,15 +394,15 @@ class Environment:
             ),
         ]
         self.stream.write(lines)
-        return Outcome(body, "Unhandled", lines)
+        return Outcome(body, "Unhandled", [*self._init_lines, *lines])
 
     # --- ending ------------------------------------------------------------------------------------
 
     def _kill_group(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.group is not None:
+            self.group.thaw()  # a frozen cgroup v1 task dies only once thawed
 
     def stop(self) -> None:
         """End the process (and anything it started) and the Runtime API; safe to call twice."""

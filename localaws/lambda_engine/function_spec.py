@@ -43,6 +43,9 @@ class FunctionSpec:
     variables: dict[str, str]
     file_systems: list[dict[str, str]]
     reserved_concurrency: int | None
+    ephemeral_storage_mb: int
+    architectures: list[str]
+    layers: list[str]  # layer version ARNs, in order
     code_sha256: str  # hex
     key: str  # hash of configuration + code
     code_bytes: bytes = field(repr=False, compare=False)
@@ -94,6 +97,9 @@ def resolve(function_name: str, qualifier: str | None, *, account_id: str, regio
         variables=dict(fn.environment_vars or {}),
         file_systems=[dict(c) for c in getattr(fn, "file_system_configs", None) or []],
         reserved_concurrency=None if reserved is None else int(reserved),
+        ephemeral_storage_mb=int(getattr(fn, "ephemeral_storage", None) or 512),
+        architectures=list(getattr(fn, "architectures", None) or ["x86_64"]),
+        layers=[layer["Arn"] for layer in getattr(fn, "layers", None) or [] if layer.get("Arn")],
         code_sha256=sha_hex,
         key=key,
         code_bytes=fn.code_bytes,

@@ -17,6 +17,7 @@ not thread-safe, so every write goes through one lock.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +31,24 @@ _write_lock = threading.Lock()
 
 def stream_name(version: str) -> str:
     return time.strftime("%Y/%m/%d", time.gmtime()) + f"/[{version}]" + uuid.uuid4().hex
+
+
+def init_start_line(region: str, sandbox: str, notes: list[str]) -> str:
+    """``INIT_START`` as Lambda writes it (runtime version and its ARN), then what ran it here::
+
+    INIT_START Runtime Version: python:3.11.local\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:localaws-python3.11\t
+        Local Sandbox: <on, or which guarantees are off and why>\tLocal Runtime: <notes>
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    fields = [
+        f"INIT_START Runtime Version: python:{version}.local",
+        f"Runtime Version ARN: arn:aws:lambda:{region}::runtime:localaws-python{version}",
+    ]
+    if sandbox:
+        fields.append(f"Local Sandbox: {sandbox}")
+    if notes:
+        fields.append(f"Local Runtime: {'; '.join(notes)}")
+    return "\t".join(fields)
 
 
 def start_line(request_id: str, version: str) -> str:

@@ -1,15 +1,20 @@
 """EFS for local functions: an access point is a folder ``<state>/efs/<fs-id>/<root dir>``.
 
 A function's ``FileSystemConfigs`` entry ``{"Arn": access point ARN, "LocalMountPath": "/mnt/ml"}``
-maps ``/mnt/ml`` to the access point's folder (created on first use and shared by every function
-that mounts the access point). Nothing is mounted for real: environment variables whose value is the
-mount path or lies under it are rewritten to the local folder, so handlers that read their paths from
-the environment (as the workshop's do) run unchanged. Honest gap: EFS here is local disk, without
-NFS latency or throughput limits.
+maps ``/mnt/ml`` to the access point's folder, shared by every function that mounts the access point.
+As EFS does, the root directory is created on first use with the access point's ``CreationInfo``
+owner and permissions (https://docs.aws.amazon.com/efs/latest/ug/efs-access-points.html#creating-access-points),
+and the function acts as the access point's ``PosixUser``. In the sandbox the folder is mounted at the
+``LocalMountPath`` itself; on the fallback path nothing is mounted and environment variables whose value
+is the mount path, or lies under it, are rewritten to the folder. Honest gap: EFS here is local disk,
+without NFS latency or throughput limits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from moto.efs.models import efs_backends
@@ -17,12 +22,19 @@ from moto.efs.models import efs_backends
 from localaws.lambda_engine.errors import LambdaServiceError
 
 
+@dataclass(frozen=True)
+class EfsMount:
+    path: str  # LocalMountPath
+    folder: Path  # the access point's folder on this machine
+    posix_user: dict = field(default_factory=dict)
+
+
 def local_mounts(
     file_systems: list[dict[str, str]], *, state_dir: Path, account_id: str, region: str
-) -> dict[str, Path]:
-    """``{LocalMountPath: local folder}`` for a function's FileSystemConfigs; folders are created."""
+) -> list[EfsMount]:
+    """The function's FileSystemConfigs as folders (created as EFS creates an access point's root)."""
     backend = efs_backends[account_id][region]
-    mounts: dict[str, Path] = {}
+    mounts = []
     for config in file_systems:
         arn = config.get("Arn", "")
         access_point_id = arn.rsplit("/", 1)[-1]
@@ -33,20 +45,28 @@ def local_mounts(
                 "EFSMountFailureException",
                 f"The function could not mount {arn}: no such access point; create it (01_setup_efs) first.",
             )
-        root = ((access_point.root_directory or {}).get("Path") or "/").lstrip("/")
+        root_directory = access_point.root_directory or {}
+        root = (root_directory.get("Path") or "/").lstrip("/")
         folder = Path(state_dir) / "efs" / access_point.file_system_id / root
-        folder.mkdir(parents=True, exist_ok=True)
-        mounts[config["LocalMountPath"].rstrip("/")] = folder
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            creation = root_directory.get("CreationInfo") or {}
+            with contextlib.suppress(OSError, ValueError, KeyError):  # not root: the folder stays ours
+                os.chown(folder, int(creation["OwnerUid"]), int(creation["OwnerGid"]))
+                os.chmod(folder, int(str(creation["Permissions"]), 8))
+        mounts.append(
+            EfsMount(config["LocalMountPath"].rstrip("/"), folder, dict(access_point.posix_user or {}))
+        )
     return mounts
 
 
-def rewrite_paths(variables: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
+def rewrite_paths(variables: dict[str, str], mounts: list[EfsMount]) -> dict[str, str]:
     """Variables whose value is a mount path or under one, pointed at the local folder instead."""
     rewritten = {}
     for name, value in variables.items():
-        for mount, folder in mounts.items():
-            if value == mount or value.startswith(mount + "/"):
-                value = str(folder) + value[len(mount) :]
+        for mount in mounts:
+            if value == mount.path or value.startswith(mount.path + "/"):
+                value = str(mount.folder) + value[len(mount.path) :]
                 break
         rewritten[name] = value
     return rewritten

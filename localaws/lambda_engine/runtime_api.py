@@ -4,6 +4,8 @@ The runtime client in the environment's process (``awslambdaric`` or :mod:`boots
 ``GET /2018-06-01/runtime/invocation/next``, then posts ``.../invocation/{id}/response`` or
 ``.../invocation/{id}/error``; an init failure is ``POST /2018-06-01/runtime/init/error``.
 Sockets use TCP_NODELAY: without it Nagle + delayed ACK add ~40 ms to every keep-alive round trip.
+With ``callers``, a connection is served only if it comes from one of the environment's own processes
+(:mod:`.sandbox.caller`): no other process can take its invocations or post its responses.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Protocol
+
+from localaws.lambda_engine.sandbox import caller
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
 class RuntimeAPIServer:
     """Accepts the runtime client's connections; one thread per connection (the client keeps one alive)."""
 
-    def __init__(self, delivery: Delivery):
+    def __init__(self, delivery: Delivery, callers: Callable[[], list[int]] | None = None):
         self.delivery = delivery
+        self.callers = callers
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen(8)
@@ -115,12 +121,22 @@ class RuntimeAPIServer:
                 conn, peer = self._socket.accept()
             except OSError:
                 return
+            if self.callers is not None and not self._from_environment(conn):
+                log.warning(
+                    "runtime api %s refused a connection from another process (%s)", self.address, peer
+                )
+                _refuse(conn)
+                continue
             with self._lock:
                 if self._closed:
                     conn.close()
                     return
                 self._connections.append(conn)
             threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
+
+    def _from_environment(self, conn: socket.socket) -> bool:
+        inode = caller.socket_inode(conn)
+        return inode is not None and caller.owned_by(inode, self.callers())
 
     def _serve(self, conn: socket.socket, peer) -> None:
         try:
@@ -143,3 +159,14 @@ class RuntimeAPIServer:
             except OSError:
                 pass
             sock.close()
+
+
+def _refuse(conn: socket.socket) -> None:
+    body = b'{"errorMessage": "This Runtime API serves only its own execution environment.", "errorType": "AccessDenied"}'
+    head = f"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    try:
+        conn.sendall(head.encode() + body)
+    except OSError:
+        pass
+    finally:
+        conn.close()

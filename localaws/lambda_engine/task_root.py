@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -30,6 +31,7 @@ class CodeCache:
                 return target
             self.root.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=self.root))
+            staging.chmod(0o755)  # mkdtemp makes it private; the function's user must read its code
             try:
                 with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
                     archive.extractall(staging)
@@ -38,4 +40,35 @@ class CodeCache:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             log.info("extracted code %s into %s", code_sha256[:12], target)
+        return target
+
+
+class LayerCache:
+    """``/opt`` for a list of layers: each layer's zip extracted over the previous ones, in order, as Lambda
+    merges them (https://docs.aws.amazon.com/lambda/latest/dg/adding-layers.html), built once per list."""
+
+    def __init__(self, root: Path, code: CodeCache):
+        self.root = Path(root)
+        self.code = code
+        self._lock = threading.Lock()
+
+    def opt_dir(self, layers: list[tuple[str, bytes]]) -> Path | None:
+        """``layers`` = [(sha256 hex, zip bytes), ...]; None when the function has no layers."""
+        if not layers:
+            return None
+        key = hashlib.sha256("/".join(sha for sha, _ in layers).encode()).hexdigest()[:32]
+        target = self.root / key
+        with self._lock:
+            if target.is_dir():
+                return target
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".merge-", dir=self.root))
+            staging.chmod(0o755)
+            try:
+                for sha, data in layers:
+                    shutil.copytree(self.code.task_root(sha, data), staging, dirs_exist_ok=True)
+                os.replace(staging, target)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         return target

@@ -22,10 +22,17 @@ def builtin_aws(tmp_path_factory):
 
 
 def runtime_of(state_dir: Path) -> set[str]:
+    """Which runtime client each environment runs: "bootstrap.py" (built-in) or "awslambdaric"."""
     commands = set()
     for pid in environment_pids(state_dir):
         args = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-        commands.add("bootstrap.py" if any(a.endswith(b"bootstrap.py") for a in args) else args[2].decode())
+        environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+        if b"/var/runtime/bootstrap.py" in args:  # the sandbox's bootstrap starts either client
+            commands.add("bootstrap.py" if b"LOCALAWS_BUILTIN_CLIENT=1" in environ else "awslambdaric")
+        else:
+            commands.add(
+                "bootstrap.py" if any(a.endswith(b"bootstrap.py") for a in args) else args[2].decode()
+            )
     return commands
 
 
@@ -34,7 +41,7 @@ def test_invocations_run_through_the_builtin_loop_cold_then_warm(builtin_aws):
     _, first, cold = invoke(builtin_aws, name, {"say": "hi"})
     _, second, warm = invoke(builtin_aws, name, {"say": "again"})
     assert runtime_of(builtin_aws.state_dir) == {"bootstrap.py"}
-    assert first["event"] == {"say": "hi"} and first["pid"] == second["pid"]
+    assert first["event"] == {"say": "hi"} and first["env_id"] == second["env_id"]
     assert cold.init_duration_ms > 0 and warm.init_duration_ms is None
     assert second["request_id"] == warm.request_id
 

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from tests.conftest import lambda_zip
-from tests.local.test_lambda_engine import ECHO, create_function, invoke, tail_text, wait_for
+from tests.local.test_lambda_engine import ECHO, create_function, host_pids, invoke, tail_text, wait_for
 
 FAULTY = """
 import os, time
@@ -26,7 +26,7 @@ def handler(event, context):
         time.sleep(5)
     if mode == "exit":
         os._exit(3)
-    return {"pid": os.getpid()}
+    return {"env_id": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
 """
 
 
@@ -43,7 +43,7 @@ def test_handler_exception_is_unhandled_function_error(local_aws, faulty):
     assert payload["errorMessage"] == "bad input"
     assert payload["stackTrace"]
     assert report.status is None
-    assert "pid" in invoke(local_aws, faulty)[1]
+    assert "env_id" in invoke(local_aws, faulty)[1]
 
 
 def test_timeout_kills_the_environment_and_reports_status_timeout(local_aws, faulty):
@@ -57,7 +57,7 @@ def test_timeout_kills_the_environment_and_reports_status_timeout(local_aws, fau
     assert tail_text(response).splitlines()[-1].endswith("\tStatus: timeout")
     assert 1000 <= report.duration_ms < 1100
     _, after, cold = invoke(local_aws, faulty)
-    assert after["pid"] != before["pid"] and cold.init_duration_ms is not None
+    assert after["env_id"] != before["env_id"] and cold.init_duration_ms is not None
 
 
 def test_memory_above_memory_size_is_runtime_out_of_memory(local_aws):
@@ -67,7 +67,7 @@ def test_memory_above_memory_size_is_runtime_out_of_memory(local_aws):
     assert payload["errorType"] == "Runtime.OutOfMemory"
     assert report.status == "error" and report.error_type == "Runtime.OutOfMemory"
     assert report.max_memory_used_mb == 128
-    assert "pid" in invoke(local_aws, name)[1]
+    assert "env_id" in invoke(local_aws, name)[1]
 
 
 def test_runtime_exit_during_an_invocation_is_runtime_exit_error(local_aws, faulty):
@@ -76,23 +76,18 @@ def test_runtime_exit_during_an_invocation_is_runtime_exit_error(local_aws, faul
     assert payload["errorType"] == "Runtime.ExitError"
     assert "exit status 3" in payload["errorMessage"]
     assert report.error_type == "Runtime.ExitError"
-    assert "pid" in invoke(local_aws, faulty)[1]
+    assert "env_id" in invoke(local_aws, faulty)[1]
 
 
 def test_environment_dying_between_invocations_is_replaced(local_aws):
     name = create_function(local_aws, ECHO)
     _, first, _ = invoke(local_aws, name)
-    os.kill(first["pid"], signal.SIGKILL)
-    wait_for(
-        lambda: (
-            not os.path.exists(f"/proc/{first['pid']}/cmdline")
-            or not open(f"/proc/{first['pid']}/cmdline").read()
-        ),
-        5,
-    )
+    for pid in host_pids(first["env_id"]):
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not host_pids(first["env_id"]), 5)
     response, second, report = invoke(local_aws, name)
     assert "FunctionError" not in response
-    assert second["pid"] != first["pid"] and report.init_duration_ms is not None
+    assert second["env_id"] != first["env_id"] and report.init_duration_ms is not None
 
 
 @pytest.mark.parametrize(
@@ -113,4 +108,4 @@ def test_init_failure_is_reported_then_fixed_code_runs(local_aws, files, handler
     assert "INIT_REPORT Init Duration" in tail_text(response)
     local_aws.client("lambda").update_function_code(FunctionName=name, ZipFile=lambda_zip({"app.py": ECHO}))
     response, payload, _ = invoke(local_aws, name)
-    assert "FunctionError" not in response and "pid" in payload
+    assert "FunctionError" not in response and "env_id" in payload

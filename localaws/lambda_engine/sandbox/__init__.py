@@ -1,0 +1,204 @@
+"""The Lambda sandbox: each execution environment sees exactly what a Lambda environment sees.
+
+The promise of the local backend is "if it runs here, it runs on Lambda". Each guarantee has a module
+of its own, so a reader sees which ones a platform lacks:
+
+- :mod:`.filesystem`: ``/var/task`` read-only, ``/opt`` layers, private ``/tmp`` capped at
+  EphemeralStorage, EFS at its ``LocalMountPath``, nothing else of the host;
+- :mod:`.runtime`: only the standard library, the runtime client and boto3 importable; AWS's
+  environment variables and nothing from the host;
+- :mod:`.identity`: never root (Lambda's user, or the access point's PosixUser), own PID namespace;
+- :mod:`.cgroups`: CPU scaled with MemorySize, memory capped by the kernel, idle environments frozen;
+- :mod:`.caller`: the Runtime API answers only its own environment.
+
+It needs Linux and root (``CAP_SYS_ADMIN`` for mount namespaces; unprivileged user namespaces are not
+used yet). Where that is missing, or with ``LOCALAWS_SANDBOX=off``, environments run as host processes
+as before (mount paths rewritten in environment variables), and :meth:`Sandbox.describe` says, in one
+sentence, which guarantees are off and why: the server log, every ``INIT_START`` line and the
+workshop's caveats repeat it. Nothing is half-applied silently: each guarantee is either on or named off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localaws.lambda_engine.sandbox import caller, cgroups, filesystem, identity, libc, runtime
+
+log = logging.getLogger(__name__)
+
+GUARANTEES = ("filesystem", "packages", "identity", "processes", "cpu", "memory", "freezer", "runtime_api")
+SETTING = "LOCALAWS_SANDBOX"  # auto (default) | off
+
+
+@dataclass
+class Launch:
+    """How to start one environment's process."""
+
+    command: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    preexec: Callable[[], None] | None = None
+    group: cgroups.Group | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Sandbox:
+    """Probes once what this machine allows, then prepares each environment's launch."""
+
+    def __init__(self, state_dir: Path, builtin_client: Path):
+        self.state_dir = Path(state_dir)
+        self.builtin_client = builtin_client
+        self.off: dict[str, str] = {}
+        self.layout: cgroups.Layout | None = None
+        self._tools: tuple[str, str] | None = None
+        reason = self._namespaces_unavailable()
+        if reason:
+            self.off = {g: reason for g in GUARANTEES}
+        else:
+            self._setup()
+        if not caller.available():
+            self.off.setdefault("runtime_api", "there is no /proc/net/tcp to tell who calls the Runtime API")
+        log.info("Lambda sandbox: %s", self.summary())
+
+    # --- probing -----------------------------------------------------------------------------------
+
+    def _namespaces_unavailable(self) -> str | None:
+        if os.environ.get(SETTING, "auto").lower() in ("off", "0", "false", "no"):
+            return f"{SETTING}=off"
+        if not sys.platform.startswith("linux"):
+            return f"{sys.platform} has no Linux namespaces"
+        if os.geteuid() != 0:
+            return "the server does not run as root (unprivileged user namespaces are not used yet)"
+        if not libc.available():
+            return "the C library could not be loaded for unshare/mount"
+        return runtime.interpreter_available()
+
+    def _setup(self) -> None:
+        sandbox_dir = self.state_dir / "lambda" / "sandbox"
+        self.root = sandbox_dir / "root"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.etc = identity.write_etc(sandbox_dir / "etc")
+        self.runtime_dir = runtime.build_runtime_dir(sandbox_dir / "runtime", self.builtin_client)
+        self._tools = identity.tools()
+        if self._tools is None:
+            self.off["processes"] = "util-linux unshare and setpriv are not installed"
+        self.layout = cgroups.probe(str(os.getpid()))
+        cgroups.remove_stale(self.layout)
+        self.off.update(self.layout.off)
+        failure = self._trial()
+        if failure:
+            self.off = {g: f"a trial sandbox failed: {failure}" for g in GUARANTEES}
+            self.layout = None
+
+    def _trial(self) -> str | None:
+        """Start ``true`` in a full sandbox once: the kernel may refuse what the checks above allowed."""
+        with tempfile.TemporaryDirectory(dir=self.state_dir) as empty:
+            launch = self.prepare(
+                task_root=Path(empty), opt_dir=None, efs={}, posix_users=[], tmp_mb=1, memory_mb=128,
+                runtime_name="", architectures=[], user_variables={}, builtin=True, name="trial",
+            )  # fmt: skip
+            launch.command = [*launch.command[: launch.command.index(runtime.PYTHON)], "/bin/true"]
+            try:
+                done = subprocess.run(
+                    launch.command, env=launch.env, preexec_fn=launch.preexec, capture_output=True, timeout=20
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                return str(exc)
+            finally:
+                if launch.group:
+                    launch.group.remove()
+            return (
+                None
+                if done.returncode == 0
+                else (done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}")
+            )
+
+    # --- describing --------------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return "filesystem" not in self.off
+
+    def describe(self) -> dict:
+        """``{"enabled", "guarantees": {name: True | reason off}, "summary"}`` (for health and caveats)."""
+        return {
+            "enabled": self.enabled,
+            "guarantees": {g: self.off.get(g, True) for g in GUARANTEES},
+            "summary": self.summary(),
+        }
+
+    def summary(self) -> str:
+        """One sentence: all guarantees on, or which are off and why."""
+        if not self.off:
+            return "on: every guarantee of the Lambda sandbox is enforced"
+        reasons: dict[str, list[str]] = {}
+        for guarantee, reason in self.off.items():
+            reasons.setdefault(reason, []).append(guarantee)
+        parts = [f"{', '.join(names)} not enforced ({reason})" for reason, names in reasons.items()]
+        return ("on, but " if self.enabled else "off: ") + "; ".join(parts)
+
+    # --- launching ---------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        *,
+        task_root: Path,
+        opt_dir: Path | None,
+        efs: dict[str, Path],
+        posix_users: list[dict],
+        tmp_mb: int,
+        memory_mb: int,
+        runtime_name: str,
+        architectures: list[str],
+        user_variables: dict[str, str],
+        builtin: bool,
+        name: str,
+    ) -> Launch:
+        """The launch of one environment in the sandbox (call only when :attr:`enabled`)."""
+        steps = filesystem.plan(
+            task_root=task_root,
+            opt_dir=opt_dir,
+            runtime_dir=self.runtime_dir,
+            etc_dir=self.etc,
+            lang_prefix=runtime.lang_prefix(),
+            lang_masks=runtime.lang_masks(),
+            efs=efs,
+            tmp_mb=tmp_mb,
+        )
+        who = identity.for_access_points(posix_users)
+        group = cgroups.Group(self.layout, name, memory_mb) if self.layout and self.layout.bases else None
+        if self._tools:
+            prefix = identity.command_prefix(who, *self._tools)
+        else:
+            prefix = []
+        root = str(self.root).encode()
+
+        def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
+            if group is not None:
+                group.join()
+            libc.unshare(libc.CLONE_NEWNS | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS)
+            filesystem.apply(root, steps)
+            if not prefix:  # no util-linux: drop to the identity here, without a PID namespace
+                os.setgroups(list(who.groups))
+                os.setresgid(who.gid, who.gid, who.gid)
+                os.setresuid(who.uid, who.uid, who.uid)
+
+        notes = [f"runs as uid {who.uid} ({who.source})"]
+        mismatch = runtime.describe_interpreter(runtime_name, architectures)
+        if mismatch:
+            notes.append(mismatch)
+        return Launch(
+            command=prefix + runtime.COMMAND,
+            env=runtime.variables(runtime_name, user_variables, builtin=builtin),
+            cwd=None,
+            preexec=preexec,
+            group=group,
+            notes=notes,
+        )

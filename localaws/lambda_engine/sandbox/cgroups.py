@@ -1,0 +1,234 @@
+"""Guarantee 4, CPU and memory as Lambda sizes them, and idle environments frozen, through cgroups.
+
+- CPU: Lambda allocates CPU in proportion to memory, one vCPU's worth at 1,769 MB
+  (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). Each environment gets a CFS
+  quota of ``MemorySize / 1769`` CPUs per period, capped at this machine's cores.
+- Memory: capped at ``MemorySize``; the kernel, not a sampler, kills the process that goes above it
+  (reported as ``Runtime.OutOfMemory``). The limit includes the page cache the environment fills, which
+  the kernel reclaims before it kills.
+- Freezing: between invocations Lambda freezes the environment, so a background thread does not run
+  (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html). Here an idle
+  environment's group is frozen while its runtime waits for the next invocation, and thawed to deliver it.
+
+cgroup v1 (cpu, memory, freezer hierarchies, as on this machine) and v2 (``cpu.max``, ``memory.max``,
+``cgroup.freeze``, where the server's group delegates those controllers) are both driven; groups live
+under the server's own group as ``localaws-<server pid>/<environment>``. A missing or read-only
+controller turns its guarantee off, and :func:`probe` says which and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ROOT = Path("/sys/fs/cgroup")
+VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU at 1,769 MB
+PERIOD_US = 100_000
+
+
+def cpu_share(memory_mb: int, cores: int | None = None) -> float:
+    """The CPUs an environment of ``memory_mb`` gets: memory / 1769, at most this machine's cores."""
+    return min(float(cores or os.cpu_count() or 1), memory_mb / VCPU_MB)
+
+
+def _own_groups() -> dict[str, str]:
+    """``{controller: path}`` of this process's groups (``""`` is the v2 unified group)."""
+    groups = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                groups[controller] = path
+    return groups
+
+
+@dataclass
+class Layout:
+    """Where each controller's groups go, and which guarantees are on (False: why not)."""
+
+    version: int
+    bases: dict[str, Path] = field(default_factory=dict)  # v1: controller -> base; v2: "" -> base
+    off: dict[str, str] = field(default_factory=dict)  # guarantee -> reason it is off
+
+    @property
+    def cpu(self) -> bool:
+        return "cpu" not in self.off
+
+    @property
+    def memory(self) -> bool:
+        return "memory" not in self.off
+
+    @property
+    def freezer(self) -> bool:
+        return "freezer" not in self.off
+
+
+def _writable_base(parent: Path, name: str) -> Path | None:
+    base = parent / name
+    try:
+        base.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return base if os.access(base, os.W_OK) else None
+
+
+def probe(tag: str) -> Layout:
+    """Find writable cgroup controllers for this server (groups under ``localaws-<tag>``)."""
+    own = _own_groups()
+    v1 = {c: ROOT / c for c in ("cpu", "memory", "freezer") if (ROOT / c / "cgroup.procs").exists()}
+    name = f"localaws-{tag}"
+    if v1:
+        layout = Layout(1)
+        for controller, mount in v1.items():
+            base = _writable_base(mount / own.get(controller, "/").lstrip("/"), name)
+            if base is None:
+                layout.off[controller] = f"the cgroup v1 {controller} controller is not writable here"
+            else:
+                layout.bases[controller] = base
+        for controller in ("cpu", "memory", "freezer"):
+            if controller not in v1:
+                layout.off[controller] = f"no cgroup v1 {controller} controller"
+        return layout
+    layout = Layout(2)
+    parent = ROOT / own.get("", "/").lstrip("/")
+    enabled = (
+        (parent / "cgroup.subtree_control").read_text().split()
+        if (parent / "cgroup.subtree_control").exists()
+        else []
+    )
+    base = _writable_base(parent, name) if enabled else None
+    if base is not None:
+        with contextlib.suppress(OSError):
+            (base / "cgroup.subtree_control").write_text(
+                " ".join(f"+{c}" for c in ("cpu", "memory") if c in enabled)
+            )
+        layout.bases[""] = base
+    for controller, guarantee in (("cpu", "cpu"), ("memory", "memory")):
+        if base is None or controller not in enabled:
+            layout.off[guarantee] = f"the cgroup v2 {controller} controller is not delegated to this server"
+    if base is None:
+        layout.off["freezer"] = "no writable cgroup v2 group for this server"
+    return layout
+
+
+class Group:
+    """One environment's groups: join (child side), limits, freeze/thaw, OOM count, removal."""
+
+    def __init__(self, layout: Layout, name: str, memory_mb: int):
+        self.layout = layout
+        self.paths: list[Path] = []
+        self.procs: list[bytes] = []  # cgroup.procs files the child writes "0" to (itself)
+        self._freeze: Path | None = None
+        self._memory: Path | None = None
+        self.frozen = False
+        bases = layout.bases
+        for base in bases.values():
+            path = base / name
+            path.mkdir(exist_ok=True)
+            self.paths.append(path)
+            self.procs.append(str(path / "cgroup.procs").encode())
+        quota = int(PERIOD_US * cpu_share(memory_mb))
+        limit = memory_mb * 1024 * 1024
+        if layout.version == 1:
+            if layout.cpu:
+                _write(bases["cpu"] / name / "cpu.cfs_period_us", PERIOD_US)
+                _write(bases["cpu"] / name / "cpu.cfs_quota_us", quota)
+            if layout.memory:
+                self._memory = bases["memory"] / name
+                _write(self._memory / "memory.limit_in_bytes", limit)
+                with contextlib.suppress(OSError):  # no swap: the limit is the limit
+                    _write(self._memory / "memory.swappiness", 0)
+            if layout.freezer:
+                self._freeze = bases["freezer"] / name / "freezer.state"
+        elif bases:
+            path = bases[""] / name
+            if layout.cpu:
+                _write(path / "cpu.max", f"{quota} {PERIOD_US}")
+            if layout.memory:
+                self._memory = path
+                _write(path / "memory.max", limit)
+                with contextlib.suppress(OSError):
+                    _write(path / "memory.swap.max", 0)
+            self._freeze = path / "cgroup.freeze"
+
+    def join(self) -> None:
+        """Child side, between fork and exec: move this process into every group."""
+        for procs in self.procs:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+
+    def freeze(self) -> None:
+        if self._freeze is not None and not self.frozen:
+            self.frozen = True
+            with contextlib.suppress(OSError):
+                self._freeze.write_text("FROZEN" if self.layout.version == 1 else "1")
+
+    def thaw(self) -> None:
+        if self._freeze is not None and self.frozen:
+            self.frozen = False
+            with contextlib.suppress(OSError):
+                self._freeze.write_text("THAWED" if self.layout.version == 1 else "0")
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for going above the memory limit."""
+        if self._memory is None:
+            return 0
+        name = "memory.oom_control" if self.layout.version == 1 else "memory.events"
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self._memory / name).read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        return 0
+
+    def remove(self) -> None:
+        """Remove the groups once their processes are gone (retried briefly: exits are asynchronous)."""
+        self.thaw()
+        for path in self.paths:
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            else:
+                log.warning("could not remove cgroup %s", path)
+
+
+def remove_stale(layout: Layout) -> None:
+    """Remove ``localaws-<pid>`` groups of servers that are gone (a crashed server leaves them behind)."""
+    for base in layout.bases.values():
+        for other in base.parent.glob("localaws-*"):
+            pid = other.name.rsplit("-", 1)[-1]
+            if other == base or not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            for child in other.iterdir():
+                if child.is_dir():
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
+            with contextlib.suppress(OSError):
+                other.rmdir()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write(path: Path, value) -> None:
+    path.write_text(str(value))

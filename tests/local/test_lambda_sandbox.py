@@ -1,0 +1,306 @@
+"""The Lambda sandbox, checked as a user would check it: through the AWS CLI against the embedded AWS.
+
+Each test deploys a small function and invokes it with ``aws lambda invoke``; the handler reports what
+it sees from inside. The last tests start a server with ``LOCALAWS_SANDBOX=off`` and check that the
+fallback says what it does not enforce.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localaws import server
+from tests.conftest import free_port, lambda_zip
+from tests.local.test_lambda_engine import create_function, unique
+
+REPO = Path(__file__).resolve().parents[2]
+AWS = Path(sys.executable).with_name("aws")
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="the sandbox needs Linux and root"
+)
+
+
+def cli_invoke(
+    local_aws, name: str, event: dict | None = None, tmp_path: Path | None = None
+) -> tuple[dict, object]:
+    """``aws lambda invoke`` with a log tail: (the CLI's JSON answer, the decoded payload)."""
+    out = (tmp_path or Path("/tmp")) / f"{unique('out')}.json"
+    done = subprocess.run(
+        [
+            str(AWS), "lambda", "invoke", "--endpoint-url", local_aws.url, "--region", local_aws.region,
+            "--function-name", name,
+            "--payload", json.dumps(event or {}), "--log-type", "Tail", str(out),
+        ],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(out.read_text() or "null")
+    out.unlink()
+    return json.loads(done.stdout), payload
+
+
+def log_tail(answer: dict) -> str:
+    return base64.b64decode(answer["LogResult"]).decode()
+
+
+def efs_function(local_aws, code: str, **kwargs) -> tuple[str, Path]:
+    """A function mounting a new access point (PosixUser 1000, as the workshop's) at /mnt/ml."""
+    efs = local_aws.client("efs")
+    fs_id = efs.create_file_system(CreationToken=unique("fs"))["FileSystemId"]
+    access_point = efs.create_access_point(
+        FileSystemId=fs_id,
+        PosixUser={"Uid": 1000, "Gid": 1000},
+        RootDirectory={
+            "Path": "/lambda",
+            "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "755"},
+        },
+    )
+    configs = [{"Arn": access_point["AccessPointArn"], "LocalMountPath": "/mnt/ml"}]
+    name = create_function(local_aws, code, FileSystemConfigs=configs, **kwargs)
+    return name, Path(local_aws.state_dir).resolve() / "efs" / fs_id / "lambda"
+
+
+WHOAMI = """
+import os, sys
+
+def handler(event, context):
+    visible = {path: os.path.exists(path) for path in event.get("paths", [])}
+    try:
+        open("/var/task/new.txt", "w")
+        task_write = "written"
+    except OSError as exc:
+        task_write = exc.strerror
+    return {
+        "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(), "visible": visible,
+        "task_write": task_write, "sys_path": sys.path, "env": sorted(os.environ),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+    }
+"""
+
+
+def test_a_function_is_not_root_sees_lambdas_tree_and_not_the_host(local_aws, tmp_path):
+    name = create_function(local_aws, WHOAMI)
+    hidden = [
+        str(REPO),
+        str(Path(local_aws.state_dir).resolve()),
+        "/root",
+        "/work",
+        str(Path(sys.executable).parent),
+    ]
+    _, seen = cli_invoke(
+        local_aws, name, {"paths": [*hidden, "/var/task/app.py", "/var/runtime/boto3"]}, tmp_path
+    )
+    assert seen["uid"] != 0 and seen["gid"] != 0
+    assert seen["cwd"] == "/var/task"
+    assert seen["task_write"] == "Read-only file system"
+    assert {p: seen["visible"][p] for p in hidden} == dict.fromkeys(hidden, False)
+    assert seen["visible"]["/var/task/app.py"] and seen["visible"]["/var/runtime/boto3"]
+    assert seen["sys_path"][0] == "/var/task" and "/var/runtime" in seen["sys_path"]
+    assert seen["pids"] == [1], "an environment sees only its own processes"
+    assert "LAMBDA_RUNTIME_DIR" in seen["env"] and "HOME" in seen["env"]
+    assert not [v for v in ("VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "WORKSHOP_STATE_DIR") if v in seen["env"]]
+
+
+def test_importing_numpy_without_bundling_it_fails_init_as_on_aws(local_aws, tmp_path):
+    name = create_function(local_aws, "import numpy\n\ndef handler(event, context):\n    return 1\n")
+    answer, payload = cli_invoke(local_aws, name, tmp_path=tmp_path)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+    assert "numpy" in payload["errorMessage"]
+
+
+def test_boto3_and_the_runtime_client_are_importable_as_on_aws(local_aws, tmp_path):
+    code = "import boto3, awslambdaric\n\ndef handler(event, context):\n    return boto3.__file__\n"
+    _, where = cli_invoke(local_aws, create_function(local_aws, code), tmp_path=tmp_path)
+    assert where.startswith("/var/runtime/boto3/")
+
+
+def test_a_hard_coded_mount_path_lands_on_the_access_point_owned_by_its_posix_user(local_aws, tmp_path):
+    code = "def handler(event, context):\n    open('/mnt/ml/hello.txt', 'w').write('hi')\n    return 'ok'\n"
+    name, folder = efs_function(local_aws, code)
+    host_mnt = Path("/mnt/ml/hello.txt")
+    existed = host_mnt.exists()
+    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1] == "ok"
+    written = folder / "hello.txt"
+    assert written.read_text() == "hi"
+    assert (written.stat().st_uid, written.stat().st_gid) == (1000, 1000)
+    assert host_mnt.exists() == existed, "nothing reaches the host's /mnt"
+
+
+TMP = """
+import os
+
+def handler(event, context):
+    before = sorted(os.listdir("/tmp"))
+    if event.get("fill_mb"):
+        try:
+            with open("/tmp/big", "wb") as fh:
+                for _ in range(event["fill_mb"]):
+                    fh.write(b"x" * 1024 * 1024)
+            return {"before": before, "filled": "yes"}
+        except OSError as exc:
+            return {"before": before, "filled": exc.strerror, "size_mb": os.path.getsize("/tmp/big") // 2**20}
+    open("/tmp/marker", "w").write(context.aws_request_id)
+    return {"before": before}
+"""
+
+
+def test_tmp_is_private_empty_at_each_cold_start_and_capped_at_ephemeral_storage(local_aws, tmp_path):
+    lam = local_aws.client("lambda")
+    name = create_function(local_aws, TMP, MemorySize=1024, EphemeralStorage={"Size": 600})
+    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1]["before"] == []
+    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1]["before"] == ["marker"]  # warm: same /tmp
+    lam.update_function_configuration(FunctionName=name, Description="force a cold start")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    full = cli_invoke(local_aws, name, {"fill_mb": 700}, tmp_path)[1]
+    assert full["before"] == []
+    assert full["filled"] == "No space left on device"
+    assert 550 <= full["size_mb"] <= 600
+    assert not Path("/tmp/marker").exists() or Path("/tmp/marker").read_text() == ""
+
+
+LAYERED = "import shared\n\ndef handler(event, context):\n    return [shared.WHO, shared.__file__]\n"
+
+
+def test_layers_are_merged_in_order_under_opt_read_only(local_aws, tmp_path):
+    lam = local_aws.client("lambda")
+    arns = [
+        lam.publish_layer_version(
+            LayerName=unique("layer"),
+            Content={"ZipFile": lambda_zip({"python/shared.py": f"WHO = {who!r}\n"})},
+        )["LayerVersionArn"]
+        for who in ("first", "second")
+    ]
+    name = create_function(local_aws, LAYERED, Layers=arns)
+    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1] == ["second", "/opt/python/shared.py"]
+
+
+CPU = """
+import time
+
+def handler(event, context):
+    started, total = time.perf_counter(), 0
+    for i in range(event["n"]):
+        total += i * i
+    return time.perf_counter() - started
+"""
+
+
+def test_cpu_time_scales_with_memory_size(local_aws, tmp_path):
+    small = create_function(local_aws, CPU, MemorySize=128, Timeout=60)
+    large = create_function(local_aws, CPU, MemorySize=1769, Timeout=60)
+    n = {"n": 1_500_000}  # about 0.1 s of one core
+    (
+        cli_invoke(local_aws, small, {"n": 1}, tmp_path),
+        cli_invoke(local_aws, large, {"n": 1}, tmp_path),
+    )  # warm both
+    slow = cli_invoke(local_aws, small, n, tmp_path)[1]
+    fast = cli_invoke(local_aws, large, n, tmp_path)[1]
+    assert slow >= 5 * fast, (slow, fast)
+
+
+def test_memory_above_memory_size_is_ended_by_the_kernel_as_out_of_memory(local_aws, tmp_path):
+    code = "def handler(event, context):\n    block = bytearray(400 * 1024 * 1024)\n    return len(block)\n"
+    name = create_function(local_aws, code, MemorySize=256)
+    answer, payload = cli_invoke(local_aws, name, tmp_path=tmp_path)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.OutOfMemory"
+
+
+IDLE = """
+import threading, time
+TICKS = []
+
+def tick():
+    while True:
+        TICKS.append(time.monotonic())
+        time.sleep(0.05)
+
+threading.Thread(target=tick, daemon=True).start()
+
+def handler(event, context):
+    now = time.monotonic()
+    return len([t for t in TICKS if t > now - event["window"]])
+"""
+
+
+def test_an_idle_environment_is_frozen_so_background_threads_do_not_run(local_aws, tmp_path):
+    import time
+
+    name = create_function(local_aws, IDLE, MemorySize=512)
+    cli_invoke(local_aws, name, {"window": 1}, tmp_path)
+    time.sleep(2.0)
+    # While frozen for 2 s the thread ticked at most a few times (around the thaw), not 40 times.
+    assert cli_invoke(local_aws, name, {"window": 1.5}, tmp_path)[1] <= 5
+
+
+THIEF = """
+import http.client, json, os
+
+def handler(event, context):
+    host, port = event["runtime_api"].split(":")
+    results = {}
+    for method, path in (("GET", "/2018-06-01/runtime/invocation/next"),
+                         ("POST", "/2018-06-01/runtime/invocation/some-id/response")):
+        try:
+            conn = http.client.HTTPConnection(host, int(port), timeout=3)
+            conn.request(method, path, body=b"{}" if method == "POST" else None)
+            results[method] = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            results[method] = type(exc).__name__
+    return results
+"""
+
+
+def test_one_function_cannot_take_or_answer_another_ones_invocations(local_aws, tmp_path):
+    victim = create_function(local_aws, WHOAMI)
+    address = cli_invoke(local_aws, victim, tmp_path=tmp_path)[1]["runtime_api"]  # its environment stays warm
+    thief = create_function(local_aws, THIEF)
+    assert cli_invoke(local_aws, thief, {"runtime_api": address}, tmp_path)[1] == {"GET": 403, "POST": 403}
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=3) as conn:  # nor can this test process
+        conn.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 403")
+    assert cli_invoke(local_aws, victim, tmp_path=tmp_path)[1]["runtime_api"] == address  # still served
+
+
+def test_init_start_says_what_ran_a_runtime_the_host_cannot_honour(local_aws, tmp_path):
+    name = create_function(local_aws, "def handler(event, context):\n    return 1\n", Architectures=["arm64"])
+    answer, _ = cli_invoke(local_aws, name, tmp_path=tmp_path)
+    init_start = next(line for line in log_tail(answer).splitlines() if line.startswith("INIT_START"))
+    assert "Local Sandbox: on" in init_start
+    assert "arm64" in init_start and "runs it" in init_start
+
+
+@pytest.fixture
+def unsandboxed(tmp_path, monkeypatch):
+    """A server of its own with LOCALAWS_SANDBOX=off."""
+    monkeypatch.setenv("LOCALAWS_SANDBOX", "off")
+    state = tmp_path / "state"
+    url = server.ensure_running(state, free_port())
+    from tests.conftest import LocalAWSHandle
+
+    yield LocalAWSHandle(url=url, state_dir=state, port=int(url.rsplit(":", 1)[1]))
+    server.stop(state)
+
+
+def test_the_fallback_runs_host_processes_and_says_what_it_does_not_enforce(unsandboxed, tmp_path):
+    name = create_function(unsandboxed, WHOAMI)
+    answer, seen = cli_invoke(unsandboxed, name, {"paths": [str(REPO)]}, tmp_path)
+    init_start = next(line for line in log_tail(answer).splitlines() if line.startswith("INIT_START"))
+    assert "Local Sandbox: off:" in init_start and "LOCALAWS_SANDBOX=off" in init_start
+    for guarantee in ("filesystem", "packages", "identity", "cpu", "memory"):
+        assert guarantee in init_start
+    assert seen["uid"] == os.geteuid() and seen["visible"][str(REPO)]
+    assert server.health(unsandboxed.url) is not None
