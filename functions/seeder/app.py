@@ -126,12 +126,13 @@ def seed(name: str, bucket: str, key: str) -> dict:
         hashes = _unpack(body, staging, where)
         log.info("unpacked %d files in %.1f s", len(hashes), time.monotonic() - started)
         doc = _verify(staging, hashes, name, expected, where)
-        compiled = precompile(staging)
         version = _manifest_sha(staging)[:16]
         final = versions / version
-        if final.exists():
-            shutil.rmtree(staging)  # the same content is already there, verified when it was seeded
+        if final.exists():  # the same content is already there, verified when it was seeded
+            shutil.rmtree(staging)
+            compiled = precompile(final) if not any(final.rglob(PYCACHE)) else _NOTHING_COMPILED
         else:
+            compiled = precompile(staging)
             os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -254,6 +255,9 @@ def _read_manifest(path: Path, where: str) -> dict:
             "pack the folder with helpers.bundle.pack_folder."
         )
     return doc
+
+
+_NOTHING_COMPILED = {"files": 0, "failed": [], "python": sys.executable, "seconds": 0.0}
 
 
 def precompile(folder: Path) -> dict:

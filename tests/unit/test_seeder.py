@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -395,3 +396,15 @@ def test_precompiling_runs_in_this_process_without_worker_processes(seeder, tmp_
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_workers)
     assert seed_framework(seeder, tmp_path)["compiled"]["files"] == 1
+
+
+def test_a_version_seeded_before_precompiling_existed_is_compiled_when_seeded_again(seeder, tmp_path):
+    key = upload(framework_archive(tmp_path), "framework.tar.gz")  # no metadata: the archive is read again
+    event = {"action": "seed", "name": "framework", "bucket": BUCKET, "key": key}
+    seeder.handler(event, None)
+    folder = (seeder.EFS_MOUNT / "framework" / "current").resolve()
+    shutil.rmtree(folder / "pkg" / "__pycache__")  # as an older seeder left it
+    again = seeder.handler(event, None)
+    assert again["status"] == "unchanged" and again["compiled"]["files"] == 1
+    assert (folder / "pkg" / "__pycache__").is_dir()
+    assert seeder.handler(event, None)["compiled"]["files"] == 0  # compiled once, not at every seed
