@@ -1,0 +1,233 @@
+"""Before anything is created on AWS: credentials, region, permissions and Lambda concurrency, checked.
+
+``run`` is the first step of ``01_setup_efs.ipynb`` on the aws backend (on the local backend it says it
+is skipped and checks nothing). Each check answers with plain data, and a failure that would stop the
+workshop later is a ``PreflightError`` of one sentence naming the fix:
+
+- **credentials and region**: ``sts:GetCallerIdentity`` (which needs no permission), with profile,
+  SSO and expired-token errors each turned into one sentence;
+- **permissions**: every action of ``policies/learner-policy.json`` simulated for the caller with
+  ``iam:SimulatePrincipalPolicy`` where the caller may; otherwise the actions that could not be
+  checked are listed, not guessed;
+- **concurrency**: ``lambda:GetAccountSettings``. Lambda keeps 100 of the account's concurrency
+  unreserved, and Provisioned Concurrency comes out of the rest; new accounts have reduced quotas, so
+  there may be no room at all. Then 03 must run with ``WORKSHOP_PROVISIONED_CONCURRENCY=0``
+  (:func:`provisioned_concurrency` reads it) until a quota increase is granted.
+  https://docs.aws.amazon.com/lambda/latest/dg/limits.html
+  https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
+
+from helpers import session
+from helpers.config import REPO_ROOT, ConfigError, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+POLICY_FILE = REPO_ROOT / "policies" / "learner-policy.json"
+UNRESERVED_MINIMUM = 100  # Lambda keeps this much of the account's concurrency unreserved
+DEFAULT_PROVISIONED = 1
+_SIMULATE_BATCH = 50
+
+
+class PreflightError(RuntimeError):
+    """Something that would make the workshop fail on AWS; the message says what to do."""
+
+
+def provisioned_concurrency(default: int = DEFAULT_PROVISIONED) -> int:
+    """How many Provisioned Concurrency environments 03 deploys: ``WORKSHOP_PROVISIONED_CONCURRENCY`` or 1."""
+    raw = os.environ.get("WORKSHOP_PROVISIONED_CONCURRENCY", "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(
+            f"WORKSHOP_PROVISIONED_CONCURRENCY={raw!r} is not a whole number: set it to 0 (no Provisioned "
+            "Concurrency, for accounts without room for it) or 1."
+        )
+    return int(raw)
+
+
+def identity() -> dict[str, str]:
+    """Who the workshop runs as: account, ARN and region; PreflightError naming the fix otherwise."""
+    cfg = load_settings()
+    try:
+        who = session.client("sts").get_caller_identity()
+    except (UnauthorizedSSOTokenError, TokenRetrievalError, SSOError) as exc:
+        raise PreflightError(
+            f"Your AWS SSO session is missing or expired ({type(exc).__name__}): run 'aws sso login"
+            f"{_profile_flag()}' and run this cell again."
+        ) from exc
+    except ProfileNotFound as exc:
+        raise PreflightError(f"{exc}: run 'aws configure --profile <name>' or unset AWS_PROFILE.") from exc
+    except NoCredentialsError as exc:
+        raise PreflightError(
+            "No AWS credentials were found: run 'aws configure' (or 'aws configure sso'), or set AWS_PROFILE."
+        ) from exc
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        raise PreflightError(
+            f"AWS refused your credentials ({code}: {exc.response['Error']['Message']}): they are expired or "
+            f"wrong; refresh them (aws sso login{_profile_flag()}, or new access keys) and run this cell again."
+        ) from exc
+    except ConfigError as exc:
+        raise PreflightError(str(exc)) from exc
+    except BotoCoreError as exc:
+        raise PreflightError(
+            f"Could not reach AWS STS in {cfg.region} ({exc}): check the region (AWS_REGION) and your network."
+        ) from exc
+    return {"account": who["Account"], "arn": who["Arn"], "region": cfg.region}
+
+
+def _profile_flag() -> str:
+    profile = os.environ.get("AWS_PROFILE")
+    return f" --profile {profile}" if profile else ""
+
+
+def learner_policy() -> dict:
+    return json.loads(POLICY_FILE.read_text())
+
+
+def _principal_arn(arn: str) -> str:
+    """The IAM ARN to simulate: an assumed role's session ARN becomes the role's ARN (path resolved if we may)."""
+    found = re.match(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/", arn)
+    if not found:
+        return arn
+    partition, account, role = found.groups()
+    try:
+        return session.client("iam").get_role(RoleName=role)["Role"]["Arn"]  # includes the role's path
+    except ClientError:
+        return f"arn:{partition}:iam::{account}:role/{role}"
+
+
+def _sample_resource(resource: str, account: str, region: str) -> str:
+    """A concrete ARN matching a policy Resource pattern, to simulate an action against."""
+    if resource == "*":
+        return "*"
+    parts = resource.split(":")
+    if len(parts) >= 6:
+        parts[3] = region if parts[3] == "*" else parts[3]
+        parts[4] = account if parts[4] == "*" else parts[4]
+    return ":".join(parts).replace("*", "preflight")
+
+
+def permissions(caller_arn: str, account: str, region: str) -> dict:
+    """Simulate every action of the learner policy for the caller.
+
+    Returns ``{"checked": bool, "denied": [...], "allowed": n, "unchecked": [...], "reason": str}``.
+    """
+    statements = [s for s in learner_policy()["Statement"] if s.get("Effect") == "Allow"]
+    iam = session.client("iam")
+    principal = _principal_arn(caller_arn)
+    denied, allowed, unchecked, reason = [], 0, [], ""
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement.get("Resource", "*")
+        resource = _sample_resource(
+            resources if isinstance(resources, str) else resources[0], account, region
+        )
+        for start in range(0, len(actions), _SIMULATE_BATCH):
+            batch = actions[start : start + _SIMULATE_BATCH]
+            if reason:
+                unchecked += batch
+                continue
+            try:
+                pages = iam.get_paginator("simulate_principal_policy").paginate(
+                    PolicySourceArn=principal, ActionNames=batch, ResourceArns=[resource]
+                )
+                results = [r for page in pages for r in page["EvaluationResults"]]
+            except ClientError as exc:
+                reason = (
+                    f"the policy simulator is not open to you ({exc.response['Error']['Code']}): "
+                    "iam:SimulatePrincipalPolicy on your own role or user would let this cell check"
+                )
+                unchecked += batch
+                continue
+            for result in results:
+                if result["EvalDecision"] == "allowed":
+                    allowed += 1
+                else:
+                    denied.append(result["EvalActionName"])
+    return {
+        "checked": not unchecked,
+        "principal": principal,
+        "allowed": allowed,
+        "denied": sorted(set(denied)),
+        "unchecked": sorted(set(unchecked)),
+        "reason": reason,
+    }
+
+
+def concurrency(wanted: int | None = None) -> dict:
+    """The account's Lambda concurrency, the room left for Provisioned Concurrency, and what 03 should use."""
+    wanted = provisioned_concurrency() if wanted is None else wanted
+    settings = session.client("lambda").get_account_settings()
+    limit = settings["AccountLimit"]
+    total, unreserved = limit["ConcurrentExecutions"], limit["UnreservedConcurrentExecutions"]
+    room = max(0, unreserved - UNRESERVED_MINIMUM)
+    fits = wanted <= room
+    if fits:
+        advice = f"room for {room} Provisioned Concurrency environment(s); 03 will use {wanted}."
+    else:
+        advice = (
+            f"the account's concurrency quota is {total} with {unreserved} unreserved, and Lambda keeps "
+            f"{UNRESERVED_MINIMUM} unreserved, so there is no room for {wanted} Provisioned Concurrency "
+            "environment(s): set WORKSHOP_PROVISIONED_CONCURRENCY=0 before 03 (it then deploys the "
+            "'provisioned' alias without it and 04 compares on-demand only), and request a higher "
+            "'Concurrent executions' quota in Service Quotas to get it back."
+        )
+    return {
+        "concurrent_executions": total,
+        "unreserved": unreserved,
+        "room_for_provisioned": room,
+        "provisioned_concurrency": wanted if fits else 0,
+        "fits": fits,
+        "advice": advice,
+    }
+
+
+def run(cfg: Settings | None = None, echo=print) -> dict:
+    """All checks for the aws backend, each summarised in one line; skipped (one line) on the local backend."""
+    cfg = cfg or load_settings()
+    if cfg.is_local:
+        message = "Preflight skipped: the local backend needs no AWS account, permissions or quota."
+        if echo:
+            echo(message)
+        return {"skipped": message}
+    who = identity()
+    perms = permissions(who["arn"], who["account"], who["region"])
+    quota = concurrency()
+    lines = [f"credentials: {who['arn']} in account {who['account']}, region {who['region']}"]
+    if perms["denied"]:
+        lines.append(
+            f"permissions: DENIED {', '.join(perms['denied'])}: attach policies/learner-policy.json to "
+            f"{perms['principal']} (replace lambda-efs in it if you set WORKSHOP_PREFIX)"
+        )
+    elif perms["unchecked"]:
+        lines.append(
+            f"permissions: {len(perms['unchecked'])} actions could not be checked ({perms['reason']}): "
+            f"{', '.join(perms['unchecked'])}"
+        )
+    else:
+        lines.append(f"permissions: all {perms['allowed']} actions of policies/learner-policy.json allowed")
+    lines.append(f"concurrency: {quota['advice']}")
+    if echo:
+        for line in lines:
+            echo(line)
+    if perms["denied"]:
+        raise PreflightError(lines[1][len("permissions: ") :] + ", then run this cell again.")
+    return {"identity": who, "permissions": perms, "concurrency": quota, "summary": lines}

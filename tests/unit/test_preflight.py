@@ -1,0 +1,181 @@
+"""The preflight of 01 on the aws backend, with botocore's Stubber standing in for STS, IAM and Lambda."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.exceptions import NoCredentialsError, UnauthorizedSSOTokenError
+from botocore.stub import ANY, Stubber
+
+from helpers import preflight
+from helpers.config import ConfigError
+
+ROLE_SESSION = "arn:aws:sts::123456789012:assumed-role/WorkshopLearner/alice"
+ROLE = "arn:aws:iam::123456789012:role/learners/WorkshopLearner"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_BACKEND", "aws")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("WORKSHOP_PROVISIONED_CONCURRENCY", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    clients = {
+        name: boto3.client(name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        for name in ("sts", "iam", "lambda")
+    }
+    stubs = {name: Stubber(client) for name, client in clients.items()}
+    monkeypatch.setattr(preflight.session, "client", lambda service, **kw: clients[service])
+    for stub in stubs.values():
+        stub.activate()
+    yield stubs
+    for stub in stubs.values():
+        stub.assert_no_pending_responses()
+        stub.deactivate()
+
+
+def who(stubs):
+    stubs["sts"].add_response(
+        "get_caller_identity", {"Account": "123456789012", "Arn": ROLE_SESSION, "UserId": "AROA:alice"}, {}
+    )
+
+
+def simulated(stubs, decide):
+    """One SimulatePrincipalPolicy answer per learner-policy statement, each action decided by ``decide``."""
+    stubs["iam"].add_response("get_role", {"Role": role()}, {"RoleName": "WorkshopLearner"})
+    for statement in preflight.learner_policy()["Statement"]:
+        results = [
+            {"EvalActionName": a, "EvalResourceName": "*", "EvalDecision": decide(a)}
+            for a in statement["Action"]
+        ]
+        stubs["iam"].add_response(
+            "simulate_principal_policy",
+            {"EvaluationResults": results, "IsTruncated": False},
+            {"PolicySourceArn": ROLE, "ActionNames": statement["Action"], "ResourceArns": ANY},
+        )
+
+
+def role():
+    import datetime
+
+    return {
+        "Path": "/learners/",
+        "RoleName": "WorkshopLearner",
+        "RoleId": "AROAEXAMPLEEXAMPLE1",
+        "Arn": ROLE,
+        "CreateDate": datetime.datetime(2026, 1, 1),
+    }
+
+
+def settings_of(total, unreserved):
+    return {
+        "AccountLimit": {"ConcurrentExecutions": total, "UnreservedConcurrentExecutions": unreserved},
+        "AccountUsage": {},
+    }
+
+
+def test_on_the_local_backend_the_preflight_is_skipped_in_one_line(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_BACKEND", "local")
+    said = []
+    assert "skipped" in preflight.run(echo=said.append) and len(said) == 1
+
+
+def test_a_ready_account_passes_every_check(aws):
+    who(aws)
+    simulated(aws, lambda action: "allowed")
+    aws["lambda"].add_response("get_account_settings", settings_of(1000, 1000), {})
+    said = []
+    result = preflight.run(echo=said.append)
+    assert result["permissions"]["checked"] and not result["permissions"]["denied"]
+    assert result["permissions"]["principal"] == ROLE  # the role's ARN with its path, not the session's
+    assert result["concurrency"]["provisioned_concurrency"] == 1 and len(said) == 3
+
+
+def test_a_denied_action_stops_the_preflight_naming_it_and_the_policy(aws):
+    who(aws)
+    simulated(
+        aws,
+        lambda action: "implicitDeny" if action == "lambda:PutProvisionedConcurrencyConfig" else "allowed",
+    )
+    aws["lambda"].add_response("get_account_settings", settings_of(1000, 1000), {})
+    with pytest.raises(
+        preflight.PreflightError,
+        match="DENIED lambda:PutProvisionedConcurrencyConfig: attach policies/learner-policy.json",
+    ):
+        preflight.run(echo=None)
+
+
+def test_without_the_simulator_the_unchecked_actions_are_listed(aws):
+    who(aws)
+    aws["iam"].add_client_error("get_role", "AccessDenied", "no")
+    aws["iam"].add_client_error("simulate_principal_policy", "AccessDenied", "no")
+    aws["lambda"].add_response("get_account_settings", settings_of(1000, 1000), {})
+    result = preflight.run(echo=None)
+    perms = result["permissions"]
+    assert not perms["checked"] and "lambda:InvokeFunction" in perms["unchecked"]
+    assert perms["principal"] == "arn:aws:iam::123456789012:role/WorkshopLearner"
+    assert (
+        "could not be checked" in result["summary"][1]
+        and "iam:SimulatePrincipalPolicy" in result["summary"][1]
+    )
+
+
+def test_an_account_without_room_for_provisioned_concurrency_is_told_to_use_0(aws):
+    aws["lambda"].add_response("get_account_settings", settings_of(10, 10), {})
+    quota = preflight.concurrency()
+    assert not quota["fits"] and quota["provisioned_concurrency"] == 0 and quota["room_for_provisioned"] == 0
+    assert (
+        "WORKSHOP_PROVISIONED_CONCURRENCY=0" in quota["advice"] and "keeps 100 unreserved" in quota["advice"]
+    )
+
+
+def test_room_is_what_lambda_leaves_above_its_100_unreserved(aws):
+    aws["lambda"].add_response("get_account_settings", settings_of(1000, 101), {})
+    assert preflight.concurrency(wanted=2)["room_for_provisioned"] == 1
+    aws["lambda"].add_response("get_account_settings", settings_of(1000, 101), {})
+    assert preflight.concurrency(wanted=1)["fits"]
+
+
+def test_expired_credentials_are_one_sentence_with_the_fix(aws):
+    aws["sts"].add_client_error(
+        "get_caller_identity", "ExpiredToken", "The security token included in the request is expired"
+    )
+    with pytest.raises(
+        preflight.PreflightError, match=r"^AWS refused your credentials \(ExpiredToken.*refresh them"
+    ):
+        preflight.identity()
+
+
+def test_sso_and_missing_credentials_are_one_sentence_each(aws, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "workshop")
+
+    def failing(error):
+        def client(service, **kw):
+            class Client:
+                def get_caller_identity(self):
+                    raise error
+
+            return Client()
+
+        return client
+
+    monkeypatch.setattr(preflight.session, "client", failing(UnauthorizedSSOTokenError()))
+    with pytest.raises(
+        preflight.PreflightError, match="SSO session is missing or expired.*aws sso login --profile workshop"
+    ):
+        preflight.identity()
+    monkeypatch.setattr(preflight.session, "client", failing(NoCredentialsError()))
+    with pytest.raises(preflight.PreflightError, match="No AWS credentials were found: run 'aws configure'"):
+        preflight.identity()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 1), ("0", 0), ("2", 2)])
+def test_the_provisioned_concurrency_setting(monkeypatch, raw, expected):
+    monkeypatch.setenv("WORKSHOP_PROVISIONED_CONCURRENCY", raw)
+    assert preflight.provisioned_concurrency() == expected
+
+
+def test_a_bad_provisioned_concurrency_setting_names_the_fix(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_PROVISIONED_CONCURRENCY", "one")
+    with pytest.raises(ConfigError, match="set it to 0"):
+        preflight.provisioned_concurrency()
