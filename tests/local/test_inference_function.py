@@ -18,6 +18,7 @@ from PIL import Image
 from helpers import functions, invoke, model, stacks
 from helpers.config import REPO_ROOT
 from tests.conftest import workshop_pointed_at
+from tests.efs_framework import install_framework
 
 IMAGE = cbook.get_sample_data("grace_hopper.jpg").read()
 PAYLOAD = {"image": base64.b64encode(IMAGE).decode()}
@@ -35,6 +36,7 @@ def _deploy(cfg, local_aws):
     efs = local_aws.state_dir / "efs" / storage["FileSystemId"] / "ml" / "model"
     model.export(efs / "versions" / "v1", try_download=False, seed=2)
     os.symlink("versions/v1", efs / "current")
+    install_framework(efs.parent)  # torch's CPU build and Pillow, as 02 seeds them: the sandbox has neither
     code = functions.build_zip("inference")
     outputs = stacks.deploy(
         cfg.name("function"),
