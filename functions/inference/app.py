@@ -61,6 +61,9 @@ FRAMEWORK_DIR = os.environ.get("FRAMEWORK_DIR", "/mnt/ml/framework/current")
 if os.path.isdir(FRAMEWORK_DIR) and FRAMEWORK_DIR not in sys.path:
     sys.path.insert(0, FRAMEWORK_DIR)
 
+# The bundle leaves numpy out on purpose (the handler never converts to or from it): torch's warning
+# about it at every cold start would only be noise in the function's log.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 _phase = time.perf_counter()
 import torch  # noqa: E402  (from EFS when the framework bundle is there)
 
