@@ -21,7 +21,6 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import queue
@@ -32,10 +31,10 @@ import termios
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from localaws.lambda_engine import logs, memory
 from localaws.lambda_engine.function_spec import FunctionSpec
+from localaws.lambda_engine.invocation import Invocation, Outcome, error_body, error_type_of, exit_reason
 from localaws.lambda_engine.runtime_api import RuntimeAPIServer
 from localaws.lambda_engine.sandbox import Launch
 
@@ -44,39 +43,6 @@ log = logging.getLogger(__name__)
 INIT_CAP_S = 10.0  # Lambda's on-demand init limit
 PROVISIONED_INIT_CAP_S = 900.0  # Provisioned Concurrency init may take up to 15 minutes
 MARKER_VARIABLE = "_LOCALAWS_SERVER"  # in every environment: the state folder of its server
-
-
-@dataclass
-class Outcome:
-    """What one invocation produced, as Invoke answers it."""
-
-    payload: bytes
-    function_error: str | None  # "Unhandled" or None
-    log_lines: list[str]  # START ... REPORT, for LogType=Tail
-
-
-@dataclass
-class _Invocation:
-    request_id: str
-    payload: bytes
-    deadline_ms: int
-    invoked_arn: str
-    lines: list[str] = field(default_factory=list)
-    started: float = 0.0
-    finished: float = 0.0
-    kind: str = ""  # "response" | "error" | "exit"
-    body: bytes = b""
-    done: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def settle(self, kind: str, body: bytes = b"") -> bool:
-        with self.lock:
-            if self.done.is_set():
-                return False
-            self.finished = time.perf_counter()
-            self.kind, self.body = kind, body
-            self.done.set()
-            return True
 
 
 class Environment:
@@ -105,8 +71,8 @@ class Environment:
         self.peak_kb = 0
         self.over_memory = False
         self._invocations = 0
-        self._queue: queue.Queue[_Invocation | None] = queue.Queue()
-        self._current: _Invocation | None = None
+        self._queue: queue.Queue[Invocation | None] = queue.Queue()
+        self._current: Invocation | None = None
         self._settled = threading.Event()  # ready, init error or exit
         self._out_lock = threading.Lock()
         self._partial = b""
@@ -289,7 +255,7 @@ class Environment:
         if init_ms is not None and init_ms > INIT_CAP_S * 1000:
             carried_ms, init_ms = init_ms, None
         budget_s = spec.timeout_s - carried_ms / 1000
-        invocation = _Invocation(
+        invocation = Invocation(
             request_id=request_id,
             payload=payload,
             deadline_ms=int((time.time() + budget_s) * 1000),
@@ -328,13 +294,15 @@ class Environment:
                     + f".{int(time.time() * 1000) % 1000:03d}Z"
                 )
                 self._log_invocation(invocation, [f"{stamp} {request_id} {message}"])
-                body = _error_body("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}")
+                body = error_body("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}")
             else:
                 error_type = "Runtime.OutOfMemory" if self.over_memory else "Runtime.ExitError"
                 status = "error"
-                message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_reason(self.exit_code)}"
+                message = (
+                    f"RequestId: {request_id} Error: Runtime exited with error: {exit_reason(self.exit_code)}"
+                )
                 self._log_invocation(invocation, [message, error_type])
-                body = _error_body(error_type, message)
+                body = error_body(error_type, message)
         duration_ms += carried_ms
         memory = self._max_memory_used_mb()
         closing = [
@@ -353,7 +321,7 @@ class Environment:
         before = self._init_lines if first else []
         return Outcome(body, function_error, [*before, start, *invocation.lines, *closing])
 
-    def _log_invocation(self, invocation: _Invocation, lines: list[str]) -> None:
+    def _log_invocation(self, invocation: Invocation, lines: list[str]) -> None:
         invocation.lines.extend(lines)
         self.stream.write(lines)
 
@@ -364,19 +332,19 @@ class Environment:
         elapsed_ms = (time.perf_counter() - self._spawned) * 1000
         if self.init_error is not None:
             body, error_type = self.init_error
-            error_type = error_type or _error_type(body) or "Runtime.Unknown"
+            error_type = error_type or error_type_of(body) or "Runtime.Unknown"
             status = "error"
         elif self.exit_code is not None:
             error_type = "Runtime.OutOfMemory" if self.over_memory else "Runtime.ExitError"
             status = "error"
-            body = _error_body(
+            body = error_body(
                 error_type,
-                f"RequestId: {request_id} Error: Runtime exited with error: {_exit_reason(self.exit_code)}",
+                f"RequestId: {request_id} Error: Runtime exited with error: {exit_reason(self.exit_code)}",
             )
         else:
             error_type, status = None, "timeout"
             message = f"Task timed out after {self.spec.timeout_s:.2f} seconds"
-            body = _error_body("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}")
+            body = error_body("Sandbox.Timedout", f"RequestId: {request_id} Error: {message}")
         init_report = f"INIT_REPORT Init Duration: {elapsed_ms:.2f} ms\tPhase: init\tStatus: {status}"
         if error_type:
             init_report += f"\tError Type: {error_type}"
@@ -414,20 +382,3 @@ class Environment:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"signal: {(signal.strsignal(-code) or str(-code)).lower()}"
-    return f"exit status {code}"
-
-
-def _error_body(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-
-
-def _error_type(body: bytes) -> str | None:
-    try:
-        return json.loads(body).get("errorType")
-    except (ValueError, AttributeError):
-        return None

@@ -1,0 +1,59 @@
+"""One invocation as an environment runs it, and the shapes of Lambda's answers to it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Outcome:
+    """What one invocation produced, as Invoke answers it."""
+
+    payload: bytes
+    function_error: str | None  # "Unhandled" or None
+    log_lines: list[str]  # START ... REPORT, for LogType=Tail
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    invoked_arn: str
+    lines: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    kind: str = ""  # "response" | "error" | "exit"
+    body: bytes = b""
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def settle(self, kind: str, body: bytes = b"") -> bool:
+        with self.lock:
+            if self.done.is_set():
+                return False
+            self.finished = time.perf_counter()
+            self.kind, self.body = kind, body
+            self.done.set()
+            return True
+
+
+def exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal: {(signal.strsignal(-code) or str(-code)).lower()}"
+    return f"exit status {code}"
+
+
+def error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def error_type_of(body: bytes) -> str | None:
+    try:
+        return json.loads(body).get("errorType")
+    except (ValueError, AttributeError):
+        return None
