@@ -285,6 +285,7 @@ def build_framework_bundle(
             seconds={"install": round(installed - started, 1), "prune+check": round(time.perf_counter() - installed, 1)},
         )  # fmt: skip
         _write_record(record_path, bundle)
+        _drop_stale(cache_dir, key)
     packed = cache_dir / f"{key}.tar.gz"
     if bundle.archive is None or not packed.is_file() or packed.stat().st_size != bundle.archive.size:
         started = time.perf_counter()
@@ -295,6 +296,15 @@ def build_framework_bundle(
         _write_record(record_path, bundle)
     log.info(bundle.note)
     return bundle
+
+
+def _drop_stale(cache_dir: Path, key: str) -> None:
+    """Remove older builds for the same backend (each is hundreds of MB); other backends' builds stay."""
+    backend = key.split("-", 1)[0]
+    for path in cache_dir.glob(f"{backend}-*"):
+        if path.name.split(".", 1)[0] != key:
+            log.info("removing the stale bundle build %s", path)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _write_record(path: Path, bundle: FrameworkBundle) -> None:

@@ -285,7 +285,7 @@ def test_the_check_refuses_torch_without_plus_cpu_and_a_bundle_over_the_cap(tmp_
         bundle_check.check(fake_torch_tree(tmp_path / "big"), "3.11", "x86_64")
 
 
-def test_a_second_build_neither_reinstalls_nor_repacks(tmp_path, monkeypatch):
+def test_a_second_build_neither_reinstalls_nor_repacks_and_older_builds_are_removed(tmp_path, monkeypatch):
     calls = {"install": 0, "pack": 0}
 
     def fake_install(folder, target, extra_args=None):
@@ -304,7 +304,10 @@ def test_a_second_build_neither_reinstalls_nor_repacks(tmp_path, monkeypatch):
     target = bundle.BundleTarget(
         "local", f"{sys.version_info.major}.{sys.version_info.minor}", "torch==2.13.0+cpu"
     )
+    for stale in ("local-0123456789abcdef", "local-0123456789abcdef.tar.gz", "aws-0123456789abcdef.tar.gz"):
+        (tmp_path / stale).mkdir() if "." not in stale else (tmp_path / stale).write_bytes(b"old")
     first = bundle.build_framework_bundle(target, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*-0123456789abcdef*")) == ["aws-0123456789abcdef.tar.gz"]
     second = bundle.build_framework_bundle(target, tmp_path)
     assert calls == {"install": 1, "pack": 1} and not first.cached and second.cached
     assert second.archive == first.archive and second.directory == tmp_path / bundle.cache_key(target)
