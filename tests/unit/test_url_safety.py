@@ -298,3 +298,72 @@ def test_the_runtime_api_attack_through_the_handler_is_refused_and_the_next_requ
     assert result["statusCode"] == 403 and result["error"]["type"] == "UrlNotAllowed"
     assert runtime.connections == 0
     good(handler_app)
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.0.0.1", "0177.0.0.1", "127.1", "[::ffff:7f00:1]"])
+def test_other_spellings_of_loopback_are_refused_after_resolution(dl, server, host):
+    target = server(serve_image)
+    with pytest.raises(dl.DownloadError) as refused:
+        dl.fetch(f"http://{host}:{target.port}/a.jpg", max_bytes=10**7, timeout=2)
+    assert refused.value.kind in ("UrlNotAllowed", "DownloadFailed") and target.connections == 0
+
+
+def _certificate(tmp_path, name: str):
+    """A self-signed certificate for ``name`` (key and cert files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return tmp_path / "key.pem", tmp_path / "cert.pem"
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_certificate_against_the_name(
+    dl, server, monkeypatch, tmp_path
+):
+    import ssl
+
+    key, cert = _certificate(tmp_path, "images.test")
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+
+    def tls_image(conn):
+        with served.wrap_socket(conn, server_side=True) as tls:
+            serve_image(tls)
+
+    target = server(tls_image)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(dl, "_TLS", trusting)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: real("127.0.0.1" if host.endswith(".test") else host, port, *a, **k),
+    )
+    monkeypatch.setenv("ALLOWED_URL_HOSTS", f"images.test:{target.port},other.test:{target.port}")
+    assert dl.fetch(f"https://images.test:{target.port}/a.jpg", max_bytes=10**7, timeout=5) == IMAGE
+    with pytest.raises(dl.DownloadError, match="no web server answered it properly"):  # wrong name: refused
+        dl.fetch(f"https://other.test:{target.port}/a.jpg", max_bytes=10**7, timeout=5)
