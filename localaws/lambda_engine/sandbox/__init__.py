@@ -191,6 +191,8 @@ class Sandbox:
                 os.setresuid(who.uid, who.uid, who.uid)
 
         notes = [f"runs as uid {who.uid} ({who.source})"]
+        if group is not None and self.layout.cpu:
+            notes.append(f"cpu: {cgroups.cpu_share(memory_mb):.2f} vCPU (scaled with MemorySize)")
         mismatch = runtime.describe_interpreter(runtime_name, architectures)
         if mismatch:
             notes.append(mismatch)
