@@ -203,6 +203,36 @@ def check_ephemeral_storage(template: Template) -> list[str]:
     return findings
 
 
+def check_file_system_policies(template: Template) -> list[str]:
+    """Every EFS file system has a FileSystemPolicy: without one EFS grants full access to any client of
+    a mount target and never consults the roles' elasticfilesystem permissions
+    (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html)."""
+    return [
+        f"{logical} has no FileSystemPolicy, so EFS grants every client full access and ignores the roles' "
+        "ClientMount/ClientWrite: add one (see storage.yaml's)."
+        for logical, _, props in _resources(template, "AWS::EFS::FileSystem")
+        if not props.get("FileSystemPolicy")
+    ]
+
+
+def check_http_api_throttles(template: Template) -> list[str]:
+    """A quick-created HTTP API (Target set) is public: its $default stage needs a throttle, set through
+    AWS::ApiGatewayV2::ApiGatewayManagedOverrides (rate and burst), or a leaked URL can run up the bill
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html)."""
+    throttled = set()
+    for _, _, props in _resources(template, "AWS::ApiGatewayV2::ApiGatewayManagedOverrides"):
+        settings = (props.get("Stage") or {}).get("DefaultRouteSettings") or {}
+        api = props.get("ApiId")
+        if isinstance(api, dict) and "ThrottlingRateLimit" in settings and "ThrottlingBurstLimit" in settings:
+            throttled.add(api.get("Ref"))
+    return [
+        f"{logical} is a public HTTP API without a throttle: add an AWS::ApiGatewayV2::ApiGatewayManagedOverrides "
+        "whose Stage.DefaultRouteSettings set ThrottlingRateLimit and ThrottlingBurstLimit."
+        for logical, _, props in _resources(template, "AWS::ApiGatewayV2::Api")
+        if props.get("Target") and logical not in throttled
+    ]
+
+
 CHECKS: tuple[Callable[[Template], list[str]], ...] = (
     check_efs_functions,
     check_aliases_on_versions,
@@ -210,6 +240,8 @@ CHECKS: tuple[Callable[[Template], list[str]], ...] = (
     check_memory_size,
     check_timeout,
     check_ephemeral_storage,
+    check_file_system_policies,
+    check_http_api_throttles,
 )
 
 
