@@ -26,6 +26,7 @@ the upload is skipped by the archive's content-addressed key, see :mod:`helpers.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import platform
@@ -256,45 +257,58 @@ def build_framework_bundle(
 ) -> FrameworkBundle:
     """Install, prune, check and pack the bundle for ``target``, or reuse the cached one.
 
-    ``pip_args`` go to pip before the packages (tests use ``--no-index --find-links``).
+    ``pip_args`` go to pip before the packages (tests use ``--no-index --find-links``). A lock file
+    beside the build keeps two processes (a notebook and a test run) from building the same key at once.
     """
     cache_dir = Path(cache_dir or CACHE_DIR)
     key = cache_key(target)
-    folder, record_path = cache_dir / key, cache_dir / f"{key}.json"
-    bundle = _from_record(record_path, folder, target)
-    if bundle is None:
-        if target.index_url and not reachable(target.index_url):
-            raise BundleError(
-                f"The index {target.index_url} is not reachable from this machine, and the bundle for "
-                f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker, Cloud9, "
-                "a laptop online), or use the local backend."
-            )
-        started = time.perf_counter()
-        partial = cache_dir / f"{key}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        bundle = _from_record(cache_dir / f"{key}.json", cache_dir / key, target) or _build(
+            target, cache_dir, key, pip_args
+        )
+        packed = cache_dir / f"{key}.tar.gz"
+        if bundle.archive is None or not packed.is_file() or packed.stat().st_size != bundle.archive.size:
+            started = time.perf_counter()
+            for cache in list(bundle.directory.rglob("__pycache__")):  # a Python imported the folder since
+                shutil.rmtree(cache)
+            bundle.archive = pack_folder(bundle.directory, "framework", packed)
+            bundle.seconds["pack"] = round(time.perf_counter() - started, 1)
+            _write_record(cache_dir / f"{key}.json", bundle)
+    log.info(bundle.note)
+    return bundle
+
+
+def _build(target: BundleTarget, cache_dir: Path, key: str, pip_args: list[str] | None) -> FrameworkBundle:
+    """Install, prune and check into ``<key>.partial``, then rename it to ``<key>`` and write the record."""
+    if target.index_url and not reachable(target.index_url):
+        raise BundleError(
+            f"The index {target.index_url} is not reachable from this machine, and the bundle for "
+            f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker, Cloud9, "
+            "a laptop online), or use the local backend."
+        )
+    started = time.perf_counter()
+    partial, folder = cache_dir / f"{key}.partial", cache_dir / key
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
         command, wheel = install(partial, target, pip_args)
         installed = time.perf_counter()
         prune(partial)
         checked = bundle_check.check(partial, target.python_version, target.machine)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-        bundle = FrameworkBundle(
-            folder, target, key, checked.size, checked.torch_version, checked.build, checked.proof,
-            wheel=wheel, command=command,
-            seconds={"install": round(installed - started, 1), "prune+check": round(time.perf_counter() - installed, 1)},
-        )  # fmt: skip
-        _write_record(record_path, bundle)
-        _drop_stale(cache_dir, key)
-    packed = cache_dir / f"{key}.tar.gz"
-    if bundle.archive is None or not packed.is_file() or packed.stat().st_size != bundle.archive.size:
-        started = time.perf_counter()
-        for cache in list(folder.rglob("__pycache__")):  # written by a Python that imported the folder since
-            shutil.rmtree(cache)
-        bundle.archive = pack_folder(folder, "framework", packed)
-        bundle.seconds["pack"] = round(time.perf_counter() - started, 1)
-        _write_record(record_path, bundle)
-    log.info(bundle.note)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # hundreds of MB that are of no use
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    bundle = FrameworkBundle(
+        folder, target, key, checked.size, checked.torch_version, checked.build, checked.proof,
+        wheel=wheel, command=command,
+        seconds={"install": round(installed - started, 1), "prune+check": round(time.perf_counter() - installed, 1)},
+    )  # fmt: skip
+    _write_record(cache_dir / f"{key}.json", bundle)
+    _drop_stale(cache_dir, key)
     return bundle
 
 

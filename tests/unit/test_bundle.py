@@ -326,3 +326,16 @@ def test_an_unreachable_index_is_named_before_pip_runs(tmp_path, monkeypatch):
         bundle.BundleError, match=r"download.pytorch.org/whl/cpu is not reachable .* local backend"
     ):
         bundle.build_framework_bundle(bundle.aws_target(), tmp_path)
+
+
+def test_a_build_that_fails_its_check_leaves_no_folder_and_no_record(tmp_path, monkeypatch):
+    def broken_install(folder, target, extra_args=None):
+        fake_torch_tree(folder)
+        (folder / "torch/lib/libtorch_cpu.so").unlink()
+        return ["pip"], ""
+
+    monkeypatch.setattr(bundle, "install", broken_install)
+    target = bundle.BundleTarget("local", "3.11", "torch==2.13.0+cpu")
+    with pytest.raises(bundle_check.CheckFailed, match="lacks torch/lib/libtorch_cpu.so"):
+        bundle.build_framework_bundle(target, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{bundle.cache_key(target)}.lock"]
