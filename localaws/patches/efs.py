@@ -14,11 +14,20 @@ Gaps of stock moto 5.2.5 filled here:
   to any client of a mount target:
   https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html). Here it is stored as the
   JSON document the EFS API returns, on create and on update.
+
+:func:`client_access` evaluates, as EFS does for an NFS client with an IAM identity, whether a role may
+mount a file system through an access point and whether it may write: with no file-system policy, full
+access; with one, an explicit Deny in either policy wins, then an Allow in the role's policies or in the
+file-system policy grants (https://docs.aws.amazon.com/efs/latest/ug/iam-access-control-nfs-efs.html).
+The Lambda engine can use it to mount a function's access point read-only when its role lacks
+``elasticfilesystem:ClientWrite``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import logging
 
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.efs import models
@@ -29,6 +38,8 @@ _ATTRIBUTES = {
     models.MountTarget: {"Id": "mount_target_id", "IpAddress": "ip_address"},
 }
 _NUMERIC_KEYS = ("Uid", "Gid", "OwnerUid", "OwnerGid")
+MOUNT, WRITE = "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"
+log = logging.getLogger(__name__)
 
 
 def _attribute_methods(names: dict[str, str]):
@@ -91,6 +102,122 @@ def _update_file_system(
     """In-place updates (the policy, tags aside): EFS changes a file system's policy without replacing it."""
     original_resource.file_system_policy = _policy_document(cloudformation_json.get("Properties") or {})
     return original_resource
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _conditions_hold(condition: dict, context: dict[str, str]) -> bool:
+    """The condition operators EFS client policies use; an operator we do not know never holds."""
+    for operator, tests in (condition or {}).items():
+        for key, expected in tests.items():
+            actual = context.get(key)
+            wanted = [str(v) for v in _listed(expected)]
+            if operator == "StringEquals":
+                held = actual in wanted
+            elif operator == "StringNotEquals":
+                held = actual not in wanted
+            elif operator == "StringLike":
+                held = actual is not None and any(fnmatch.fnmatchcase(actual, w) for w in wanted)
+            elif operator == "Null":
+                held = (actual is None) == (wanted[0].lower() == "true")
+            elif operator == "Bool":
+                held = actual is not None and actual.lower() == wanted[0].lower()
+            else:
+                log.warning(
+                    "EFS policy condition %s is not evaluated locally: the statement does not apply", operator
+                )
+                return False
+            if not held:
+                return False
+    return True
+
+
+def _applies(statement: dict, action: str, resource: str, context: dict[str, str]) -> bool:
+    actions = _listed(statement.get("Action", []))
+    resources = _listed(statement.get("Resource", "*"))
+    return (
+        any(fnmatch.fnmatchcase(action, a) for a in actions)
+        and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+        and _conditions_hold(statement.get("Condition"), context)
+    )
+
+
+def _principal_matches(statement: dict, role_arn: str, account_id: str, effect: str) -> bool:
+    principal = statement.get("Principal", "*")
+    names = (
+        ["*"]
+        if principal == "*"
+        else _listed(principal.get("AWS", []))
+        if isinstance(principal, dict)
+        else []
+    )
+    if "*" in names or role_arn in names:
+        return True
+    # The account root in a resource policy delegates to the account's identity policies: it grants no
+    # Allow by itself, but a Deny to it applies to every principal of the account.
+    return effect == "Deny" and any(n in (account_id, f"arn:aws:iam::{account_id}:root") for n in names)
+
+
+def _role_statements(account_id: str, role_arn: str) -> list[dict]:
+    from moto.iam.models import iam_backends
+
+    try:
+        role = iam_backends[account_id]["global"].get_role_by_arn(role_arn)
+    except Exception:  # noqa: BLE001 - an unknown role has no permissions
+        return []
+    documents = list(role.policies.values()) + [
+        p.default_version.document
+        for p in role.managed_policies.values()
+        if getattr(p, "default_version", None)
+    ]
+    statements = []
+    for document in documents:
+        parsed = json.loads(document) if isinstance(document, str) else document
+        statements += _listed(parsed.get("Statement", []))
+    return statements
+
+
+def client_access(account_id: str, region: str, access_point_arn: str, role_arn: str) -> dict[str, bool]:
+    """``{"mount": bool, "write": bool}`` for ``role_arn`` mounting through ``access_point_arn``."""
+    backend = models.efs_backends[account_id][region]
+    access_point = backend.access_points.get(access_point_arn.rsplit("/", 1)[-1])
+    if access_point is None:
+        return {"mount": False, "write": False}
+    fs = backend.file_systems_by_id[access_point.file_system_id]
+    if not fs.file_system_policy:
+        return {"mount": True, "write": True}  # EFS's default policy: full access for any client
+    resource_policy = _listed(json.loads(fs.file_system_policy).get("Statement", []))
+    identity = _role_statements(account_id, role_arn)
+    context = {
+        "elasticfilesystem:AccessPointArn": access_point_arn,
+        "elasticfilesystem:AccessedViaMountTarget": "true",
+        "aws:SecureTransport": "true",
+    }
+
+    def allowed(action: str) -> bool:
+        resource = fs.file_system_arn
+        denied = any(
+            s.get("Effect") == "Deny" and _applies(s, action, resource, context) for s in identity
+        ) or any(
+            s.get("Effect") == "Deny"
+            and _principal_matches(s, role_arn, account_id, "Deny")
+            and _applies(s, action, resource, context)
+            for s in resource_policy
+        )
+        granted = any(
+            s.get("Effect") == "Allow" and _applies(s, action, resource, context) for s in identity
+        ) or any(
+            s.get("Effect") == "Allow"
+            and _principal_matches(s, role_arn, account_id, "Allow")
+            and _applies(s, action, resource, context)
+            for s in resource_policy
+        )
+        return granted and not denied
+
+    mount = allowed(MOUNT)
+    return {"mount": mount, "write": mount and allowed(WRITE)}
 
 
 def apply() -> None:
