@@ -127,18 +127,32 @@ def cold_start_efs_cost(bundle_bytes: float, cold_starts: int = 1) -> float:
     return efs_cost(gb_read=cold_starts * bundle_bytes / 1e9)
 
 
-def invocation_cost(billed_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
-    """USD for one on-demand invocation: the request price plus billed GB-s at the on-demand price."""
+def invocation_cost(
+    billed_ms: float, memory_mb: int, arch: str = "x86_64", efs_read_gb: float = 0.0
+) -> float:
+    """USD for one on-demand invocation: the request price plus billed GB-s at the on-demand price.
+
+    ``efs_read_gb`` adds what the invocation reads from EFS at the Elastic Throughput read price: for a
+    mix of requests, the cold-start fraction times the bundle size (a cold start reads the bundle).
+    """
     prices = load_prices()
-    return prices.per_request + _gb_seconds(billed_ms, memory_mb) * prices.for_arch(arch).on_demand_gb_second
+    return (
+        prices.per_request
+        + _gb_seconds(billed_ms, memory_mb) * prices.for_arch(arch).on_demand_gb_second
+        + efs_cost(gb_read=efs_read_gb)
+    )
 
 
 def monthly_cost_on_demand(
-    requests_per_month: float, billed_ms: float, memory_mb: int, arch: str = "x86_64"
+    requests_per_month: float,
+    billed_ms: float,
+    memory_mb: int,
+    arch: str = "x86_64",
+    efs_read_gb: float = 0.0,
 ) -> float:
-    """USD per month for ``requests_per_month`` on-demand invocations of ``billed_ms`` each."""
+    """USD per month for ``requests_per_month`` on-demand invocations of ``billed_ms`` each (and their EFS reads)."""
     _check_non_negative(requests_per_month=requests_per_month)
-    return requests_per_month * invocation_cost(billed_ms, memory_mb, arch)
+    return requests_per_month * invocation_cost(billed_ms, memory_mb, arch, efs_read_gb)
 
 
 def monthly_cost_provisioned(
@@ -188,6 +202,7 @@ def break_even_requests_per_month(
     environments: int = 1,
     hours: float = HOURS_PER_MONTH,
     billed_ms_provisioned: float | None = None,
+    efs_read_gb: float = 0.0,
 ) -> float | None:
     """Requests per month above which Provisioned Concurrency costs less than on-demand, or None if never.
 
@@ -196,6 +211,8 @@ def break_even_requests_per_month(
     on-demand = R (req + g_od p_od) and provisioned = A + R (req + g_pc p_pc) meet at
     R = A / (g_od p_od - g_pc p_pc). ``billed_ms_provisioned`` defaults to ``billed_ms``; pass it when the
     measured billed durations differ (on-demand cold starts bill their init, provisioned ones do not).
+    ``efs_read_gb`` is what an on-demand request reads from EFS on average (cold-start fraction times the
+    bundle); provisioned environments read it once at init, inside the allocation's hours.
     Returns None when provisioned never gets cheaper (the per-request saving is zero or negative).
     """
     _check_non_negative(environments=environments, hours=hours)
@@ -206,6 +223,7 @@ def break_even_requests_per_month(
     )
     saving_per_request = (
         _gb_seconds(billed_ms, memory_mb) * rates.on_demand_gb_second
+        + efs_cost(gb_read=efs_read_gb)
         - _gb_seconds(provisioned_ms, memory_mb) * rates.provisioned_duration_gb_second
     )
     if saving_per_request <= 0:
@@ -220,14 +238,17 @@ def cost_per_million(
     environments: int = 0,
     requests_per_month: float | None = None,
     hours: float = HOURS_PER_MONTH,
+    efs_read_gb: float = 0.0,
 ) -> float:
     """USD per million requests: on-demand when ``environments`` is 0, else provisioned at ``requests_per_month``.
+
+    ``efs_read_gb`` (on demand): what a request reads from EFS, e.g. the bundle's size for cold starts.
 
     On demand the price per million does not depend on the rate; with Provisioned Concurrency the
     allocation is shared by the month's requests, so the rate is required.
     """
     if environments == 0:
-        return 1_000_000 * invocation_cost(billed_ms, memory_mb, arch)
+        return 1_000_000 * invocation_cost(billed_ms, memory_mb, arch, efs_read_gb)
     if not requests_per_month:
         raise ValueError(
             "Provisioned cost per million needs requests_per_month > 0 to share the allocation over."

@@ -233,3 +233,21 @@ def test_the_readme_cost_table_is_computed_from_prices_json():
     assert found.group(1) == markdown_table(workshop_run()), (
         "README's cost table differs from helpers.cost.workshop_run(): paste markdown_table(workshop_run()) in"
     )
+
+
+def test_efs_reads_of_cold_starts_raise_the_on_demand_cost_and_lower_the_break_even():
+    base = invocation_cost(100, 2048)
+    # one request in ten is a cold start that reads a 0.3 GB bundle: 0.03 GB per request on average
+    assert invocation_cost(100, 2048, efs_read_gb=0.03) == pytest.approx(base + 0.03 * EFS_READ_GB)
+    assert monthly_cost_on_demand(1000, 100, 2048, efs_read_gb=0.03) == pytest.approx(
+        1000 * (base + 0.03 * EFS_READ_GB)
+    )
+    plain = break_even_requests_per_month(100, 2048)
+    with_reads = break_even_requests_per_month(100, 2048, efs_read_gb=0.03)
+    assert with_reads < plain
+
+
+def test_a_million_cold_starts_pay_a_million_bundle_reads():
+    assert cost_per_million(2500, 2048, efs_read_gb=0.3) == pytest.approx(
+        cost_per_million(2500, 2048) + 1_000_000 * 0.3 * EFS_READ_GB
+    )
