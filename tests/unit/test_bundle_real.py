@@ -53,3 +53,20 @@ def test_removing_torch_bin_from_the_real_bundle_fails_the_check_as_it_fails_imp
 def test_a_second_build_is_the_cached_one(real):
     again = bundle.build_framework_bundle(bundle.local_target())
     assert again.cached and again.archive == real.archive and again.seconds == {}
+
+
+def test_the_platform_flags_of_the_aws_path_install_and_check_the_real_wheel(tmp_path):
+    """The AWS target's pip flags (--platform, --python-version, --implementation, --only-binary) on
+    the real torch wheel: the AWS target with this machine's Python, from pip's find-links."""
+    aws = bundle.aws_target(VERSION, "x86_64").__dict__
+    cross = bundle.BundleTarget(
+        **{**aws, "torch": bundle.LOCAL_TORCH, "index_url": None, "extra_index_url": None}
+    )
+    (tmp_path / "fw").mkdir()
+    command, wheel = bundle.install(tmp_path / "fw", cross)
+    assert "--platform" in command and command[command.index("--python-version") + 1] == VERSION
+    tag = "cp" + VERSION.replace(".", "")
+    assert wheel.endswith(f"{tag}-{tag}-manylinux_2_28_x86_64.whl")
+    bundle.prune(tmp_path / "fw")
+    checked = bundle_check.check(tmp_path / "fw", VERSION, "x86_64")
+    assert checked.torch_version == "2.13.0+cpu" and checked.proof.startswith("imported alone")
