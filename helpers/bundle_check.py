@@ -100,7 +100,12 @@ def refuse_cuda(folder: Path) -> None:
             "torch's CPU build (the PyTorch CPU index or a +cpu wheel), never PyPI's Linux torch."
         )
     version = torch_version(folder)
-    if version is not None and not version.endswith("+cpu"):
+    if version is None:
+        raise CheckFailed(
+            f"The framework folder {folder} has no torch-*.dist-info, so its build cannot be told: install "
+            "torch with pip into it (pip install --target), not by copying."
+        )
+    if not version.endswith("+cpu"):
         raise CheckFailed(
             f"The framework folder {folder} holds torch {version}, not a +cpu build: pin torch==<version>+cpu."
         )

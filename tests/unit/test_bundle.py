@@ -280,6 +280,11 @@ def test_the_check_refuses_a_cuda_build(tmp_path, extra, message):
 def test_the_check_refuses_torch_without_plus_cpu_and_a_bundle_over_the_cap(tmp_path, monkeypatch):
     with pytest.raises(bundle_check.CheckFailed, match=r"torch 2.14.1, not a \+cpu build"):
         bundle_check.check(fake_torch_tree(tmp_path / "cuda", "2.14.1"), "3.11", "x86_64")
+    unknown = fake_torch_tree(tmp_path / "unknown")
+    (unknown / "torch-2.13.0+cpu.dist-info" / "METADATA").unlink()
+    (unknown / "torch-2.13.0+cpu.dist-info").rmdir()
+    with pytest.raises(bundle_check.CheckFailed, match=r"no torch-\*.dist-info"):
+        bundle_check.check(unknown, "3.11", "x86_64")
     monkeypatch.setattr(bundle_check, "MAX_BUNDLE_BYTES", 100)
     with pytest.raises(bundle_check.CheckFailed, match="GB, over the"):
         bundle_check.check(fake_torch_tree(tmp_path / "big"), "3.11", "x86_64")
