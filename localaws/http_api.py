@@ -15,6 +15,12 @@ would against AWS:
   body; a function error, an unreadable answer or a failed invoke is 500
   ``{"message":"Internal Server Error"}``, and an unknown API or route 404 ``{"message":"Not Found"}``.
 
+API Gateway's limits (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html):
+a request body above 10 MB is answered 413 ``{"message":"Request Entity Too Large"}`` from its
+Content-Length, its body drained a chunk at a time and never held in memory; an integration that does
+not answer within its ``TimeoutInMillis`` (default and maximum 30 s) is answered 503
+``{"message":"Service Unavailable"}`` while the invocation runs on, as on AWS.
+
 Only ``$default`` stages are served (what quick create makes). API Gateway's request authorisation
 (the function's resource policy) is not checked.
 """
@@ -26,6 +32,7 @@ import binascii
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -33,8 +40,10 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
+from localaws.lambda_engine.layer import drain
 from localaws.patches import apigatewayv2
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,14 @@ _TEXT_TYPES = (
 _LAMBDA_ARN = re.compile(r"arn:[\w-]+:lambda:[\w-]+:\d{12}:function:[\w-]+(?::[\w$-]+)?")
 _NOT_FOUND = (404, {"message": "Not Found"})
 _INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
+_TOO_LARGE = (413, {"message": "Request Entity Too Large"})
+_UNAVAILABLE = (503, {"message": "Service Unavailable"})
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_TIMEOUT_MS = 30000
+
+
+class _LimitedRequest(Request):
+    max_content_length = MAX_BODY_BYTES  # also bounds a chunked body, which has no Content-Length
 
 
 class HttpApiLayer:
@@ -62,9 +79,22 @@ class HttpApiLayer:
         if not path.startswith(prefix):
             return None
         api_id, _, rest = path[len(prefix) :].partition("/")
-        request = Request(environ)
         request_id = str(uuid.uuid4())
-        status, headers, body = self._answer(request, api_id, "/" + rest)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_BODY_BYTES:
+            drained = drain(environ, length)
+            status, headers, body = _json_response(*_TOO_LARGE)
+            if not drained:
+                headers.append(("Connection", "close"))
+        else:
+            try:
+                status, headers, body = self._answer(_LimitedRequest(environ), api_id, "/" + rest)
+            except RequestEntityTooLarge:
+                status, headers, body = _json_response(*_TOO_LARGE)
+                headers.append(("Connection", "close"))
         headers.append(("apigw-requestid", request_id))
         headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {_reason(status)}", headers)
@@ -86,15 +116,28 @@ class HttpApiLayer:
             log.warning("route %r of API %s has no Lambda integration", route.route_key, api_id)
             return _json_response(*_INTERNAL_ERROR)
         event = build_event(request, path, api_id, account_id, route.route_key, path_parameters)
-        try:
-            from localaws.lambda_engine import get_engine
+        outcome: dict[str, Any] = {}
 
-            result = get_engine().invoke(
-                target, None, json.dumps(event).encode(), account_id=account_id, region=region
-            )
-        except Exception:  # noqa: BLE001 - API Gateway answers 500 to any integration failure
-            log.exception("invoking %s for API %s failed", target, api_id)
+        def run() -> None:
+            try:
+                from localaws.lambda_engine import get_engine
+
+                outcome["result"] = get_engine().invoke(
+                    target, None, json.dumps(event).encode(), account_id=account_id, region=region
+                )
+            except Exception as exc:  # noqa: BLE001 - API Gateway answers 500 to any integration failure
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"http-api-{api_id}", daemon=True)
+        worker.start()
+        worker.join(_timeout_s(api, route))
+        if worker.is_alive():
+            log.info("%s did not answer API %s in time; the invocation goes on", target, api_id)
+            return _json_response(*_UNAVAILABLE)
+        if "error" in outcome:
+            log.error("invoking %s for API %s failed: %s", target, api_id, outcome["error"])
             return _json_response(*_INTERNAL_ERROR)
+        result = outcome["result"]
         if result.function_error or result.status_code != 200:
             log.info(
                 "%s answered API %s with %s", target, api_id, result.function_error or result.status_code
@@ -165,6 +208,13 @@ def _lambda_target(api: Any, route: Any) -> str | None:
     integration = api.integrations.get(integration_id)
     found = _LAMBDA_ARN.search(integration.integration_uri or "") if integration else None
     return found.group(0) if found else None
+
+
+def _timeout_s(api: Any, route: Any) -> float:
+    """The route integration's ``TimeoutInMillis`` (50-30000 ms for HTTP APIs, default 30000), in seconds."""
+    integration = api.integrations.get((route.target or "").removeprefix("integrations/"))
+    millis = getattr(integration, "timeout_in_millis", None) or MAX_TIMEOUT_MS
+    return min(int(millis), MAX_TIMEOUT_MS) / 1000
 
 
 def _is_text(content_type: str) -> bool:

@@ -2,7 +2,13 @@
 
 One detached server process is shared by every notebook kernel. It writes ``server.json`` (pid, port,
 URL) into the state folder; a second start reuses a healthy server, a stale file is cleaned up, and a
-port held by another program gives a one-sentence error with the fix.
+port held by another program gives a one-sentence error with the fix. A server that stopped or
+crashed can be started again at once on the same port (the port check binds with SO_REUSEADDR, as
+the server does, so TIME_WAIT sockets of the previous one do not count).
+
+moto keeps everything in memory, so a new server starts with no file system at all: the EFS folders
+``<state>/efs/fs-<id>`` a previous server left behind belong to nothing and are removed at start
+(only folders of that layout; anything else in ``efs/`` is left alone, and links are never followed).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +35,7 @@ HOST = "127.0.0.1"
 SERVICE_NAME = "workshop-local-aws"
 HEALTH_PATH = "/_workshop/health"
 START_TIMEOUT_S = 60.0
+_FILE_SYSTEM_FOLDER = re.compile(r"^fs-[0-9a-f]{8,40}$")  # moto's (and EFS's) file system ids
 
 
 class LocalServerError(RuntimeError):
@@ -211,6 +220,27 @@ def _request_handler():
     return RequestHandler
 
 
+def remove_orphaned_efs(state_dir: Path) -> list[str]:
+    """Remove ``<state>/efs/fs-*`` folders of a previous server life; return their names."""
+    root = Path(state_dir) / "efs"
+    removed = []
+    if not root.is_dir() or root.is_symlink():
+        return removed
+    for entry in sorted(root.iterdir()):
+        if not _FILE_SYSTEM_FOLDER.match(entry.name):
+            continue
+        if entry.is_symlink():
+            entry.unlink()  # the link only, never what it points to
+        elif entry.is_dir():
+            shutil.rmtree(entry)  # rmtree does not follow links inside the tree
+        else:
+            continue
+        removed.append(entry.name)
+    if removed:
+        log.info("removed EFS folders of a previous server: %s", ", ".join(removed))
+    return removed
+
+
 def serve(port: int, state_dir: Path) -> None:
     """Run the server in the foreground until SIGTERM/SIGINT (what the detached process runs)."""
     from werkzeug.serving import make_server
@@ -219,6 +249,7 @@ def serve(port: int, state_dir: Path) -> None:
 
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    remove_orphaned_efs(state_dir)  # no file system exists yet in this server's moto
     url = f"http://{HOST}:{port}"
     app = create_app(state_dir, url)
     try:

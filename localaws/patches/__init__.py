@@ -10,6 +10,7 @@ import importlib
 
 MODULES = [
     "cloudformation",
+    "cloudformation_serial",
     "ec2",
     "efs",
     "s3",
