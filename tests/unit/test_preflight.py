@@ -179,3 +179,14 @@ def test_a_bad_provisioned_concurrency_setting_names_the_fix(monkeypatch):
     monkeypatch.setenv("WORKSHOP_PROVISIONED_CONCURRENCY", "one")
     with pytest.raises(ConfigError, match="set it to 0"):
         preflight.provisioned_concurrency()
+
+
+def test_iam_actions_are_simulated_on_this_prefixs_roles():
+    pattern = "arn:aws:iam::*:role/lambda-efs-*"
+    assert preflight._sample_resource(pattern, "123456789012", "us-east-1") == (
+        "arn:aws:iam::123456789012:role/lambda-efs-preflight"
+    )
+    assert preflight._sample_resource(pattern, "123456789012", "us-east-1", "alice") == (
+        "arn:aws:iam::123456789012:role/alice-preflight"
+    )
+    assert preflight._sample_resource("*", "1", "r") == "*"
