@@ -114,10 +114,15 @@ def _principal_arn(arn: str) -> str:
         return f"arn:{partition}:iam::{account}:role/{role}"
 
 
-def _sample_resource(resource: str, account: str, region: str) -> str:
-    """A concrete ARN matching a policy Resource pattern, to simulate an action against."""
+def _sample_resource(resource: str, account: str, region: str, prefix: str = "lambda-efs") -> str:
+    """A concrete ARN for a policy Resource pattern, with this workshop's prefix, to simulate an action against.
+
+    The file names resources ``lambda-efs-*``; with another WORKSHOP_PREFIX the workshop's resources are
+    ``<prefix>-*``, so that is what is simulated: an unedited policy then shows up as denied.
+    """
     if resource == "*":
         return "*"
+    resource = resource.replace("lambda-efs-", f"{prefix}-")
     parts = resource.split(":")
     if len(parts) >= 6:
         parts[3] = region if parts[3] == "*" else parts[3]
@@ -125,7 +130,7 @@ def _sample_resource(resource: str, account: str, region: str) -> str:
     return ":".join(parts).replace("*", "preflight")
 
 
-def permissions(caller_arn: str, account: str, region: str) -> dict:
+def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambda-efs") -> dict:
     """Simulate every action of the learner policy for the caller.
 
     Returns ``{"checked": bool, "denied": [...], "allowed": n, "unchecked": [...], "reason": str}``.
@@ -137,9 +142,8 @@ def permissions(caller_arn: str, account: str, region: str) -> dict:
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         resources = statement.get("Resource", "*")
-        resource = _sample_resource(
-            resources if isinstance(resources, str) else resources[0], account, region
-        )
+        pattern = resources if isinstance(resources, str) else resources[0]
+        resource = _sample_resource(pattern, account, region, prefix)
         for start in range(0, len(actions), _SIMULATE_BATCH):
             batch = actions[start : start + _SIMULATE_BATCH]
             if reason:
@@ -209,7 +213,7 @@ def run(cfg: Settings | None = None, echo=print) -> dict:
             echo(message)
         return {"skipped": message}
     who = identity()
-    perms = permissions(who["arn"], who["account"], who["region"])
+    perms = permissions(who["arn"], who["account"], who["region"], cfg.prefix)
     quota = concurrency()
     lines = [f"credentials: {who['arn']} in account {who['account']}, region {who['region']}"]
     if perms["denied"]:
