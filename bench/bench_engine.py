@@ -7,11 +7,16 @@ It prints and never asserts; the goals are those of the engine's issue:
 (a) a trivial handler's Init Duration next to a bare process doing the same spawn and imports
     (awslambdaric + the handler module), as a ratio (goal <= 1.10);
 (b) client round trip minus the REPORT's Duration for warm invocations, p50 and p99 (goal p50 <= 3 ms);
+    with its yardstick in the same run: the same boto3 client's round trip to a bare loopback WSGI
+    echo served the same way (werkzeug ``make_server``, threaded, the server's request handler class,
+    in a process of its own) that answers Invoke with a canned response. The engine's share is
+    (b) minus the echo (goal p50 <= 0.5 ms): what the engine adds beyond HTTP, WSGI and boto3;
 (c) 200 invocations by 16 threads over 4 environments: errors (goal 0) and throughput.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import json
@@ -24,7 +29,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from common import client, lambda_role, local_aws
+from common import client, free_port, lambda_role, local_aws
 
 from helpers.reports import report_from_log_result
 
@@ -62,6 +67,7 @@ def init_overhead(lam, name: str, task_root: Path) -> None:
     inits, bares = [], []
     for i in range(COLD_STARTS):
         lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"COLD": str(i)}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
         response = lam.invoke(FunctionName=name, LogType="Tail", Payload=b"{}")
         inits.append(report_from_log_result(response["LogResult"]).init_duration_ms)
         bares.append(_bare_init_ms(task_root))
@@ -72,19 +78,87 @@ def init_overhead(lam, name: str, task_root: Path) -> None:
     )
 
 
-def warm_overhead(lam, name: str) -> None:
+# The echo's answer: what the engine answers a warm trivial invocation with, minus the engine.
+_ECHO_LOG = base64.b64encode(
+    b"START RequestId: 0 Version: $LATEST\nEND RequestId: 0\nREPORT RequestId: 0\tDuration: 0.00 ms\t"
+    b"Billed Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 1 MB\n"
+).decode()
+
+
+def _echo_app(environ, start_response):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
+    body = b'{"pid": 1}'
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("X-Amz-Executed-Version", "$LATEST"),
+            ("x-amzn-RequestId", "0"),
+            ("X-Amz-Log-Result", _ECHO_LOG),
+        ],
+    )
+    return [body]
+
+
+def serve_echo(port: int) -> None:
+    """The yardstick server: served as ``localaws.server.serve`` serves the app, nothing behind it."""
+    from werkzeug.serving import make_server
+
+    from localaws import server
+
+    httpd = make_server(
+        server.HOST, port, _echo_app, threaded=True, request_handler=server._request_handler()
+    )
+    print("ready", flush=True)
+    httpd.serve_forever()
+
+
+def _round_trips(lam, name: str, count: int, *, minus_duration: bool) -> list[float]:
     lam.invoke(FunctionName=name, Payload=b"{}")
-    overheads = []
-    for _ in range(WARM_INVOCATIONS):
+    values = []
+    for _ in range(count):
         start = time.perf_counter()
         response = lam.invoke(FunctionName=name, LogType="Tail", Payload=b"{}")
         response["Payload"].read()
         elapsed = (time.perf_counter() - start) * 1000
-        overheads.append(elapsed - report_from_log_result(response["LogResult"]).duration_ms)
-    print(
-        f"(b) warm round trip minus Duration over {WARM_INVOCATIONS}: p50 {_percentile(overheads, 0.5):.2f} ms, "
-        f"p99 {_percentile(overheads, 0.99):.2f} ms (goal p50 <= 3 ms)"
+        duration = report_from_log_result(response["LogResult"]).duration_ms if minus_duration else 0.0
+        values.append(elapsed - duration)
+    return values
+
+
+def warm_overhead_and_yardstick(url: str, name: str) -> None:
+    """(b) and its echo, interleaved in rounds so that both see the same machine load."""
+    port = free_port()
+    echo = subprocess.Popen(
+        [sys.executable, __file__, "--echo-server", str(port)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
+    try:
+        assert echo.stdout.readline().strip() == "ready"
+        engine_client, echo_client = client(url), client(f"http://127.0.0.1:{port}")
+        overheads, echoes = [], []
+        rounds = 6
+        for _ in range(rounds):
+            overheads += _round_trips(engine_client, name, WARM_INVOCATIONS // rounds, minus_duration=True)
+            echoes += _round_trips(echo_client, name, WARM_INVOCATIONS // rounds, minus_duration=False)
+    finally:
+        echo.terminate()
+        echo.wait(10)
+    b50, b99 = _percentile(overheads, 0.5), _percentile(overheads, 0.99)
+    e50, e99 = _percentile(echoes, 0.5), _percentile(echoes, 0.99)
+    print(
+        f"(b) warm round trip minus Duration over {len(overheads)}: p50 {b50:.2f} ms, p99 {b99:.2f} ms "
+        "(goal p50 <= 3 ms)"
+    )
+    print(
+        f"    yardstick: the same client's round trip to a bare WSGI echo: p50 {e50:.2f} ms, p99 {e99:.2f} ms"
+    )
+    print(f"    engine share = (b) - echo: p50 {b50 - e50:.2f} ms (goal <= 0.5 ms p50)")
 
 
 def burst(url: str, name: str) -> None:
@@ -141,12 +215,19 @@ def main() -> None:
             Handler="app.handler",
             Code={"ZipFile": archive.getvalue()},
         )
+        lam.get_waiter("function_active_v2").wait(FunctionName="bench-trivial", WaiterConfig={"Delay": 0.1})
         task_root = state_dir / "lambda" / "code" / base64.b64decode(config["CodeSha256"]).hex()
         lam.invoke(FunctionName="bench-trivial", Payload=b"{}")  # extracts the code, warms the page cache
         init_overhead(lam, "bench-trivial", task_root)
-        warm_overhead(lam, "bench-trivial")
+        warm_overhead_and_yardstick(url, "bench-trivial")
         burst(url, "bench-trivial")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo_server:
+        serve_echo(args.echo_server)
+    else:
+        main()
