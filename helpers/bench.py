@@ -85,7 +85,8 @@ def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
     ``cold`` is True when this invocation waited for its environment's init: its REPORT has an Init
     Duration, or init ran past Lambda's 10 s cap (an ``INIT_REPORT ... Status: timeout``, or an on-demand
     first response without Init Duration) and was re-run inside the invocation, which ``init_in_duration``
-    marks: its Duration then includes the init. A provisioned environment's first response also carries
+    marks: its Duration then includes the init. An init that failed inside the invocation (an
+    ``INIT_REPORT ... Status: error``) was a cold start too, and the record has its error. A provisioned environment's first response also carries
     the init phases, but its init ran before the request arrived, so it is not cold.
     """
     payload = inv.payload if isinstance(inv.payload, dict) else {}
@@ -97,8 +98,8 @@ def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
     report = fields(inv.report)
     init_type = payload.get("init_type")
     first_response = inv.init is not None and init_type != "provisioned-concurrency"
-    timed_out_init = inv.init_report is not None and inv.init_report.timed_out
-    cold = report["init_ms"] is not None or timed_out_init or first_response
+    init_in_request = inv.init_report is not None  # an init that timed out (re-run here) or failed here
+    cold = report["init_ms"] is not None or init_in_request or first_response
     phases = init_phases(inv.init) if cold else {}
     total = (inv.init or {}).get("total_ms") if cold else None
     return {

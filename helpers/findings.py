@@ -207,7 +207,7 @@ def _noise_lines(s: Mapping[str, Mapping[str, float]]) -> list[str]:
     return ["- **Noise:** p90 within 1.5x the median in the warm and provisioned series: one run is enough."]
 
 
-def records_table(records: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+def records_table(records: Iterable[Mapping[str, Any]], columns: Sequence[str], digits: int = 1) -> str:
     """A Markdown table of ``columns`` of ``records`` (request ids shortened, None as a dash)."""
     rows = []
     for r in records:
@@ -218,7 +218,7 @@ def records_table(records: Iterable[Mapping[str, Any]], columns: Sequence[str]) 
                 value = f"{value[:8]}…"
             row[column] = value if value is not None else "–"
         rows.append(row)
-    return stats.to_markdown(rows, digits=1)
+    return stats.to_markdown(rows, digits=digits)
 
 
 def first_of_each(records: Iterable[Mapping[str, Any]]) -> str:
@@ -261,6 +261,36 @@ def init_table(init: Mapping[str, Any] | None, init_duration_ms: float | None = 
     if torch:
         text += f"\n\ntorch {torch.get('version', '?')} ({torch.get('build', '?')} build) imported from `{torch.get('from', '?')}`"
     return text
+
+
+def key_values(data: Mapping[str, Any], skip: Sequence[str] = ("ResponseMetadata",)) -> str:
+    """A nested dict as a two-column Markdown table (``a.b`` keys), long values shortened."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key not in skip:
+                    walk(f"{prefix}.{key}" if prefix else str(key), item)
+            return
+        text = value if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+        if isinstance(text, str) and len(text) > 70:
+            text = f"{text[:32]}…{text[-32:]}"
+        rows.append({"key": prefix, "value": text})
+
+    walk("", data)
+    return stats.to_markdown(rows, digits=1)
+
+
+def check_prediction(prediction: Any, measured: Any, why: str) -> str:
+    """An exercise's answer as Markdown: what was predicted, what the run measured, and why."""
+    if prediction is None:
+        verdict = "You made no prediction (set it in the cell above and run both cells again)."
+    elif prediction == measured:
+        verdict = f"You predicted **{prediction}**: right."
+    else:
+        verdict = f"You predicted **{prediction}**; the run says otherwise."
+    return f"{verdict} Measured: **{measured}**. {why}"
 
 
 def provisioned_cost_markdown(memory_mb: int, arch: str, environments: int) -> str:
@@ -313,24 +343,18 @@ def aws_expectations(records: Iterable[Mapping[str, Any]] | None = None) -> str:
     )
 
 
-# How the local engine says whether it scales CPU with MemorySize, in its INIT_START line (e.g.
-# "... cpu: 1.16 vCPU (scaled)" or "... cpu: not enforced"). Point this at the engine's wording.
-_CPU_NOT_ENFORCED = re.compile(r"cpu[^\n]*\b(not enforced|unscaled|off|disabled)\b", re.IGNORECASE)
-_CPU_ENFORCED = re.compile(r"cpu[^\n]*\b(scaled|enforced|quota)\b", re.IGNORECASE)
+# The local engine's INIT_START line names each guarantee of its sandbox; when CPU is scaled it says
+# "cpu: 1.16 vCPU (scaled with MemorySize)", and otherwise lists cpu among the guarantees not enforced.
+_CPU_SCALED = re.compile(r"\bcpu: [\d.]+ vCPU \(scaled with MemorySize\)")
 
 
-def cpu_scaling_enforced(init_start_lines: Iterable[str], backend: str | None = None) -> bool | None:
-    """Whether CPU scales with MemorySize where the function ran: True on AWS; locally what the
-    engine's INIT_START lines say (None when they do not say: treat as not enforced)."""
+def cpu_scaling_enforced(init_start_lines: Iterable[str], backend: str | None = None) -> bool:
+    """Whether CPU scales with MemorySize where the function ran: always on AWS; locally, when the
+    engine's INIT_START lines say so (a line without the note means it was not enforced)."""
     if (backend or load_settings().backend) == "aws":
         return True
-    answer = None
-    for line in init_start_lines:
-        if _CPU_NOT_ENFORCED.search(line):
-            return False
-        if _CPU_ENFORCED.search(line):
-            answer = True
-    return answer
+    lines = list(init_start_lines)
+    return bool(lines) and all(_CPU_SCALED.search(line) for line in lines)
 
 
 def init_start_lines(function_name: str, limit: int = 20) -> list[str]:

@@ -92,7 +92,8 @@ def invoke(
         parsed = raw.decode("utf-8", errors="replace")
     target = f"{function_name}:{qualifier}" if qualifier else function_name
     try:
-        init_report = (init_reports_in(tail.splitlines()) or [None])[0]
+        found = init_reports_in(tail.splitlines())
+        init_report = next((r for r in found if r.timed_out), found[0] if found else None)
     except ValueError:
         init_report = None
     return Invocation(

@@ -130,18 +130,30 @@ def verdict(rows: Sequence[Mapping[str, Any]], cpu_scaled: bool | None) -> str:
     """What the sweep says, in sentences built from it (Markdown)."""
     fastest = next(r for r in rows if "fastest" in r["mark"])
     cheapest = next(r for r in rows if "cheapest" in r["mark"])
-    spread = max(r["warm_duration_ms"] for r in rows) / min(r["warm_duration_ms"] for r in rows)
+    smallest, largest = rows[0], rows[-1]
+    trend = largest["warm_duration_ms"] / smallest["warm_duration_ms"]
+    moved = "fell" if trend < 0.8 else "rose" if trend > 1.25 else "hardly changed"
     text = (
         f"Fastest warm: **{fastest['memory_mb']} MB** ({ms(fastest['warm_duration_ms'])}). Cheapest on demand: "
         f"**{cheapest['memory_mb']} MB** ({usd(cheapest['on_demand_warm_per_1m'])} per million requests). "
-        f"Warm durations vary {spread:.1f}x across the sizes."
+        f"From {smallest['memory_mb']} to {largest['memory_mb']} MB the warm Duration {moved} "
+        f"(x{trend:.2f})."
     )
     if not cpu_scaled:
         text += (
-            " Where CPU scaling is not enforced (as here), every size gets the same cores, so durations hardly "
-            "change and the smallest size that fits the model is cheapest; on Lambda, CPU grows with memory "
-            "and the durations fall until PyTorch cannot use more cores."
+            " Where CPU scaling is not enforced (as here), every size gets the same cores, so durations should "
+            "hardly change and the smallest size that fits the model is cheapest; on Lambda, CPU grows with "
+            "memory."
         )
+    elif moved == "rose":
+        text += (
+            " More memory made it slower: a handler that runs more threads than it has whole vCPUs (2 threads "
+            "on 1.16 vCPU at 2048 MB) spends its CPU quota spinning in OpenMP's thread barriers. One thread per "
+            "whole vCPU, or `OMP_WAIT_POLICY=PASSIVE`, avoids it; rerun on a quiet machine before trusting "
+            "small differences."
+        )
+    elif moved == "fell":
+        text += " More memory bought more CPU, and PyTorch used it."
     return text
 
 

@@ -205,7 +205,24 @@ def test_caveats_say_where_cpu_scaling_is_not_enforced():
 
 
 def test_cpu_scaling_is_read_from_the_engines_init_start_line():
-    assert findings.cpu_scaling_enforced(["INIT_START Runtime Version: python3.12"], backend="local") is None
-    assert findings.cpu_scaling_enforced(["INIT_START ... cpu: 1.16 vCPU (scaled)"], backend="local") is True
-    assert findings.cpu_scaling_enforced(["INIT_START ... cpu: not enforced"], backend="local") is False
+    scaled = (
+        "INIT_START Runtime Version: python:3.11.local\tLocal Sandbox: on: every guarantee of the Lambda sandbox "
+        "is enforced\tLocal Runtime: runs as uid 1000; cpu: 1.16 vCPU (scaled with MemorySize); ..."
+    )
+    off = "INIT_START Runtime Version: python:3.11.local\tLocal Sandbox: on, but cpu, memory not enforced (no cgroup)"
+    assert findings.cpu_scaling_enforced([scaled], backend="local") is True
+    assert findings.cpu_scaling_enforced([scaled, off], backend="local") is False
+    assert findings.cpu_scaling_enforced(["INIT_START Runtime Version: python3.12"], backend="local") is False
+    assert findings.cpu_scaling_enforced([], backend="local") is False
     assert findings.cpu_scaling_enforced([], backend="aws") is True
+
+
+def test_key_values_flattens_nested_dicts_into_a_short_table():
+    text = findings.key_values({"a": {"b": 1.25, "c": "x" * 100}, "ResponseMetadata": {"RequestId": "r"}})
+    assert "| a.b | 1.2 |" in text and "RequestId" not in text and "…" in text
+
+
+def test_an_exercise_answer_says_what_was_predicted_and_measured():
+    assert "right" in findings.check_prediction(2, 2, "because")
+    assert "otherwise" in findings.check_prediction(1, 2, "because")
+    assert "no prediction" in findings.check_prediction(None, 2, "because")
