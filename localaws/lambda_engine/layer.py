@@ -26,9 +26,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from moto.awslambda.exceptions import LambdaClientError
+
 from localaws.lambda_engine import engine as engine_module
 from localaws.lambda_engine.engine import Engine
 from localaws.lambda_engine.errors import LambdaServiceError
+from localaws.patches import lambda_states
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +167,19 @@ class LambdaLayer:
 
     def _invoke(self, environ: dict, start_response: Callable, name: str, query: dict) -> Iterable[bytes]:
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        where = _where(environ)
+        payload = _invoke_body(environ, invocation_type)
+        try:
+            lambda_states.refuse_invoke_while_pending(name, query.get("Qualifier"), **where)
+        except LambdaClientError as exc:
+            raise LambdaServiceError(exc.code, exc.error_type, exc.message) from None
         result = self.engine.invoke(
             name,
             query.get("Qualifier"),
-            _invoke_body(environ, invocation_type),
+            payload,
             invocation_type=invocation_type,
             log_type=environ.get("HTTP_X_AMZ_LOG_TYPE", "None"),
-            **_where(environ),
+            **where,
         )
         too_large = response_size_error(result.payload)
         if too_large is not None:

@@ -13,14 +13,16 @@ once, so code that forgets to wait (``function_active_v2``, ``function_updated_v
   update is done (``Successful``); meanwhile another update or a PublishVersion fails with
   ``ResourceConflictException`` ("An update is in progress for resource: <arn>").
 - PublishVersion answers a new version in ``State: Pending``; it becomes ``Active`` once ready.
+- "Lambda does not invoke a function during pending state": Invoke of a ``Pending`` function or
+  version fails with ``ResourceConflictException`` (:func:`refuse_invoke_while_pending`, called by
+  the Lambda layer).
 
 Locally the windows last ``LOCALAWS_LAMBDA_STATE_SECONDS`` (default 0.2 s): long enough that the
 waiters really wait, short enough not to slow anything down. Only API calls go through these states:
 CloudFormation creates and updates functions inside the stack operation, and (as on AWS, where a
 resource is complete only once its function is ``Active``) they are ready when the stack is.
-Not emulated: an Invoke while ``Pending`` is served (AWS refuses it), and during ``InProgress``
-invocations already run the new configuration (AWS keeps running the previous one until the update
-is done).
+Not emulated: during ``InProgress`` invocations already run the new configuration (AWS keeps running
+the previous one until the update is done); an HTTP API in front of a ``Pending`` function invokes it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,26 @@ def _refuse_while_busy(fn: Any) -> None:
         raise ResourceConflictException(
             "The operation cannot be performed at this time. An update is in progress for resource: "
             f"{fn.function_arn}"
+        )
+
+
+def refuse_invoke_while_pending(
+    function_name: str, qualifier: str | None, account_id: str, region: str
+) -> None:
+    """ResourceConflictException if what Invoke names (function, version or alias) is still ``Pending``."""
+    from moto.awslambda.utils import get_backend
+
+    from localaws.lambda_engine.function_spec import split_name
+
+    name, qualifier = split_name(function_name, qualifier)
+    try:
+        fn = get_backend(account_id, region).get_function(name, qualifier)
+    except LambdaClientError:
+        return  # the engine answers ResourceNotFoundException
+    if fn is not None and _pending(fn):
+        raise ResourceConflictException(
+            "The operation cannot be performed at this time. The function is currently in the following "
+            "state: Pending"
         )
 
 

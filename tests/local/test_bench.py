@@ -59,6 +59,9 @@ def fast_function(local_aws):
     )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     version = lam.publish_version(FunctionName=name)["Version"]
+    lam.get_waiter("published_version_active").wait(
+        FunctionName=name, Qualifier=version, WaiterConfig={"Delay": 0.1}
+    )
     lam.create_alias(FunctionName=name, Name="on-demand", FunctionVersion=version)
     lam.create_alias(FunctionName=name, Name="provisioned", FunctionVersion=version)
     lam.put_provisioned_concurrency_config(

@@ -89,6 +89,20 @@ def test_an_update_is_in_progress_then_successful_and_a_second_update_needs_the_
     assert lam.get_function_configuration(FunctionName=name)["Environment"] == {"Variables": {"A": "1"}}
 
 
+def test_a_pending_function_or_version_is_not_invoked(slow_states):
+    lam = slow_states.client("lambda")
+    name, _ = _create(slow_states)
+    message = _conflict(lambda: lam.invoke(FunctionName=name, Payload=b"{}"))
+    assert message.endswith("The function is currently in the following state: Pending")
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    _conflict(lambda: lam.invoke(FunctionName=name, Qualifier="live", Payload=b"{}"))
+    lam.get_waiter("published_version_active").wait(FunctionName=name, Qualifier=version, WaiterConfig=FAST)
+    assert lam.invoke(FunctionName=name, Qualifier="live", Payload=b"{}")["StatusCode"] == 200
+
+
 def test_a_new_version_is_pending_until_ready(slow_states):
     lam = slow_states.client("lambda")
     name, _ = _create(slow_states)
