@@ -108,9 +108,15 @@ class Engine(ProvisionedConcurrency):
         region: str,
         invocation_type: str = "RequestResponse",
         log_type: str = "None",
+        client_context: str | None = None,
     ) -> InvokeResult:
-        """Run the function as Invoke does; LambdaServiceError for what Lambda answers with an error."""
-        spec = resolve(function_name, qualifier, account_id=account_id, region=region)
+        """Run the function as Invoke does; LambdaServiceError for what Lambda answers with an error.
+
+        ``client_context`` is Invoke's ``X-Amz-Client-Context`` (base64 JSON, at most 3583 bytes:
+        https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), handed to the runtime decoded.
+        """
+        spec = resolve(function_name, qualifier, account_id=account_id, region=region, route=True)
+        context = _client_context(client_context)
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise LambdaServiceError(
                 413,
@@ -128,13 +134,15 @@ class Engine(ProvisionedConcurrency):
         if invocation_type == "DryRun":
             return InvokeResult(204, b"", None, spec.version, None, request_id)
         if invocation_type == "Event":
-            threading.Thread(target=self._run_event, args=(spec, payload, request_id), daemon=True).start()
+            threading.Thread(
+                target=self._run_event, args=(spec, payload, request_id, context), daemon=True
+            ).start()
             return InvokeResult(202, b"", None, spec.version, None, request_id)
         if invocation_type != "RequestResponse":
             raise errors.invalid_parameter(
                 f"Invalid InvocationType {invocation_type!r}: use RequestResponse, Event or DryRun."
             )
-        outcome = self._execute(spec, payload, request_id)
+        outcome = self._execute(spec, payload, request_id, context)
         log_result = (
             base64.b64encode(tail(outcome.log_lines).encode()).decode() if log_type == "Tail" else None
         )
@@ -142,16 +150,18 @@ class Engine(ProvisionedConcurrency):
             200, outcome.payload, outcome.function_error, spec.version, log_result, request_id
         )
 
-    def _run_event(self, spec: FunctionSpec, payload: bytes, request_id: str) -> None:
+    def _run_event(self, spec: FunctionSpec, payload: bytes, request_id: str, context: str | None) -> None:
         try:
-            self._execute(spec, payload, request_id)
+            self._execute(spec, payload, request_id, context)
         except LambdaServiceError as exc:
             log.warning("asynchronous invocation of %s dropped: %s", spec.name, exc.message)
 
-    def _execute(self, spec: FunctionSpec, payload: bytes, request_id: str) -> Outcome:
+    def _execute(
+        self, spec: FunctionSpec, payload: bytes, request_id: str, context: str | None = None
+    ) -> Outcome:
         env = self._acquire(spec)
         try:
-            return env.run(request_id, payload)
+            return env.run(request_id, payload, invoked_arn=spec.invoked_arn, client_context=context)
         finally:
             self._release(env)
 
@@ -192,7 +202,11 @@ class Engine(ProvisionedConcurrency):
     def _spawn(self, spec: FunctionSpec, *, provisioned: bool) -> Environment:
         """A new environment (call with the lock held); busy unless provisioned."""
         efs = mounts.local_mounts(
-            spec.file_systems, state_dir=self.state_dir, account_id=spec.account_id, region=spec.region
+            spec.file_systems,
+            state_dir=self.state_dir,
+            account_id=spec.account_id,
+            region=spec.region,
+            role_arn=spec.role,
         )
         task_root = self._code.task_root(spec.code_sha256, spec.code_bytes)
         if self.sandbox.enabled:
@@ -282,8 +296,9 @@ class Engine(ProvisionedConcurrency):
                     self._provisioned.pop(record.key, None)
                 doomed += [e for e in envs if self._owner.get(e.id) == record.key]
                 continue
-            if spec.key != record.spec_key:
+            if spec.key != record.spec_key:  # the alias moved, or the version changed: allocate anew
                 record.spec_key, record.failure = spec.key, None
+            doomed += [e for e in envs if self._owner.get(e.id) == record.key and e.spec.key != spec.key]
             live = [e for e in envs if self._owner.get(e.id) == record.key and e.alive and e not in doomed]
             if len(live) < record.requested:
                 self._start_provisioning(record)
@@ -323,6 +338,24 @@ class Engine(ProvisionedConcurrency):
         self._wake.set()
         for env in envs:
             env.stop()
+
+
+def _client_context(header: str | None) -> str | None:
+    """The JSON of Invoke's base64 ``X-Amz-Client-Context``; InvalidRequestContentException if it is not."""
+    if not header:
+        return None
+    if len(header) > 3583:
+        raise errors.invalid_parameter("Client context must be 3583 bytes or less (base64 encoded).")
+    try:
+        text = base64.b64decode(header, validate=True).decode()
+        json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LambdaServiceError(
+            400,
+            "InvalidRequestContentException",
+            "Client context must be a valid Base64-encoded JSON object.",
+        ) from exc
+    return text
 
 
 def _layer_code(spec: FunctionSpec) -> list[tuple[str, bytes]]:

@@ -79,28 +79,42 @@ class Environment:
         self.group = launch.group  # the sandbox's cgroups, or None
         self._idle_lock = threading.Lock()  # orders freezing on /next against delivering an invocation
         self._api = RuntimeAPIServer(self, callers=self._own_pids if check_callers else None)
-        env = dict(launch.env)
-        env.update(
-            {
-                "AWS_LAMBDA_RUNTIME_API": self._api.address,
-                "AWS_LAMBDA_LOG_STREAM_NAME": self.stream.name,
-                "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
-            }
-        )
+        self._launch = launch
+        self._env = {
+            **launch.env,
+            "AWS_LAMBDA_RUNTIME_API": self._api.address,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream.name,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
+        }
+        self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
+        self._superseded: set[int] = set()
+        self._start_process()
+        self._log([logs.init_start_line(spec.region, sandbox_summary, launch.notes)])
+
+    def _start_process(self) -> None:
+        """Spawn the runtime; its output is read by a thread of its own, which settles only for it."""
         self._spawned = time.perf_counter()
         self.process = subprocess.Popen(
-            launch.command,
-            cwd=launch.cwd,
-            env=env,
-            preexec_fn=launch.preexec,
+            self._launch.command,
+            cwd=self._launch.cwd,
+            env=self._env,
+            preexec_fn=self._launch.preexec,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
-        self._log([logs.init_start_line(spec.region, sandbox_summary, launch.notes)])
-        threading.Thread(target=self._read_output, name=f"lambda-env-{self.id}", daemon=True).start()
+        threading.Thread(
+            target=self._read_output, args=(self.process,), name=f"lambda-env-{self.id}", daemon=True
+        ).start()
+
+    def _restart(self) -> None:
+        """End the process and start it again (an on-demand init past 10 s is re-run, as on AWS)."""
+        self._superseded.add(self.process.pid)  # before the kill: its reader must not settle for it
+        self._kill_group()
+        self._settled.clear()
+        self.init_duration_ms, self.init_error = None, None
+        self._start_process()
 
     # --- state -------------------------------------------------------------------------------------
 
@@ -135,6 +149,11 @@ class Environment:
                 "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
                 "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
                 "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+                **(
+                    {"Lambda-Runtime-Client-Context": invocation.client_context}
+                    if invocation.client_context
+                    else {}
+                ),
                 "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
             },
         )
@@ -159,36 +178,41 @@ class Environment:
     def _own_pids(self) -> list[int]:
         return memory.tree(self.process.pid)
 
-    def _read_output(self) -> None:
-        fd = self.process.stdout.fileno()
+    def _read_output(self, process: subprocess.Popen) -> None:
+        fd = process.stdout.fileno()
         while True:
             readable, _, _ = select.select([fd], [], [], 1.0)
             if not readable:
-                if self.process.poll() is not None:  # exited, but a descendant holds the pipe
+                if process.poll() is not None:  # exited, but a descendant holds the pipe
                     break
                 continue
-            if not self._drain():
+            if not self._drain(process):
                 break
-        self._drain()
-        self.exit_code = self.process.wait()
-        self._kill_group()
+        self._drain(process)
+        code = process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with self._out_lock:
+            process.stdout.close()
+        if process.pid in self._superseded:  # replaced by a restart: it settles nothing
+            return
+        self.exit_code = code
         if self.group is not None:
             if self.group.oom_kills():
                 self.over_memory = True  # the kernel ended it at the cgroup's limit
             self.group.remove()
-        with self._out_lock:
-            self.process.stdout.close()
         self._settled.set()
         current = self._current
         if current is not None:
             current.settle("exit")
 
-    def _drain(self) -> bool:
+    def _drain(self, process: subprocess.Popen | None = None) -> bool:
         """Read what the pipe holds into the log; False at end of file. Safe from any thread."""
+        process = process or self.process
         with self._out_lock:
-            if self.process.stdout.closed:
+            if process.stdout.closed:
                 return False
-            fd = self.process.stdout.fileno()
+            fd = process.stdout.fileno()
             pending = array.array("i", [0])
             fcntl.ioctl(fd, termios.FIONREAD, pending, True)
             if not pending[0]:
@@ -240,26 +264,46 @@ class Environment:
 
     # --- invocation --------------------------------------------------------------------------------
 
-    def run(self, request_id: str, payload: bytes) -> Outcome:
-        """Run one invocation (waiting for init if needed); writes START, output, END and REPORT."""
+    def run(
+        self,
+        request_id: str,
+        payload: bytes,
+        *,
+        invoked_arn: str | None = None,
+        client_context: str | None = None,
+    ) -> Outcome:
+        """Run one invocation (waiting for init if needed); writes START, output, END and REPORT.
+
+        An on-demand init that has not finished after 10 s is reported (``INIT_REPORT ... Status:
+        timeout``) and run again inside this invocation, under the function timeout; its time is then
+        part of Duration and the REPORT has no Init Duration, as AWS documents:
+        https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-ib
+        """
         spec = self.spec
         first = self._invocations == 0
         self._invocations += 1
-        cap = PROVISIONED_INIT_CAP_S if self.provisioned else INIT_CAP_S
-        if not self._settled.wait(cap) and not self.provisioned:
-            self._settled.wait(spec.timeout_s)  # init goes on inside the invocation, as on AWS
+        init_ms, carried_ms = None, 0.0
+        if self.provisioned:
+            self._settled.wait(PROVISIONED_INIT_CAP_S)
+        elif not self._settled.wait(INIT_CAP_S):
+            timed_out = f"INIT_REPORT Init Duration: {INIT_CAP_S * 1000:.2f} ms\tPhase: init\tStatus: timeout"
+            self._init_lines.append(timed_out)
+            self.stream.write([timed_out])
+            self._restart()
+            self._settled.wait(spec.timeout_s)
+            if self.init_duration_ms is not None:
+                carried_ms = self.init_duration_ms
+        elif first:
+            init_ms = self.init_duration_ms
         if self.init_duration_ms is None or self.exit_code is not None:
             return self._failed_init(request_id)
-        init_ms = self.init_duration_ms if first and not self.provisioned else None
-        carried_ms = 0.0
-        if init_ms is not None and init_ms > INIT_CAP_S * 1000:
-            carried_ms, init_ms = init_ms, None
         budget_s = spec.timeout_s - carried_ms / 1000
         invocation = Invocation(
             request_id=request_id,
             payload=payload,
             deadline_ms=int((time.time() + budget_s) * 1000),
-            invoked_arn=spec.invoked_arn,
+            invoked_arn=invoked_arn or spec.invoked_arn,
+            client_context=client_context,
         )
         start = logs.start_line(request_id, spec.version)
         self.stream.write([start])
@@ -270,6 +314,7 @@ class Environment:
                 self.group.thaw()
         finished = invocation.done.wait(max(0.0, budget_s))
         if not finished and invocation.settle("timeout"):
+            self.retired = True  # never handed another invocation, even before its exit is seen
             self._kill_group()
         self._drain()
         self._current = None

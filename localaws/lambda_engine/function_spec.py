@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class FunctionSpec:
     variables: dict[str, str]
     file_systems: list[dict[str, str]]
     reserved_concurrency: int | None
+    role: str
     ephemeral_storage_mb: int
     architectures: list[str]
     layers: list[str]  # layer version ARNs, in order
@@ -64,12 +66,39 @@ def split_name(function_name: str, qualifier: str | None) -> tuple[str, str | No
     return name, qualifier or suffix or None
 
 
-def resolve(function_name: str, qualifier: str | None, *, account_id: str, region: str) -> FunctionSpec:
-    """The spec of what ``Invoke(function_name, qualifier)`` runs; ResourceNotFoundException if nothing."""
+def routed_version(backend, name: str, qualifier: str | None) -> str | None:
+    """The version a weighted alias sends this invocation to, or None when the alias's own version runs.
+
+    ``RoutingConfig.AdditionalVersionWeights`` ``{"2": 0.1}`` sends 10 % of invocations to version 2:
+    https://docs.aws.amazon.com/lambda/latest/dg/configuring-alias-routing.html
+    """
+    if not qualifier or qualifier == "$LATEST" or qualifier.isdigit():
+        return None
+    try:
+        alias = backend.get_alias(qualifier, name)
+    except LambdaClientError:
+        return None
+    weights = ((alias.routing_config or {}).get("AdditionalVersionWeights") or {}).items()
+    draw = random.random()
+    for version, weight in weights:
+        draw -= float(weight)
+        if draw < 0:
+            return str(version)
+    return None
+
+
+def resolve(
+    function_name: str, qualifier: str | None, *, account_id: str, region: str, route: bool = False
+) -> FunctionSpec:
+    """The spec of what ``Invoke(function_name, qualifier)`` runs; ResourceNotFoundException if nothing.
+
+    With ``route``, a weighted alias picks its version for this invocation (see :func:`routed_version`).
+    """
     name, qualifier = split_name(function_name, qualifier)
     backend = get_backend(account_id, region)
     try:
-        fn = backend.get_function(name, qualifier)
+        routed = routed_version(backend, name, qualifier) if route else None
+        fn = backend.get_function(name, routed or qualifier)
         latest = backend.get_function(name)
     except LambdaClientError as exc:
         raise not_found(exc.message if hasattr(exc, "message") else str(exc)) from exc
@@ -97,6 +126,7 @@ def resolve(function_name: str, qualifier: str | None, *, account_id: str, regio
         variables=dict(fn.environment_vars or {}),
         file_systems=[dict(c) for c in getattr(fn, "file_system_configs", None) or []],
         reserved_concurrency=None if reserved is None else int(reserved),
+        role=fn.role or "",
         ephemeral_storage_mb=int(getattr(fn, "ephemeral_storage", None) or 512),
         architectures=list(getattr(fn, "architectures", None) or ["x86_64"]),
         layers=[layer["Arn"] for layer in getattr(fn, "layers", None) or [] if layer.get("Arn")],

@@ -24,6 +24,7 @@ class Invocation:
     payload: bytes
     deadline_ms: int
     invoked_arn: str
+    client_context: str | None = None  # the JSON the caller sent (base64-decoded)
     lines: list[str] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0

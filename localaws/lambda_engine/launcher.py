@@ -60,6 +60,7 @@ def sandboxed(
         task_root=task_root,
         opt_dir=opt_dir,
         efs={m.path: m.folder for m in efs},
+        efs_read_only={m.path for m in efs if m.read_only},
         posix_users=[m.posix_user for m in efs],
         tmp_mb=spec.ephemeral_storage_mb,
         memory_mb=spec.memory_mb,

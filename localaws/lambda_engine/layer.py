@@ -179,6 +179,7 @@ class LambdaLayer:
             payload,
             invocation_type=invocation_type,
             log_type=environ.get("HTTP_X_AMZ_LOG_TYPE", "None"),
+            client_context=environ.get("HTTP_X_AMZ_CLIENT_CONTEXT"),
             **where,
         )
         too_large = response_size_error(result.payload)

@@ -167,6 +167,9 @@ class ProvisionedConcurrency:
                     self._retire(failed)
         except LambdaServiceError as exc:
             record.failure = exc.message
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: FAILED with a reason, never IN_PROGRESS forever
+            log.exception("provisioning %s:%s", record.name, record.qualifier)
+            record.failure = f"FUNCTION_ERROR_INIT_FAILURE: could not start an environment: {exc}"
         finally:
             record.provisioning = False
 

@@ -303,3 +303,26 @@ def test_the_fallback_runs_host_processes_and_says_what_it_does_not_enforce(unsa
         assert guarantee in init_start
     assert seen["uid"] == os.geteuid() and seen["visible"][str(REPO)]
     assert server.health(unsandboxed.url) is not None
+
+
+def test_a_file_system_policy_without_client_write_mounts_read_only(local_aws, tmp_path):
+    code = (
+        "def handler(event, context):\n"
+        "    try:\n        open('/mnt/ml/x.txt', 'w')\n    except OSError as exc:\n        return exc.strerror\n"
+        "    return 'written'\n"
+    )
+    name, folder = efs_function(local_aws, code)
+    fs_id = folder.parent.name
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "elasticfilesystem:ClientMount",
+                "Resource": "*",
+            }
+        ],
+    }
+    local_aws.client("efs").put_file_system_policy(FileSystemId=fs_id, Policy=json.dumps(policy))
+    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1] == "Read-only file system"

@@ -153,6 +153,7 @@ class Sandbox:
         opt_dir: Path | None,
         efs: dict[str, Path],
         posix_users: list[dict],
+        efs_read_only: set[str] | frozenset[str] = frozenset(),
         tmp_mb: int,
         memory_mb: int,
         runtime_name: str,
@@ -170,6 +171,7 @@ class Sandbox:
             lang_prefix=runtime.lang_prefix(),
             lang_masks=runtime.lang_masks(),
             efs=efs,
+            efs_read_only=efs_read_only,
             tmp_mb=tmp_mb,
         )
         who = identity.for_access_points(posix_users)

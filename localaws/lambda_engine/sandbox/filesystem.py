@@ -8,8 +8,8 @@ In its own mount namespace, on an empty tmpfs that becomes its root (read-only o
   ``/var/runtime``: the runtime client and boto3 (see :mod:`.runtime`), both read-only;
 - ``/tmp``: a private tmpfs of ``EphemeralStorage`` MB, empty at each cold start (a write past it
   fails with ENOSPC);
-- each ``FileSystemConfigs`` entry: its access point's folder bind-mounted read-write at its
-  ``LocalMountPath``, so hard-coded paths such as ``/mnt/ml`` work and nothing reaches the host's ``/mnt``;
+- each ``FileSystemConfigs`` entry: its access point's folder bind-mounted at its ``LocalMountPath``
+  (read-only where the file-system policy denies the role ``ClientWrite``), so hard-coded paths such as ``/mnt/ml`` work and nothing reaches the host's ``/mnt``;
 - the system folders (``/usr`` and the ``/bin``, ``/lib`` links), a few ``/etc`` files (name
   resolution, the dynamic linker's cache, CA certificates, and a passwd naming the sandbox user) and
   the ``/dev`` nodes Lambda has (null, zero, full, random, urandom; no ``/dev/shm``, as on Lambda);
@@ -77,6 +77,7 @@ def plan(
     lang_masks: list[str],
     efs: dict[str, Path],
     tmp_mb: int,
+    efs_read_only: set[str] | frozenset[str] = frozenset(),
 ) -> list[Mount]:
     """The mounts that make an environment's root, in order (parents before children)."""
     steps: list[Mount] = []
@@ -109,7 +110,7 @@ def plan(
     steps.append(Mount("/tmp", "tmpfs", read_only=False, data=f"size={int(tmp_mb)}m,mode=1777"))
     steps.append(Mount("/proc", "dir"))
     for mount_path, folder in sorted(efs.items()):
-        steps.append(Mount(mount_path, "bind", str(folder), read_only=False))
+        steps.append(Mount(mount_path, "bind", str(folder), read_only=mount_path in efs_read_only))
     return steps
 
 
