@@ -19,7 +19,8 @@ API Gateway's limits (https://docs.aws.amazon.com/apigateway/latest/developergui
 a request body above 10 MB is answered 413 ``{"message":"Request Entity Too Large"}`` from its
 Content-Length, its body drained a chunk at a time and never held in memory; an integration that does
 not answer within its ``TimeoutInMillis`` (default and maximum 30 s) is answered 503
-``{"message":"Service Unavailable"}`` while the invocation runs on, as on AWS.
+``{"message":"Service Unavailable"}`` while the invocation runs on, as on AWS; a function response
+over Lambda's 6 MB limit is a function error, so 500 ``{"message":"Internal Server Error"}``.
 
 Only ``$default`` stages are served (what quick create makes). API Gateway's request authorisation
 (the function's resource policy) is not checked.
@@ -43,7 +44,7 @@ from typing import Any
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from localaws.lambda_engine.layer import drain
+from localaws.lambda_engine.layer import drain, response_size_error
 from localaws.patches import apigatewayv2
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,9 @@ class HttpApiLayer:
             log.error("invoking %s for API %s failed: %s", target, api_id, outcome["error"])
             return _json_response(*_INTERNAL_ERROR)
         result = outcome["result"]
+        if response_size_error(result.payload) is not None:  # Lambda's Function.ResponseSizeTooLarge
+            log.info("%s answered API %s with a response over Lambda's limit", target, api_id)
+            return _json_response(*_INTERNAL_ERROR)
         if result.function_error or result.status_code != 200:
             log.info(
                 "%s answered API %s with %s", target, api_id, result.function_error or result.status_code

@@ -68,28 +68,50 @@ def test_a_200_mb_body_is_refused_without_raising_server_memory(http_stack, loca
     assert fetch(http_stack["Endpoint"] + "/plain")[0] == 200  # and it still serves
 
 
-@pytest.fixture
-def slow_api(local_aws):
-    """An HTTP API whose function answers after 3 s, with a 1 s integration timeout."""
+def _api_in_front_of(local_aws, code: str, timeout_ms: int | None = None):
+    """(endpoint, cleanup) of an HTTP API quick-created in front of a new function running ``code``."""
     lam, apis = local_aws.client("lambda"), local_aws.client("apigatewayv2")
-    name = f"http-slow-{uuid.uuid4().hex[:8]}"
+    name = f"http-limits-{uuid.uuid4().hex[:8]}"
     arn = lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Handler="app.handler",
         Role=local_aws.lambda_role(),
-        Code={"ZipFile": lambda_zip(SLEEPER)},
+        Code={"ZipFile": lambda_zip(code)},
         Timeout=10,
+        MemorySize=512,
     )["FunctionArn"]
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     api = apis.create_api(Name=name, ProtocolType="HTTP", Target=arn)
-    [integration] = apis.get_integrations(ApiId=api["ApiId"])["Items"]
-    apis.update_integration(
-        ApiId=api["ApiId"], IntegrationId=integration["IntegrationId"], TimeoutInMillis=1000
-    )
-    yield api["ApiEndpoint"]
-    apis.delete_api(ApiId=api["ApiId"])
-    lam.delete_function(FunctionName=name)
+    if timeout_ms:
+        [integration] = apis.get_integrations(ApiId=api["ApiId"])["Items"]
+        apis.update_integration(
+            ApiId=api["ApiId"], IntegrationId=integration["IntegrationId"], TimeoutInMillis=timeout_ms
+        )
+
+    def cleanup() -> None:
+        apis.delete_api(ApiId=api["ApiId"])
+        lam.delete_function(FunctionName=name)
+
+    return api["ApiEndpoint"], cleanup
+
+
+@pytest.fixture
+def slow_api(local_aws):
+    """An HTTP API whose function answers after 3 s, with a 1 s integration timeout."""
+    endpoint, cleanup = _api_in_front_of(local_aws, SLEEPER, timeout_ms=1000)
+    yield endpoint
+    cleanup()
+
+
+def test_a_function_response_over_6_mb_is_500_internal_server_error(local_aws):
+    code = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'x' * 6_300_000}\n"
+    endpoint, cleanup = _api_in_front_of(local_aws, code)
+    try:
+        status, _, body = fetch(endpoint + "/")
+        assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    finally:
+        cleanup()
 
 
 def test_an_integration_past_its_timeout_is_503_service_unavailable(slow_api):
