@@ -32,7 +32,6 @@ from moto.awslambda.utils import get_backend
 
 from localaws.lambda_engine import errors, launcher, mounts
 from localaws.lambda_engine.environment import (
-    MARKER_VARIABLE,
     Environment,
     Outcome,
 )
@@ -217,7 +216,6 @@ class Engine(ProvisionedConcurrency):
             )  # fmt: skip
         else:
             launch = launcher.on_host(spec, task_root=task_root, efs=efs, url=self.url)
-        launch.env[MARKER_VARIABLE] = str(self.state_dir)
         env = Environment(
             spec,
             launch=launch,

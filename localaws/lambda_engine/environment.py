@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 INIT_CAP_S = 10.0  # Lambda's on-demand init limit
 PROVISIONED_INIT_CAP_S = 900.0  # Provisioned Concurrency init may take up to 15 minutes
-MARKER_VARIABLE = "_LOCALAWS_SERVER"  # in every environment: the state folder of its server
 
 
 class Environment:

@@ -24,8 +24,6 @@ from botocore.exceptions import ClientError
 from helpers.reports import Report, parse_report, report_from_log_result
 from tests.conftest import lambda_zip
 
-MARKER = "_LOCALAWS_SERVER"
-
 ECHO = """
 import os
 
@@ -97,11 +95,18 @@ def _live_with(variable: bytes) -> list[int]:
     return pids
 
 
+_URLS: dict[Path, str] = {}  # state folder -> its server's URL, remembered past the server's end
+
+
 def environment_pids(state_dir: Path) -> list[int]:
-    """One process per live environment started by the server of ``state_dir``: the leader of its
-    process group (in the sandbox the runtime runs under util-linux unshare, in the same group)."""
+    """One process per live environment of the server of ``state_dir``: those whose AWS_ENDPOINT_URL is
+    that server's, each the leader of its process group (in the sandbox the runtime runs under util-linux
+    unshare, in the same group)."""
+    folder = Path(state_dir).resolve()
+    if folder not in _URLS:
+        _URLS[folder] = json.loads((folder / "server.json").read_text())["url"]
     leaders = []
-    for pid in _live_with(f"{MARKER}={Path(state_dir).resolve()}".encode()):
+    for pid in _live_with(f"AWS_ENDPOINT_URL={_URLS[folder]}".encode()):
         try:
             if os.getpgid(pid) == pid:
                 leaders.append(pid)
