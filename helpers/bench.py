@@ -7,10 +7,10 @@ records as CSV and JSON with the parameters, the backend, the date and the machi
 
 A forced cold start changes an environment variable on ``$LATEST`` and publishes a new version, then
 invokes that version once: a version that has never run has no environment yet, on AWS and on the
-local backend alike. The provisioned burst runs on such a fresh version too, with its own alias and
-Provisioned Concurrency, so that the requests beyond the provisioned environments find no idle
-on-demand environment left by earlier traffic: they spill over and start one, as a burst does in
-production. Those versions are deleted and the configuration restored afterwards.
+local backend alike. Both bursts run on such fresh versions too (the provisioned one with its own
+alias and Provisioned Concurrency), so that no idle environment left by earlier traffic absorbs them:
+every on-demand request, and every request beyond the provisioned environments, starts one, as a
+burst does in production after a quiet spell. Those versions are deleted and the configuration restored afterwards.
 """
 
 from __future__ import annotations
@@ -301,6 +301,19 @@ def burst(
         return list(pool.map(one, range(concurrency)))
 
 
+def on_demand_burst(
+    function_name: str,
+    concurrency: int,
+    payload: Any,
+    versions: FreshVersions,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """A burst on a fresh version without Provisioned Concurrency: no environment exists, so each of
+    the ``concurrency`` requests starts one (what a quiet function meets when traffic jumps)."""
+    version = versions.publish("on-demand burst")
+    return burst(function_name, version, concurrency, "burst-on-demand", payload, progress)
+
+
 def provisioned_burst(
     function_name: str,
     concurrency: int,
@@ -318,10 +331,13 @@ def provisioned_burst(
     version = versions.publish("provisioned burst")
     lam.create_alias(FunctionName=function_name, Name=BURST_ALIAS, FunctionVersion=version)
     try:
-        lam.put_provisioned_concurrency_config(
-            FunctionName=function_name, Qualifier=BURST_ALIAS, ProvisionedConcurrentExecutions=environments
-        )
-        wait_provisioned_ready(function_name, BURST_ALIAS, timeout=900, progress=False)
+        if environments > 0:  # 0 (no room for Provisioned Concurrency in the account): every request spills
+            lam.put_provisioned_concurrency_config(
+                FunctionName=function_name,
+                Qualifier=BURST_ALIAS,
+                ProvisionedConcurrentExecutions=environments,
+            )
+            wait_provisioned_ready(function_name, BURST_ALIAS, timeout=900, progress=False)
         return burst(function_name, BURST_ALIAS, concurrency, "burst-provisioned", payload, progress)
     finally:
         try:
@@ -350,10 +366,8 @@ def run(
             payload,
             progress=progress,
         )
-        records += burst(
-            function_name, params.on_demand_alias, params.burst, "burst-on-demand", payload, progress
-        )
         with FreshVersions(function_name) as versions:
+            records += on_demand_burst(function_name, params.burst, payload, versions, progress)
             records += provisioned_burst(
                 function_name, params.burst, params.burst_environments, payload, versions, progress
             )

@@ -136,9 +136,14 @@ def _burst_lines(ok: Sequence[Mapping[str, Any]], environments: int) -> list[str
     on_demand = [r for r in ok if r["scenario"] == "burst-on-demand"]
     if on_demand:
         started = sum(1 for r in on_demand if r.get("cold"))
+        text = (
+            f"- **On-demand burst:** {len(on_demand)} requests at once on a fresh version: {started} started "
+            "a new environment (cold)"
+        )
+        if started < len(on_demand):
+            text += f", {len(on_demand) - started} found one that an earlier request of the burst had freed"
         lines.append(
-            f"- **On-demand burst:** of {len(on_demand)} requests released at once, {started} started a new "
-            "environment (cold); the others found an idle one left by the warm series."
+            text + ". Without Provisioned Concurrency a burst pays one cold start per new environment."
         )
     bursts = [r for r in ok if r["scenario"] == "burst-provisioned"]
     if not bursts:
@@ -147,7 +152,7 @@ def _burst_lines(ok: Sequence[Mapping[str, Any]], environments: int) -> list[str
     spill_cold = sum(1 for r in spill if r.get("cold"))
     text = (
         f"- **Provisioned burst:** {len(bursts)} requests at once on a fresh version with {environments} "
-        f"provisioned environment(s): {len(bursts) - len(spill)} were served provisioned, {len(spill)} spilled "
+        f"provisioned environment(s): provisioned served {len(bursts) - len(spill)}, {len(spill)} spilled "
         f"over to on-demand and {spill_cold} of those paid a cold start"
     )
     if len(bursts) > environments and not spill_cold:

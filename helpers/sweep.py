@@ -18,11 +18,12 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from helpers import bench, cost, stats
 from helpers.findings import ms, usd
 from helpers.invoke import invoke
-from helpers.plot_style import SCENARIO_COLOURS, STYLE, finish
+from helpers.plot_style import MS_FORMAT, SCENARIO_COLOURS, STYLE, finish
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,9 @@ def plot(rows: Sequence[Mapping[str, Any]], params: SweepParams, path: str | Pat
             label="fastest warm",
         )
         top.set_yscale("log")
+        top.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        top.yaxis.set_major_formatter(MS_FORMAT)
+        top.yaxis.set_minor_formatter(NullFormatter())
         top.set_ylabel("ms (log scale)")
         top.set_title("Memory sweep: duration and cost per memory size")
         top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -210,8 +214,10 @@ def plot(rows: Sequence[Mapping[str, Any]], params: SweepParams, path: str | Pat
             color="black",
             label="cheapest on demand",
         )
-        bottom.set_yscale("log")
-        bottom.set_ylabel("USD per 1M requests (log)")
+        costs = [r["on_demand_warm_per_1m"] for r in rows] + [r["provisioned_per_1m"] for r in rows]
+        bottom.set_ylim(0, max(costs) * 1.15)
+        bottom.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:,.2f}"))
+        bottom.set_ylabel("USD per 1M requests")
         bottom.set_xlabel("memory (MB)")
         bottom.set_xticks(memory, [str(m) for m in memory])
         bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))

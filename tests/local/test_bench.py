@@ -130,6 +130,11 @@ def test_every_spill_over_of_the_provisioned_burst_is_a_cold_start(records):
     assert not any(r["cold"] for r in served)
 
 
+def test_every_request_of_the_on_demand_burst_starts_an_environment_on_its_fresh_version(records):
+    burst = by(records["records"], "burst-on-demand")
+    assert all(r["cold"] for r in burst) and len({r["version"] for r in burst}) == 1
+
+
 def test_the_provisioned_burst_leaves_no_alias_version_or_provisioned_concurrency_behind(records):
     lam = records["aws"].client("lambda")
     aliases = {a["Name"] for a in lam.list_aliases(FunctionName=records["name"])["Aliases"]}

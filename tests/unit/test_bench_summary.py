@@ -116,7 +116,10 @@ def test_conclusion_states_the_measured_speed_up_spread_spill_over_and_break_eve
     assert "a cold start took 1,400 ms at the median, 1,480 ms at p90 (n=2)" in text
     assert "of which 1,300 ms was init" in text and "provisioned was 54x faster" in text
     assert "alike" in text
-    assert "2 requests at once on a fresh version with 1 provisioned environment(s): 1 were served" in text
+    assert (
+        "2 requests at once on a fresh version with 1 provisioned environment(s): provisioned served 1"
+        in text
+    )
     assert "1 spilled over to on-demand and 1 of those paid a cold start." in text
     expected = cost.break_even_requests_per_month(22.0, 2048, "x86_64", 1, billed_ms_provisioned=22.0)
     assert f"above {expected:,.0f} requests a month" in text
