@@ -2,6 +2,8 @@
 
 Gaps of stock moto 5.2.5 filled here:
 
+- A stack update of a function with inline code (``Code.ZipFile``) fails ("Incorrect padding"):
+  moto hands the plain text to the code update as if it were base64. Here it is zipped as on create.
 - ``AWS::Lambda::Function`` passes only a few properties to the function: ``FileSystemConfigs``,
   ``EphemeralStorage``, ``Architectures``, ``Tags`` (and ``Layers``, ``TracingConfig``, ``KmsKeyArn``)
   are dropped, so a function meant to mount EFS is created without its mount.
@@ -100,6 +102,14 @@ def _wrap_update_function(original):
     def update_from_cloudformation_json(
         cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
     ):
+        from localaws.patches.lambda_validation import check_cloudformation_update
+
+        check_cloudformation_update(cloudformation_json["Properties"])  # as the API validates
+        code = cloudformation_json["Properties"].get("Code", {})
+        if "ZipFile" in code:  # inline code is plain text, zipped as index.py (as on create)
+            zipped = base64.b64encode(cls._create_zipfile_from_plaintext_code(code["ZipFile"]))
+            properties = {**cloudformation_json["Properties"], "Code": {**code, "ZipFile": zipped}}
+            cloudformation_json = {**cloudformation_json, "Properties": properties}
         fn = original.__func__(
             cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
         )

@@ -257,6 +257,13 @@ def account_settings(account_id: str, region: str) -> dict[str, Any]:
     }
 
 
+def check_cloudformation_update(properties: dict[str, Any]) -> None:
+    """What UpdateFunctionConfiguration checks, for a stack update of an ``AWS::Lambda::Function``."""
+    if "Runtime" in properties:
+        check_runtime(properties["Runtime"], properties.get("PackageType"), creating=False)
+    _check_configuration(properties)
+
+
 def _wrap_create_function(original):
     def create_function(self, spec: dict[str, Any]):
         check_runtime(spec.get("Runtime"), spec.get("PackageType"), creating=True)

@@ -211,6 +211,38 @@ def test_cloudformation_functions_are_validated_too(local_aws):
         cfn.delete_stack(StackName=name)
 
 
+def test_cloudformation_updates_are_validated_too(local_aws):
+    cfn = local_aws.client("cloudformation")
+    name = f"valid-{uuid.uuid4().hex[:8]}"
+
+    def template(memory: int) -> str:
+        properties = {
+            "Runtime": "python3.12",
+            "Handler": "index.handler",
+            "Role": local_aws.lambda_role(),
+            "MemorySize": memory,
+            "Code": {"ZipFile": HANDLER},
+        }
+        return json.dumps({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": properties}}})
+
+    cfn.create_stack(StackName=name, TemplateBody=template(256))
+    function = cfn.describe_stack_resource(StackName=name, LogicalResourceId="Fn")["StackResourceDetail"]
+    lam = local_aws.client("lambda")
+
+    def memory() -> int:
+        return lam.get_function_configuration(FunctionName=function["PhysicalResourceId"])["MemorySize"]
+
+    try:
+        cfn.update_stack(StackName=name, TemplateBody=template(512))  # inline code: zipped as on create
+        assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+        assert memory() == 512
+        cfn.update_stack(StackName=name, TemplateBody=template(20000))
+        assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+        assert memory() == 512
+    finally:
+        cfn.delete_stack(StackName=name)
+
+
 # --- concurrency and account settings: a server of their own, so no other test's reservations count ---
 
 
