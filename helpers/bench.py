@@ -69,7 +69,7 @@ class BenchParams:
     cold_starts: int = 5
     warm: int = 30
     provisioned: int = 30
-    burst: int = 4
+    burst: int = 3
     on_demand_alias: str = "on-demand"
     provisioned_alias: str = "provisioned"
     burst_environments: int = 1  # Provisioned Concurrency of the fresh version the provisioned burst hits

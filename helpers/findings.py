@@ -338,8 +338,8 @@ def aws_expectations(records: Iterable[Mapping[str, Any]] | None = None) -> str:
     )
     return table + (
         "\n\nWhy AWS differs:\n"
-        "- **EFS is NFS over the network:** every file PyTorch imports is a round trip, and a cold start "
-        "reads a few hundred MB.\n"
+        "- **EFS is NFS over the network:** every file PyTorch imports is a round trip, and each cold start "
+        "reads the whole framework bundle.\n"
         "- **A new worker's page cache is cold:** here the framework's files stay in this machine's memory "
         "between cold starts; on AWS a new environment usually lands on a host that has never read them.\n"
         "- **CPU follows memory:** one vCPU per 1,769 MB, so importing and loading scale with MemorySize.\n"
