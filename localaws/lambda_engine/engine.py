@@ -30,7 +30,7 @@ from pathlib import Path
 
 from moto.awslambda.utils import get_backend
 
-from localaws.lambda_engine import errors, launcher, mounts
+from localaws.lambda_engine import asynchronous, errors, launcher, mounts
 from localaws.lambda_engine.environment import (
     Environment,
     Outcome,
@@ -132,10 +132,8 @@ class Engine(ProvisionedConcurrency):
         request_id = str(uuid.uuid4())
         if invocation_type == "DryRun":
             return InvokeResult(204, b"", None, spec.version, None, request_id)
-        if invocation_type == "Event":
-            threading.Thread(
-                target=self._run_event, args=(spec, payload, request_id, context), daemon=True
-            ).start()
+        if invocation_type == "Event":  # queued, retried and delivered as Lambda does: see .asynchronous
+            asynchronous.queue_for(self).submit(spec, payload, request_id)
             return InvokeResult(202, b"", None, spec.version, None, request_id)
         if invocation_type != "RequestResponse":
             raise errors.invalid_parameter(
@@ -149,11 +147,10 @@ class Engine(ProvisionedConcurrency):
             200, outcome.payload, outcome.function_error, spec.version, log_result, request_id
         )
 
-    def _run_event(self, spec: FunctionSpec, payload: bytes, request_id: str, context: str | None) -> None:
-        try:
-            self._execute(spec, payload, request_id, context)
-        except LambdaServiceError as exc:
-            log.warning("asynchronous invocation of %s dropped: %s", spec.name, exc.message)
+    def _run_event(self, spec: FunctionSpec, payload: bytes, request_id: str) -> Outcome:
+        """One attempt of an asynchronous invocation, without ClientContext (Lambda passes it to
+        synchronous invocations only: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html)."""
+        return self._execute(spec, payload, request_id)
 
     def _execute(
         self, spec: FunctionSpec, payload: bytes, request_id: str, context: str | None = None

@@ -18,9 +18,12 @@ MODULES = [
     "lambda_cfn",
     "apigatewayv2",
     "lambda_api",
+    "lambda_function_config",
+    "lambda_event_invoke",
     "lambda_validation",
     "lambda_states",
     "cloudformation_imports",
+    "sagemaker",
 ]
 _applied = False
 
