@@ -1,6 +1,6 @@
 """Function states as AWS reports them, so that boto3's waiters are needed and really wait.
 
-See ``localaws/patches/lambda_states.py``. A server of this module's own runs with a 1 s window
+See ``localaws/patches/lambda_states.py``. A server of this module's own runs with a 2 s window
 (``LOCALAWS_LAMBDA_STATE_SECONDS``), so that "immediately" is unambiguous on a loaded machine.
 """
 
@@ -23,7 +23,7 @@ FAST = {"Delay": 0.2, "MaxAttempts": 50}
 @pytest.fixture(scope="module")
 def slow_states(tmp_path_factory):
     previous = os.environ.get("LOCALAWS_LAMBDA_STATE_SECONDS")
-    os.environ["LOCALAWS_LAMBDA_STATE_SECONDS"] = "1.0"  # the server inherits it at start
+    os.environ["LOCALAWS_LAMBDA_STATE_SECONDS"] = "2.0"  # the server inherits it at start
     try:
         handle = start_local_aws(tmp_path_factory.mktemp("lambda-states"))
     finally:
