@@ -119,8 +119,9 @@ def _layer_factories() -> list:
     """The layers in front of moto, in order. Each takes the LocalAWS and returns a layer."""
     from localaws import http_api
     from localaws.lambda_engine import layer as lambda_layer
+    from localaws.sagemaker import layer as sagemaker_layer
 
-    return [lambda_layer.create, http_api.create]
+    return [lambda_layer.create, sagemaker_layer.create, http_api.create]
 
 
 def create_app(state_dir: Path, url: str) -> LocalAWS:

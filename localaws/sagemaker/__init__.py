@@ -1,0 +1,18 @@
+"""The SageMaker Serverless Inference data plane of the local backend.
+
+moto keeps SageMaker's control plane (CreateModel, CreateEndpointConfig, CreateEndpoint...), with the
+gaps filled in ``localaws.patches.sagemaker``; this package serves serverless endpoints for real, one
+module per behaviour:
+
+- :mod:`.serverless_config`: ``ServerlessConfig`` checked as CreateEndpointConfig checks it;
+- :mod:`.endpoints`: ``Creating`` -> ``InService`` / ``Failed`` with a reason;
+- :mod:`.archive`: the model archive from S3, extracted for ``/opt/ml/model``;
+- :mod:`.container`: one container in the Lambda sandbox (serverless runs on Lambda), sized from
+  ``MemorySizeInMB``; :mod:`.serving` is the emulated PyTorch inference image inside it;
+- :mod:`.pool`: cold starts, scale-out to ``MaxConcurrency``, scale to zero, Provisioned Concurrency;
+- :mod:`.layer`: InvokeEndpoint and its errors; :mod:`.telemetry`: metrics and logs as AWS publishes them.
+
+Settings (read when the server starts): ``LOCALAWS_SAGEMAKER_CREATE_SECONDS`` (1),
+``LOCALAWS_SAGEMAKER_IDLE_SECONDS`` (300), ``LOCALAWS_SAGEMAKER_SETUP_SECONDS`` (180),
+``LOCALAWS_SAGEMAKER_INVOCATION_SECONDS`` (60), ``LOCALAWS_SAGEMAKER_FRAMEWORK`` (torch's folder).
+"""
