@@ -13,7 +13,9 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from localaws import server
 from tests.conftest import lambda_zip
+from tests.local.test_http_api_limits import _peak_rss_kb, _post_streamed
 
 HANDLER = """
 def handler(event, context):
@@ -57,6 +59,17 @@ def test_a_request_of_exactly_6291456_bytes_runs_and_one_byte_more_is_too_large(
         lam.invoke(FunctionName=sizer, Payload=_string_payload(6291457))
     assert _code(info) == ("RequestEntityTooLargeException", 413)
     assert "Request must be smaller than 6291456 bytes for the InvokeFunction operation" in str(info.value)
+
+
+def test_a_200_mb_request_is_refused_without_raising_server_memory(local_aws, sizer):
+    pid = server.status(local_aws.state_dir)["pid"]
+    before = _peak_rss_kb(pid)
+    status, body = _post_streamed(
+        f"{local_aws.url}/2015-03-31/functions/{sizer}/invocations", 200 * 1024 * 1024
+    )
+    assert status == 413 and "Request must be smaller than 6291456 bytes" in json.loads(body)["message"]
+    grown_mb = (_peak_rss_kb(pid) - before) / 1024
+    assert grown_mb < 50, f"the server's peak memory grew by {grown_mb:.0f} MB"
 
 
 def test_an_event_request_over_1_mb_is_too_large(local_aws, sizer):
