@@ -1,7 +1,7 @@
 """What the measurements say, as short Markdown for the notebooks: the conclusion, tables, what to expect on AWS.
 
 Everything here is built from the records (nothing pre-written about the outcome). Dollar amounts are
-written ``\\$`` so that JupyterLab does not typeset the text between two amounts as maths. Tables are
+written ``\\\\$`` (see ``usd``) so that JupyterLab does not typeset the text between two amounts as maths. Tables are
 small Markdown tables (shown with ``IPython.display.Markdown``), never nested dicts.
 """
 
@@ -27,14 +27,16 @@ SEED_AWS_MS = {"memory_mb": 3008, "on_demand_cold": 11_135, "provisioned": 2_951
 
 
 def usd(value: float) -> str:
-    """A dollar amount for Markdown: ``\\$0.03`` (escaped: two bare ``$`` in one cell become maths)."""
+    """A dollar amount for Markdown: ``\\\\$0.03``. JupyterLab typesets the text between two ``$`` of one
+    paragraph as maths, even written ``\\$`` (its Markdown parser unescapes that before MathJax runs);
+    ``\\\\$`` reaches MathJax as ``\\$``, which it shows as a dollar sign."""
     if value >= 100:
         text = f"{value:,.0f}"
     elif value >= 0.01:
         text = f"{value:,.2f}"
     else:
         text = f"{value:.2g}"
-    return f"\\${text}"
+    return f"\\\\${text}"
 
 
 def ms(value: float | None) -> str:

@@ -86,6 +86,18 @@ def execute(path: Path, out_dir: Path, timeout: int = 1800) -> Path:
     return target
 
 
+_PRE = re.compile(r"(<pre[\s>].*?</pre>)", re.DOTALL)
+
+
+def protect_dollars(html: str) -> str:
+    """Show every escaped dollar (``\\$``, how Markdown hands one to MathJax) as a dollar sign that MathJax
+    skips, so the page reads the same with MathJax (online) and without it (offline); code is left alone."""
+    parts = _PRE.split(html)
+    for index in range(0, len(parts), 2):  # even parts are outside <pre> blocks
+        parts[index] = parts[index].replace("\\$", '<span class="tex2jax_ignore">$</span>')
+    return "".join(parts)
+
+
 def export_html(notebooks: list[Path], html_dir: Path) -> list[Path]:
     """One self-contained HTML page per executed notebook (figures and attachments inline)."""
     import nbformat
@@ -99,7 +111,7 @@ def export_html(notebooks: list[Path], html_dir: Path) -> list[Path]:
             nbformat.read(path, as_version=4), resources={"metadata": {"path": str(path.parent)}}
         )
         page = html_dir / f"{path.stem}.html"
-        page.write_text(body, encoding="utf-8")
+        page.write_text(protect_dollars(body), encoding="utf-8")
         pages.append(page)
     return pages
 

@@ -10,7 +10,6 @@ between the two largest.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 from typing import Any
@@ -97,7 +96,7 @@ def table(
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], digits: int = 1) -> str:
     """A Markdown table of ``rows`` (as ``table`` returns them), floats rounded to ``digits`` decimals,
-    None shown as a dash and ``$`` escaped (so JupyterLab does not typeset it as maths).
+    None shown as a dash and ``$`` escaped as ``\\\\$`` (so JupyterLab does not typeset it as maths).
 
     Show it in a notebook with ``IPython.display.Markdown(to_markdown(rows))``.
     """
@@ -125,7 +124,9 @@ def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     text = str(value)
-    return re.sub(r"(?<!\\)\$", r"\\$", text.replace("|", "\\|"))
+    # A dollar reaches MathJax escaped only when written \\$ (see findings.usd); normalise to that.
+    bare = text.replace("\\\\$", "$").replace("\\$", "$")
+    return bare.replace("|", "\\|").replace("$", "\\\\$")
 
 
 def _sorted_finite(values: Iterable[float]) -> list[float]:

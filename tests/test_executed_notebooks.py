@@ -68,6 +68,7 @@ def executed(tmp_path_factory):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("A picture: ![the picture](images/picture.svg)"),
+        nbformat.v4.new_markdown_cell("It costs \\\\$0.03 per hour, \\\\$22 a month."),
         nbformat.v4.new_code_cell(
             "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nplt.close(fig)\nfig"
         ),
@@ -93,7 +94,7 @@ def executed(tmp_path_factory):
 def test_the_runbook_embeds_every_figure_as_a_png(executed):
     nb = nbformat.read(executed, as_version=4)
     assert figure_cells_without_png(nb) == []
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells[1:] for o in c.outputs) == 2
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells[2:] for o in c.outputs) == 2
 
 
 def test_the_runbook_embeds_linked_images_so_the_copy_stands_alone(executed):
@@ -109,6 +110,16 @@ def test_the_html_export_is_self_contained(executed, tmp_path):
     assert html.count("data:image/png;base64,") >= 2
     assert "data:image/svg+xml;base64," in html
     assert "images/picture.svg" not in html
+
+
+def test_the_html_export_shows_escaped_dollars_without_needing_mathjax(executed, tmp_path):
+    (page,) = runbook.export_html([executed], tmp_path)
+    html = page.read_text()
+    assert (
+        'costs <span class="tex2jax_ignore">$</span>0.03 per hour, <span class="tex2jax_ignore">$</span>22'
+        in html
+    )
+    assert "\\$" not in html.split("<pre")[0].split("<body")[-1]
 
 
 def test_a_missing_linked_image_is_named(tmp_path):

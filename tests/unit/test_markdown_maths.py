@@ -1,10 +1,14 @@
 """No Markdown the learner sees turns into maths: two ``$`` amounts in one cell become a formula in
 JupyterLab (``$0.03 per hour ... $22 a month`` typesets everything between them as TeX).
 
-``math_spans`` is a port of JupyterLab's ``removeMath`` (packages/rendermime/src/latex.ts), the step
-that hands text between maths delimiters to MathJax before the Markdown parser runs: ``$...$``,
+JupyterLab finds maths twice. First ``removeMath`` (packages/rendermime/src/latex.ts), ported here as
+``math_spans``, hands text between delimiters to MathJax before the Markdown parser runs: ``$...$``,
 ``$$...$$``, ``\\\\(...\\\\)``, ``\\\\[...\\\\]`` and ``\\begin{..}...\\end{..}``, never across a blank line,
-with ``$`` inside code spans and fences protected, and an escaped ``\\$`` not a delimiter.
+with ``$`` inside code spans and fences protected, and ``\\$`` not a delimiter. Then MathJax typesets the
+rendered page, block by block (a paragraph, a list item, a table cell), with ``processEscapes``: by
+then the Markdown parser has turned ``\\$`` into a bare ``$``, so two of them in one paragraph are maths
+after all (seen in JupyterLab 4.6 with headless Chromium), while ``\\\\$`` reaches MathJax as ``\\$``
+and shows a dollar sign. ``rendered_math_blocks`` models that second pass.
 """
 
 from __future__ import annotations
@@ -74,6 +78,54 @@ def math_spans(text: str) -> list[str]:
     return spans
 
 
+def _blocks(text: str) -> list[str]:
+    """The block elements Markdown makes of ``text``: paragraphs, list items, table cells (code removed)."""
+    text = re.sub(r"^(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1[`~]*$", "", text, flags=re.MULTILINE)
+    blocks: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        lines = [line for line in para.splitlines() if line.strip()]
+        if lines and all(line.lstrip().startswith("|") for line in lines):
+            blocks += [cell for line in lines for cell in re.split(r"(?<!\\)\|", line)]
+        elif lines and re.match(r"\s*([-*+]|\d+\.)\s", lines[0]):
+            for line in lines:
+                if re.match(r"\s*([-*+]|\d+\.)\s", line) or not blocks:
+                    blocks.append(line)
+                else:
+                    blocks[-1] += "\n" + line
+        else:
+            blocks.append(para)
+    return [re.sub(r"(`+)[^`]*?\1", "", block) for block in blocks]
+
+
+def rendered_math_blocks(text: str) -> list[str]:
+    """Blocks in which MathJax finds two unescaped ``$`` once Markdown has rendered them."""
+    found = []
+    for block in _blocks(text):
+        shown = block.replace("\\\\$", "\x00").replace("\\$", "$")  # as the Markdown parser renders them
+        if shown.count("$") >= 2:
+            found.append(block)
+    return found
+
+
+def maths(text: str) -> list[str]:
+    return math_spans(text) + rendered_math_blocks(text)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("costs \\$0.03 per hour, \\$22 a month", ["costs \\$0.03 per hour, \\$22 a month"]),
+        ("costs \\\\$0.03 per hour, \\\\$22 a month", []),
+        ("| per hour | \\$0.03 |\n| per month | \\$22 |", []),
+        ("- one \\$1\n- two \\$2", []),
+        ("- one \\$1 and \\$2\n- two", ["- one \\$1 and \\$2"]),
+        ("`$1` and `$2` in code, \\$3 once", []),
+    ],
+)
+def test_rendered_math_blocks_finds_what_mathjax_typesets_after_markdown(text, expected):
+    assert rendered_math_blocks(text) == expected
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -97,8 +149,8 @@ def _markdown_cells(path: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_markdown_cell_renders_as_maths(path):
-    garbled = {i: spans for i, text in _markdown_cells(path) if (spans := math_spans(text))}
-    assert not garbled, f"{path.name}: cells render as maths (write \\$ for a dollar amount): {garbled}"
+    garbled = {i: spans for i, text in _markdown_cells(path) if (spans := maths(text))}
+    assert not garbled, f"{path.name}: cells render as maths (write \\\\$ for a dollar amount): {garbled}"
 
 
 def _records() -> list[dict]:
@@ -139,5 +191,5 @@ def test_the_markdown_the_helpers_show_does_not_render_as_maths():
     ]
     for text in shown:
         assert text.strip()
-        assert math_spans(text) == [], text
+        assert maths(text) == [], text
     assert sum(text.count("$") for text in shown) >= 3  # amounts were produced, escaped

@@ -132,5 +132,5 @@ def test_table_gives_no_p99_below_twenty_values_and_one_from_twenty_on():
 
 
 def test_markdown_cells_escape_dollars_and_pipes_so_nothing_renders_as_maths():
-    text = to_markdown([{"item": "per hour", "cost": "$0.03 | $22", "done": "\\$1"}])
-    assert text.splitlines()[2] == "| per hour | \\$0.03 \\| \\$22 | \\$1 |"
+    text = to_markdown([{"item": "per hour", "cost": "$0.03 | $22", "done": "\\$1", "again": "\\\\$2"}])
+    assert text.splitlines()[2] == "| per hour | \\\\$0.03 \\| \\\\$22 | \\\\$1 | \\\\$2 |"

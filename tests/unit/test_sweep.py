@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from helpers import cost, sweep  # noqa: E402
-from tests.unit.test_markdown_maths import math_spans  # noqa: E402
+from tests.unit.test_markdown_maths import maths  # noqa: E402
 
 
 def _records(durations: dict[int, float]) -> list[dict]:
@@ -60,7 +60,7 @@ def test_summary_prices_each_size_and_marks_the_fastest_and_the_cheapest():
 def test_the_table_escapes_its_dollar_amounts():
     rows = sweep.summarise(_records({1024: 100.0, 2048: 45.0, 3008: 40.0}), PARAMS)
     text = sweep.table(rows, PARAMS)
-    assert "\\$" in text and math_spans(text) == []
+    assert "\\\\$" in text and maths(text) == []
 
 
 def test_the_verdict_follows_the_trend_and_says_where_cpu_scaling_is_not_enforced():
