@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _INVOKE = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations/?$")
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/sagemaker/aws4_request")
+OFF_SETTING = "LOCALAWS_SAGEMAKER_DATA_PLANE"  # off: stock moto's endpoints (to check a test fails there)
 PAYLOAD_LIMIT = 4 * 1024 * 1024  # serverless: 4 MB request and response
 _DRAIN_CHUNK = 1 << 20
 _FORWARDED = {"CONTENT_TYPE": "Content-Type", "HTTP_ACCEPT": "Accept",
@@ -177,10 +178,23 @@ def _reply(
     return [body]
 
 
+class _Off:
+    """The layer when the data plane is switched off (to compare with stock moto)."""
+
+    def handle(self, environ: dict, start_response: Callable) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        pass
+
+
 def create(local_aws: Any) -> SageMakerRuntimeLayer:
     """Layer factory for :class:`localaws.app.LocalAWS`: the Lambda engine's sandbox, reused."""
     from localaws.lambda_engine import engine
 
+    if os.environ.get(OFF_SETTING, "").lower() in ("off", "0", "false", "no"):
+        log.warning("%s=off: SageMaker endpoints behave as in stock moto (no data plane)", OFF_SETTING)
+        return _Off()
     sandbox = engine._current.sandbox if engine._current is not None else None
     manager = endpoints.install(local_aws.state_dir, sandbox)
     return SageMakerRuntimeLayer(manager, local_aws.moto_app)
