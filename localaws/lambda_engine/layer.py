@@ -85,6 +85,26 @@ def drain(environ: dict, length: int) -> bool:
     return True
 
 
+def _read_chunked(environ: dict, limit: int) -> tuple[bytes | None, int, bool]:
+    """A chunked body (no Content-Length): ``(body, 0, True)`` if it fits ``limit``, else
+    ``(None, bytes seen, fully drained)``; never more than ``limit`` plus a chunk is held."""
+    stream, parts, held = environ["wsgi.input"], [], 0
+    while held <= limit:
+        chunk = stream.read(_DRAIN_CHUNK)
+        if not chunk:
+            return b"".join(parts), 0, True
+        parts.append(chunk)
+        held += len(chunk)
+    parts.clear()
+    seen = held
+    while seen < _DRAIN_CAP:
+        chunk = stream.read(_DRAIN_CHUNK)
+        if not chunk:
+            return None, seen, True
+        seen += len(chunk)
+    return None, seen, False
+
+
 def _invoke_body(environ: dict, invocation_type: str) -> bytes:
     """The request body, refused before it is read if it is over Invoke's limit."""
     limit = REQUEST_LIMIT.get(invocation_type, REQUEST_LIMIT["RequestResponse"])
@@ -92,8 +112,12 @@ def _invoke_body(environ: dict, invocation_type: str) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if length > limit:
+    body, drained = None, True
+    if not length and environ.get("wsgi.input_terminated"):
+        body, length, drained = _read_chunked(environ, limit)
+    elif length > limit:
         drained = drain(environ, length)
+    if length > limit:
         if invocation_type == "Event":
             message = (
                 f"{length} byte payload is too large for the Event invocation type (limit {limit} bytes)"
@@ -101,7 +125,8 @@ def _invoke_body(environ: dict, invocation_type: str) -> bytes:
         else:
             message = f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
         raise _TooLarge(message, close=not drained)
-    body = environ["wsgi.input"].read(length) if length else b""
+    if body is None:
+        body = environ["wsgi.input"].read(length) if length else b""
     try:
         json.loads(body or b"{}")
     except (ValueError, RecursionError) as exc:

@@ -6,7 +6,9 @@ See ``localaws/lambda_engine/layer.py``. Thresholds: 6291456 bytes for a synchro
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -70,6 +72,24 @@ def test_a_200_mb_request_is_refused_without_raising_server_memory(local_aws, si
     assert status == 413 and "Request must be smaller than 6291456 bytes" in json.loads(body)["message"]
     grown_mb = (_peak_rss_kb(pid) - before) / 1024
     assert grown_mb < 50, f"the server's peak memory grew by {grown_mb:.0f} MB"
+
+
+def _post_chunked(url: str, parts: list[bytes]) -> tuple[int, bytes]:
+    split = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=120)
+    conn.request("POST", split.path, body=iter(parts), encode_chunked=True)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+def test_a_chunked_request_without_content_length_is_held_to_the_same_limit(local_aws, sizer):
+    url = f"{local_aws.url}/2015-03-31/functions/{sizer}/invocations"
+    status, body = _post_chunked(url, [b'"', b"a" * 1000, b'"'])
+    assert (status, json.loads(body)) == (200, 1000)
+    status, body = _post_chunked(url, [b'"'] + [b"a" * (1 << 20)] * 7 + [b'"'])
+    assert status == 413 and json.loads(body)["message"].startswith("Request must be smaller than 6291456")
 
 
 def test_an_event_request_over_1_mb_is_too_large(local_aws, sizer):
