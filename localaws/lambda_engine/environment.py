@@ -60,7 +60,7 @@ class Environment:
         self.id = uuid.uuid4().hex[:12]
         self.provisioned = provisioned
         self.init_type = "provisioned-concurrency" if provisioned else "on-demand"
-        self.stream = logs.LogStream(spec.account_id, spec.region, spec.name, spec.version)
+        self.stream = logs.LogStream.for_environment(spec, launch, self.init_type)  # applies LoggingConfig
         self.busy = True  # the engine creates an environment for a caller (or for provisioning)
         self.retired = False
         self.last_used = time.monotonic()

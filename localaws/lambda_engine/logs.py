@@ -12,6 +12,13 @@ August 2025; provisioned environments report no Init Duration). ``Status: timeou
 ``Status: error\tError Type: <type>`` comes last. Each environment has its own stream,
 ``YYYY/MM/DD/[<version>]<32 hex>``, in the group ``/aws/lambda/<function>``. moto's logs backend is
 not thread-safe, so every write goes through one lock.
+
+A function's ``LoggingConfig`` (JSON platform events, log levels, a custom log group; see
+:mod:`.log_format`) is applied by the stream: :meth:`LogStream.for_environment` reads it, names the
+stream as Lambda does for a custom group (``YYYY/MM/DD/<function>[<version>]<guid>``:
+https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html) and gives the
+runtime its variables. The line builders below return :class:`~.log_format.PlatformLine` (plain
+strings that also carry their platform event), so Text output is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import uuid
 
 from moto.logs.exceptions import ResourceAlreadyExistsException, ResourceNotFoundException
 from moto.logs.models import logs_backends
+
+from localaws.lambda_engine.log_format import Formatter, PlatformLine, tail_text
 
 TAIL_BYTES = 4096
 _write_lock = threading.Lock()
@@ -48,15 +57,26 @@ def init_start_line(region: str, sandbox: str, notes: list[str]) -> str:
         fields.append(f"Local Sandbox: {sandbox}")
     if notes:
         fields.append(f"Local Runtime: {'; '.join(notes)}")
-    return "\t".join(fields)
+    record = {
+        "phase": "init",
+        "runtimeVersion": f"python:{version}.local",
+        "runtimeVersionArn": f"arn:aws:lambda:{region}::runtime:localaws-python{version}",
+    }
+    if sandbox:
+        record["localSandbox"] = sandbox
+    if notes:
+        record["localRuntime"] = "; ".join(notes)
+    return PlatformLine("\t".join(fields), "platform.initStart", record)
 
 
 def start_line(request_id: str, version: str) -> str:
-    return f"START RequestId: {request_id} Version: {version}"
+    text = f"START RequestId: {request_id} Version: {version}"
+    return PlatformLine(text, "platform.start", {"requestId": request_id, "version": version})
 
 
 def end_line(request_id: str) -> str:
-    return f"END RequestId: {request_id}"
+    record = {"requestId": request_id, "status": "success"}  # the REPORT that follows says otherwise
+    return PlatformLine(f"END RequestId: {request_id}", "platform.runtimeDone", record, level="DEBUG")
 
 
 def report_line(
@@ -84,29 +104,92 @@ def report_line(
         fields.append(f"Status: {status}")
     if error_type:
         fields.append(f"Error Type: {error_type}")
-    return "\t".join(fields)
+    metrics = {
+        "durationMs": round(duration_ms, 3),
+        "billedDurationMs": billed,
+        "memorySizeMB": memory_size_mb,
+        "maxMemoryUsedMB": max_memory_used_mb,
+    }
+    if init_duration_ms is not None:
+        metrics["initDurationMs"] = round(init_duration_ms, 3)
+    record = {"requestId": request_id, "metrics": metrics, "status": status or "success"}
+    if error_type:
+        record["errorType"] = error_type
+    return PlatformLine("\t".join(fields), "platform.report", record)
 
 
 def tail(lines: list[str]) -> str:
     """The last 4 KB of an invocation's log, as ``LogType=Tail`` returns it (before base64)."""
-    data = "".join(line + "\n" for line in lines).encode()
+    data = "".join(text + "\n" for line in lines if (text := tail_text(line)) is not None).encode()
     return data[-TAIL_BYTES:].decode(errors="ignore")
 
 
 class LogStream:
     """One environment's stream; created lazily with its group (Lambda creates both on first write)."""
 
-    def __init__(self, account_id: str, region: str, function_name: str, version: str):
-        self.group = f"/aws/lambda/{function_name}"
+    def __init__(
+        self,
+        account_id: str,
+        region: str,
+        function_name: str,
+        version: str,
+        *,
+        logging_config: dict | None = None,
+        init_type: str = "on-demand",
+        memory_mb: int = 128,
+    ):
+        default_group = f"/aws/lambda/{function_name}"
+        self.group = (logging_config or {}).get("LogGroup") or default_group
         self.name = stream_name(version)
+        instance_id = self.name.replace("/[", f"/{function_name}[", 1)
+        if self.group != default_group:  # a custom group's streams name the function
+            self.name = instance_id
+        self.formatter = Formatter(
+            logging_config,
+            function_arn=f"arn:aws:lambda:{region}:{account_id}:function:{function_name}",
+            function_name=function_name,
+            version=version,
+            init_type=init_type,
+            instance_id=instance_id,
+            memory_mb=memory_mb,
+        )
         self._backend = logs_backends[account_id][region]
         self._created = False
+
+    @classmethod
+    def for_environment(cls, spec, launch, init_type: str) -> LogStream:
+        """The stream of a new environment, as its function's LoggingConfig says; sets the runtime's
+        log variables (group name, format, level) in ``launch.env``."""
+        from moto.awslambda.utils import get_backend
+
+        try:
+            qualifier = None if spec.version == "$LATEST" else spec.version
+            fn = get_backend(spec.account_id, spec.region).get_function(spec.name, qualifier)
+            config = getattr(fn, "logging_config", None)
+        except Exception:  # noqa: BLE001 - a function deleted meanwhile logs as by default
+            config = None
+        stream = cls(
+            spec.account_id,
+            spec.region,
+            spec.name,
+            spec.version,
+            logging_config=config,
+            init_type=init_type,
+            memory_mb=spec.memory_mb,
+        )
+        launch.env["AWS_LAMBDA_LOG_GROUP_NAME"] = stream.group
+        launch.env.update(stream.formatter.runtime_variables())
+        return stream
 
     def write(self, lines: list[str], timestamp: float | None = None) -> None:
         if not lines:
             return
-        millis = int((timestamp or time.time()) * 1000)
-        events = [{"timestamp": millis, "message": line} for line in lines]
+        stamp = timestamp or time.time()
+        lines = self.formatter.render(lines, stamp)
+        if not lines:
+            return
+        millis = int(stamp * 1000)
+        events = [{"timestamp": millis, "message": str(line)} for line in lines]
         with _write_lock:
             if not self._created:
                 self._create()
