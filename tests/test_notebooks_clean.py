@@ -51,3 +51,10 @@ def test_no_cell_claims_an_output_check_that_nbval_cannot_make(path):
     assert not marked, (
         f"{path.name}: cells {marked} use NBVAL_CHECK_OUTPUT; use an assert in the cell instead"
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_code_cell_is_long_enough_to_belong_in_helpers(path):
+    """STYLE: most cells under ~10 lines; anything over ~30 belongs in helpers/."""
+    long = [i for i, c in enumerate(code_cells(path)) if len("".join(c["source"]).splitlines()) > 30]
+    assert not long, f"{path.name}: code cells {long} are over 30 lines; move the plumbing into helpers/"
