@@ -16,6 +16,11 @@ Gaps of stock moto 5.2.5 filled here:
   later GetAtt on it fails; and what refers to it (the aliases) is not updated, since moto only
   updates resources whose own template or parameters changed. Here the update publishes a new version
   and then updates the resources that refer to it, so the aliases move to the new version.
+- ``AWS::Lambda::Version``'s ``ProvisionedConcurrencyConfig`` is ignored. Here it is configured on
+  the published version like the alias form (waiting for READY; FAILED fails the resource), changed
+  or removed in place by an update that changes only it (AWS: "No interruption",
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-version.html),
+  and removed with the version.
 - ``AWS::Lambda::Permission`` on an alias (``FunctionName`` = the alias ARN, as an HTTP API's
   permission is) puts the template's ``FunctionName`` into the statement and the unqualified function
   ARN as its ``Resource``; AWS's statement has the alias ARN as ``Resource``. Deleting the stack keeps
@@ -69,6 +74,8 @@ _FUNCTION_PROPERTIES = {
     "KmsKeyArn": "KMSKeyArn",
     "PackageType": "PackageType",
     "ImageConfig": "ImageConfig",
+    "LoggingConfig": "LoggingConfig",
+    "DeadLetterConfig": "DeadLetterConfig",
 }
 
 
@@ -147,11 +154,45 @@ def _create_version(cls, resource_name, cloudformation_json, account_id, region_
     version.function_name = published.function_name
     version.arn = published.function_arn
     version.account_id, version.region = account_id, region_name
+    version.cfn_properties, version.provisioned = dict(properties), 0
+    try:
+        _configure_version_provisioned(version, properties)
+    except Exception:
+        backend.delete_function(version.function_name, str(version.version))
+        raise
     return version
 
 
+def _version_provisioned_count(properties: dict[str, Any]) -> int:
+    return int(properties.get("ProvisionedConcurrencyConfig", {}).get("ProvisionedConcurrentExecutions", 0))
+
+
+def _configure_version_provisioned(version, properties: dict[str, Any]) -> None:
+    """Provisioned Concurrency on the version as its ``ProvisionedConcurrencyConfig`` says."""
+    count = _version_provisioned_count(properties)
+    where = (version.account_id, version.region)
+    if count and count != getattr(version, "provisioned", 0):
+        _provision(version.function_name, str(version.version), count, *where)
+    elif not count and getattr(version, "provisioned", 0):
+        _unprovision(version.function_name, str(version.version), *where)
+    version.provisioned = count
+
+
 def _replace_version(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
-    """A version's properties are all create-only: an update publishes a new version, as AWS does."""
+    """Only ``ProvisionedConcurrencyConfig`` changes in place; every other property is create-only, so
+    an update publishes a new version, as AWS does (the old one's Provisioned Concurrency ends)."""
+    properties = cloudformation_json["Properties"]
+    before = dict(getattr(original_resource, "cfn_properties", {}) or {})
+    same = {k: v for k, v in before.items() if k != "ProvisionedConcurrencyConfig"} == {
+        k: v for k, v in properties.items() if k != "ProvisionedConcurrencyConfig"
+    }
+    if before and same:
+        _configure_version_provisioned(original_resource, properties)
+        original_resource.cfn_properties = dict(properties)
+        return original_resource
+    if getattr(original_resource, "provisioned", 0):
+        _unprovision(original_resource.function_name, str(original_resource.version), account_id, region_name)
+        original_resource.provisioned = 0
     return _create_version(cls, new_resource_name, cloudformation_json, account_id, region_name)
 
 
@@ -196,6 +237,9 @@ def _version_attribute(self, attribute_name: str) -> str:
 
 
 def _delete_version(self, account_id: str, region: str) -> None:
+    if getattr(self, "provisioned", 0):
+        _unprovision(self.function_name, str(self.version), account_id, region)
+        self.provisioned = 0
     try:
         get_backend(account_id, region).delete_function(self.function_name, str(self.version))
     except UnknownFunctionException:
