@@ -62,8 +62,14 @@ __all__ = [
 
 
 def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path | None = None) -> Figure:
-    """Client round-trip latency per scenario: a box (quartiles, median) over every invocation as a dot."""
+    """Client round-trip latency per scenario: a box (quartiles, median) over every invocation as a dot.
+
+    In the bursts, where some invocations started an environment and others did not, the cold ones are
+    ringed: the spill-over cold starts of the provisioned burst show at a glance.
+    """
+    records = list(records)
     groups = client_ms_by_scenario(records)
+    rings: list[tuple[float, float]] = []
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         positions = range(1, len(groups) + 1)
@@ -81,6 +87,9 @@ def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path |
             box.set(facecolor=colour, alpha=0.35, edgecolor=colour)
             xs = [position + jitter.uniform(-0.18, 0.18) for _ in values]
             ax.scatter(xs, values, s=14, color=colour, alpha=0.8, edgecolors="none", zorder=3)
+            if scenario.startswith("burst"):
+                rows = [r for r in records if not r.get("error") and r["scenario"] == scenario]
+                rings += [(x, v) for x, v, r in zip(xs, values, rows, strict=True) if r.get("cold")]
             median = float(np.median(values))
             ax.annotate(
                 f"p50 {fmt_ms(median)}",
@@ -89,6 +98,17 @@ def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path |
                 fontsize=9,
                 color="#333333",
             )
+        if rings:
+            ax.scatter(
+                *zip(*rings, strict=True),
+                s=70,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.0,
+                zorder=4,
+                label="in a burst: started an environment (cold)",
+            )
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=9)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(MS_FORMAT)

@@ -70,6 +70,17 @@ def test_latency_by_scenario_is_a_titled_log_scale_plot_saved_as_png(tmp_path):
     _saved_png(tmp_path, "latency.png")
 
 
+def test_latency_by_scenario_rings_the_cold_starts_of_a_burst():
+    records = [
+        {**_record("burst-provisioned", 1600, 100, 1400), "cold": True},
+        {**_record("burst-provisioned", 300, 250), "cold": False},
+        {**_record("cold", 1500, 100, 1300), "cold": True},
+    ]
+    ax = plots.latency_by_scenario(records).axes[0]
+    (rings,) = [c for c in ax.collections if c.get_label() == "in a burst: started an environment (cold)"]
+    assert [y for _, y in rings.get_offsets()] == [1600]
+
+
 def test_latency_by_scenario_orders_scenarios_and_leaves_out_failed_invocations():
     fig = plots.latency_by_scenario(synthetic_records())
     labels = [tick.get_text() for tick in fig.axes[0].get_xticklabels()]
