@@ -295,3 +295,99 @@ def test_the_record_of_a_success_has_no_function_error():
     record = invocation_record(event, "Success")
     assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
     assert record["responsePayload"] == {"ok": True}
+
+
+def test_reserved_concurrency_zero_sends_events_to_the_dead_letter_queue_without_running(quick_retries):
+    lam = quick_retries.client("lambda")
+    dlq_url, dlq_arn = _queue(quick_retries)
+    failure_url, failure_arn = _queue(quick_retries)
+    name = create_function(quick_retries, SUCCEEDS, DeadLetterConfig={"TargetArn": dlq_arn})
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnFailure": {"Destination": failure_arn}}
+    )
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"n": 1}))
+    dead = _receive(quick_retries, dlq_url)
+    assert dead is not None and json.loads(dead["Body"]) == {"n": 1}
+    assert dead["MessageAttributes"]["ErrorCode"]["StringValue"] == "429"
+    record = json.loads(_receive(quick_retries, failure_url)["Body"])
+    assert record["requestContext"]["approximateInvokeCount"] == 0 and "responseContext" not in record
+    if _group_exists(quick_retries, name):  # the function never ran
+        assert not _starts(quick_retries, name)
+
+
+def _group_exists(handle, name: str) -> bool:
+    groups = handle.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+    return bool(groups)
+
+
+def test_a_lambda_destination_is_invoked_asynchronously_with_the_record(quick_retries):
+    lam = quick_retries.client("lambda")
+    receiver = create_function(
+        quick_retries, "import json\n\ndef handler(event, context):\n    print('got', json.dumps(event))\n"
+    )
+    receiver_arn = lam.get_function(FunctionName=receiver)["Configuration"]["FunctionArn"]
+    name = create_function(quick_retries, SUCCEEDS)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": receiver_arn}}
+    )
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"n": 5}))
+
+    def received():
+        if not _group_exists(quick_retries, receiver):
+            return None
+        events = quick_retries.client("logs").filter_log_events(logGroupName=f"/aws/lambda/{receiver}")[
+            "events"
+        ]
+        return next((json.loads(e["message"][4:]) for e in events if e["message"].startswith("got ")), None)
+
+    record = wait_for(received, timeout=15, interval=0.2)
+    assert record is not None and record["responsePayload"] == {"doubled": 10}
+    assert record["requestContext"]["condition"] == "Success"
+
+
+def test_throttles_are_retried_with_backoff_and_do_not_count_as_attempts(monkeypatch):
+    from localaws.lambda_engine.errors import throttled
+
+    monkeypatch.delenv("LOCALAWS_LAMBDA_ASYNC_RETRY_SECONDS", raising=False)
+    clock, runs, delivered = _Clock(), [], []
+    answers = [throttled("Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded")] * 2
+
+    def run(spec, payload, request_id):
+        runs.append(clock.now)
+        if answers:
+            raise answers.pop()
+        return Outcome(b'"done"', None, [])
+
+    settings = {"DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:123456789012:ok"}}}
+    queue = AsyncQueue(
+        run, "http://127.0.0.1:1", clock=clock, settings=lambda spec: settings, dead_letter=lambda spec: None,
+        refresh=lambda spec: spec, deliver=lambda arn, kind, body, attributes: delivered.append(body), workers=0,
+    )  # fmt: skip
+    queue.submit(_spec(), b"{}", "req-4")
+    for step in (0, 1.0, 2.0):  # backoff 1 s, then 2 s
+        clock.now += step
+        queue.run_due()
+    assert [t - 1000 for t in runs] == [0.0, 1.0, 3.0]
+    assert [json.loads(body)["requestContext"]["approximateInvokeCount"] for body in delivered] == [1]
+
+
+def test_an_eventbridge_destination_gets_lambdas_source_and_detail_type(quick_retries):
+    lam, events, sqs = (quick_retries.client(s) for s in ("lambda", "events", "sqs"))
+    bus = events.create_event_bus(Name=f"bus-{uuid.uuid4().hex[:8]}")["EventBusArn"]
+    url, arn = _queue(quick_retries)
+    rule = f"r-{uuid.uuid4().hex[:8]}"
+    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["lambda"]}))
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    name = create_function(quick_retries, FAILS)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": bus}}
+    )
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"item": "plum"}))
+    message = _receive(quick_retries, url)
+    assert message is not None and sqs is not None, "nothing reached the rule's queue"
+    event = json.loads(message["Body"])
+    assert event["source"] == "lambda"
+    assert event["detail-type"] == "Lambda Function Invocation Result - Failure"
+    assert event["detail"]["requestContext"]["condition"] == "RetriesExhausted"
+    assert event["detail"]["requestPayload"] == {"item": "plum"}

@@ -181,3 +181,40 @@ def test_text_is_the_default_and_invalid_values_are_refused(local_aws):
     with pytest.raises(ClientError) as info:
         lam.update_function_configuration(FunctionName=name, LoggingConfig={"LogFormat": "XML"})
     assert info.value.response["Error"]["Code"] == "InvalidParameterValueException"
+
+
+def test_cloudformation_passes_logging_config_and_dead_letter_config(local_aws):
+    from tests.conftest import lambda_zip
+    from tests.local.test_lambda_cfn import function, role
+
+    s3, sqs = local_aws.client("s3"), local_aws.client("sqs")
+    bucket = f"logging-cfn-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="app.zip", Body=lambda_zip(LOGGER))
+    queue = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    name = f"logging-cfn-{uuid.uuid4().hex[:8]}"
+    resources = {
+        "Role": role(),
+        "Function": function(
+            {"S3Bucket": bucket, "S3Key": "app.zip"},
+            name,
+            LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "ERROR"},
+            DeadLetterConfig={"TargetArn": queue_arn},
+        ),
+    }
+    cfn = local_aws.client("cloudformation")
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources}))
+    try:
+        config = local_aws.client("lambda").get_function_configuration(FunctionName=name)
+        assert config["LoggingConfig"] == {
+            "LogFormat": "JSON",
+            "ApplicationLogLevel": "ERROR",
+            "SystemLogLevel": "INFO",
+            "LogGroup": f"/aws/lambda/{name}",
+        }
+        assert config["DeadLetterConfig"] == {"TargetArn": queue_arn}
+    finally:
+        cfn.delete_stack(StackName=name)
