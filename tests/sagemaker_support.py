@@ -44,6 +44,8 @@ def predict_fn(data, model):
     if data.get("print"):
         print(data["print"], flush=True)
     time.sleep(float(data.get("sleep", 0)))
+    if data.get("allocate_mb"):
+        hog = b"x" * (int(data["allocate_mb"]) * 1024 * 1024)
     if data.get("fail"):
         raise RuntimeError(data["fail"])
     written = {}

@@ -232,13 +232,29 @@ class Container:
             self.stop()
             raise InvocationTimeout() from None
         except (OSError, http.client.HTTPException) as exc:
-            self.stop()
-            raise SetupFailed(f"the container closed the connection ({exc})") from None
+            raise SetupFailed(self._crash_reason(exc)) from None
         finally:
             connection.close()
             self.last_used = time.monotonic()
         latency_us = (time.perf_counter() - started) * 1e6
         return response.status, data, dict(response.getheaders()), latency_us
+
+    def _crash_reason(self, exc: Exception) -> str:
+        """Why the container dropped an invocation (the kernel's memory limit, or its exit), then stop it."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=2)
+        oom = self._group is not None and self._group.oom_kills() > 0
+        self.stop()
+        if oom:
+            return (
+                f"the container ran out of memory: it used more than its MemorySizeInMB ({self.spec.memory_mb} MB) "
+                "and the kernel stopped it; choose a larger MemorySizeInMB"
+            )
+        code = self.process.returncode
+        return (
+            f"the container exited during the invocation (code {code}, {exc}); its last log lines: "
+            + " | ".join(self._tail[-8:])
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

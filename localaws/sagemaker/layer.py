@@ -119,6 +119,8 @@ class SageMakerRuntimeLayer:
                     "to a folder holding torch, or create <state>/sagemaker/framework)"
                 )
             return _model_error(start_response, 500, message, answer.log_stream_arn, console)
+        if answer.failure == "crash":
+            return _model_error(start_response, 500, answer.message, answer.log_stream_arn, console)
         if answer.status >= 400:
             text = answer.body.decode(errors="replace")
             return _model_error(start_response, answer.status, text, answer.log_stream_arn, console)

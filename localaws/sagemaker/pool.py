@@ -54,7 +54,7 @@ class Answer:
     model_latency_us: float | None
     setup_ms: float | None  # set on a cold start
     log_stream_arn: str
-    failure: str | None = None  # "timeout" or "setup"
+    failure: str | None = None  # "timeout", "setup" (no healthy container) or "crash" (died answering)
     message: str = ""
 
 
@@ -132,7 +132,7 @@ class VariantPool:
             return Answer(None, b"", {}, self.invocation_s * 1e6, setup_ms, container.log.arn, "timeout")
         except SetupFailed as exc:
             self._retire(container)
-            return Answer(None, b"", {}, None, setup_ms, container.log.arn, "setup", str(exc))
+            return Answer(None, b"", {}, None, setup_ms, container.log.arn, "crash", str(exc))
         with self._lock:
             if container.alive and not self._closed.is_set():
                 self._idle.append(container)

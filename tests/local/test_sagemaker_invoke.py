@@ -188,3 +188,28 @@ def test_the_container_output_goes_to_the_endpoint_log_group(local, tiny_url):
         time.sleep(0.1)
     assert "hello from the model" in text
     assert "tiny model loading from /opt/ml/model" in text
+
+
+def test_container_cpu_and_memory_follow_memory_size_and_the_limit_is_enforced(local, tiny_url):
+    from pathlib import Path
+
+    memory_root = Path("/sys/fs/cgroup/memory")
+    if (
+        not (memory_root / "cgroup.procs").exists()
+        or not (Path("/sys/fs/cgroup/cpu") / "cgroup.procs").exists()
+    ):
+        pytest.skip("this machine has no cgroup v1 cpu and memory controllers to read the limits from")
+    pid = json.loads((local.state_dir / "server.json").read_text())["pid"]
+    sm.create_endpoint(local, "inv-limits", tiny_url, memory=1024)
+    _invoke(local, "inv-limits", {})
+    streams = local.client("logs").describe_log_streams(logGroupName="/aws/sagemaker/Endpoints/inv-limits")
+    container_id = streams["logStreams"][0]["logStreamName"].split("/")[1]  # AllTraffic/<container id>
+    groups = list(memory_root.glob(f"**/localaws-{pid}/sagemaker-{container_id}"))
+    assert len(groups) == 1
+    assert int((groups[0] / "memory.limit_in_bytes").read_text()) == 1024 * 1024 * 1024
+    cpu = next(Path("/sys/fs/cgroup/cpu").glob(f"**/localaws-{pid}/{groups[0].name}"))
+    assert int((cpu / "cpu.cfs_quota_us").read_text()) == int(100_000 * 1024 / 1769)  # 0.58 vCPU, as Lambda
+    with pytest.raises(ClientError) as caught:
+        _invoke(local, "inv-limits", {"allocate_mb": 1300})
+    assert caught.value.response["Error"]["Code"] == "ModelError"
+    assert "ran out of memory" in caught.value.response["OriginalMessage"]
