@@ -122,7 +122,8 @@ def test_importing_numpy_without_bundling_it_fails_init_as_on_aws(local_aws, tmp
 
 def test_boto3_and_the_runtime_client_are_importable_as_on_aws(local_aws, tmp_path):
     code = "import boto3, awslambdaric\n\ndef handler(event, context):\n    return boto3.__file__\n"
-    _, where = cli_invoke(local_aws, create_function(local_aws, code), tmp_path=tmp_path)
+    name = create_function(local_aws, code, MemorySize=512, Timeout=30)  # boto3 takes a while at 128 MB
+    _, where = cli_invoke(local_aws, name, tmp_path=tmp_path)
     assert where.startswith("/var/runtime/boto3/")
 
 
