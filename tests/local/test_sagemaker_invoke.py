@@ -213,3 +213,37 @@ def test_container_cpu_and_memory_follow_memory_size_and_the_limit_is_enforced(l
         _invoke(local, "inv-limits", {"allocate_mb": 1300})
     assert caught.value.response["Error"]["Code"] == "ModelError"
     assert "ran out of memory" in caught.value.response["OriginalMessage"]
+
+
+def test_provisioned_containers_serve_first_and_overflow_spills_to_an_on_demand_cold_start(local, tiny_url):
+    sm.create_endpoint(local, "inv-spill", tiny_url, provisioned=1, max_concurrency=2)
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_invoke(local, "inv-spill", {"sleep": 1.0})))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({r["token"] for r in results}) == 2
+    assert (
+        sm.metric_values(local, "inv-spill", "ModelSetupTime")[0]["SampleCount"] == 1
+    )  # only the spill-over
+
+
+def test_without_the_sandbox_the_container_runs_on_the_host_and_its_log_says_so(tmp_path, tiny_url):
+    handle = sm.start_server(tmp_path / "state", LOCALAWS_SANDBOX="off")
+    try:
+        url = sm.upload(handle, sm.tiny_archive(), "tiny/model.tar.gz")
+        sm.create_endpoint(handle, "inv-host", url)
+        body = _invoke(handle, "inv-host", {"n": 1})
+        assert body["echo"] == {"n": 1} and body["model_files"] == ["code", "weights.txt"]
+        events = handle.client("logs").filter_log_events(logGroupName="/aws/sagemaker/Endpoints/inv-host")[
+            "events"
+        ]
+        assert any(
+            "host process (off:" in e["message"] and "LOCALAWS_SANDBOX=off" in e["message"] for e in events
+        )
+    finally:
+        server.stop(handle.state_dir)
