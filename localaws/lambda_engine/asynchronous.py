@@ -69,9 +69,12 @@ def retry_delays() -> tuple[float, float]:
         return AWS_RETRY_DELAYS_S
     try:
         numbers = [float(part) for part in value.split(",")]
+        if any(number < 0 for number in numbers):
+            raise ValueError(value)
     except ValueError:
         raise ValueError(
-            f"{RETRY_SETTING}={value!r} is not a number of seconds: use e.g. '0.5' or '0.5,1'."
+            f"{RETRY_SETTING}={value!r} is not a number of seconds >= 0: use e.g. '0.5' or '0.5,1', "
+            "or unset it for AWS's 60 and 120 s."
         ) from None
     first = numbers[0]
     return first, numbers[1] if len(numbers) > 1 else 2 * first
@@ -353,6 +356,9 @@ def queue_for(engine: Any) -> AsyncQueue:
     with _lock:
         queue = getattr(engine, "_async_queue", None)
         if queue is None:
-            queue = AsyncQueue(engine._run_event, engine.url, closed=lambda: engine._closed)
+            try:
+                queue = AsyncQueue(engine._run_event, engine.url, closed=lambda: engine._closed)
+            except ValueError as exc:  # a bad local setting: say so to the caller, as a modelled error
+                raise LambdaServiceError(500, "ServiceException", str(exc)) from None
             engine._async_queue = queue
         return queue

@@ -250,6 +250,19 @@ def _local_queue(settings: dict, clock: _Clock, runs: list, error: bool = True):
     return queue, delivered
 
 
+def test_the_retry_setting_is_read_as_seconds_and_a_bad_value_is_explained(monkeypatch):
+    monkeypatch.setenv("LOCALAWS_LAMBDA_ASYNC_RETRY_SECONDS", "0.5")
+    assert retry_delays() == (0.5, 1.0)
+    monkeypatch.setenv("LOCALAWS_LAMBDA_ASYNC_RETRY_SECONDS", "0.5,3")
+    assert retry_delays() == (0.5, 3.0)
+    for bad in ("soon", "-1"):
+        monkeypatch.setenv("LOCALAWS_LAMBDA_ASYNC_RETRY_SECONDS", bad)
+        with pytest.raises(
+            ValueError, match="LOCALAWS_LAMBDA_ASYNC_RETRY_SECONDS=.* is not a number of seconds"
+        ):
+            retry_delays()
+
+
 def test_the_default_retry_delays_are_awss_one_then_two_minutes(monkeypatch):
     monkeypatch.delenv("LOCALAWS_LAMBDA_ASYNC_RETRY_SECONDS", raising=False)
     assert retry_delays() == (60.0, 120.0)
