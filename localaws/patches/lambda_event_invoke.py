@@ -24,10 +24,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from moto.awslambda import models, responses
-from moto.awslambda.exceptions import LambdaClientError, UnknownEventConfig
+from moto.awslambda.exceptions import InvalidParameterValueException, LambdaClientError, UnknownEventConfig
 from moto.awslambda.utils import get_backend
 
 _SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+_SUCCESS_TARGETS = ("sqs", "sns", "lambda", "events")
 
 
 def _store(fn: models.LambdaFunction) -> dict[str, dict[str, Any]]:
@@ -73,10 +74,24 @@ def _put(backend, function_name: str, qualifier: str | None, body: dict[str, Any
         settings = {**current, **settings}
     arn = f"{fn.function_arn}:{key}"
     models.EventInvokeConfig(arn, fn.last_modified, dict(settings))  # moto's range and ARN checks
+    _check_destinations(settings.get("DestinationConfig"))
     config = {"FunctionArn": arn, "LastModified": time.time(), **settings}
     config["DestinationConfig"] = _destinations(settings.get("DestinationConfig"))
     store[key] = config
     return config
+
+
+def _check_destinations(config: dict[str, Any] | None) -> None:
+    """A destination is an SQS queue, SNS topic, Lambda function or EventBridge bus (and an S3 bucket,
+    on failure only): https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html"""
+    for kind, allowed in (("OnSuccess", _SUCCESS_TARGETS), ("OnFailure", _SUCCESS_TARGETS + ("s3",))):
+        target = ((config or {}).get(kind) or {}).get("Destination")
+        service = target.split(":")[2] if target and target.count(":") >= 5 else None
+        if target and service not in allowed:
+            raise InvalidParameterValueException(
+                f"The {kind} destination {target} is not supported: use the ARN of an SQS queue, "
+                f"SNS topic, Lambda function or EventBridge event bus{' (or S3 bucket)' if kind == 'OnFailure' else ''}."
+            )
 
 
 def _name_and_qualifier(self) -> tuple[str, str | None]:

@@ -201,6 +201,12 @@ def test_event_invoke_config_is_per_qualifier_put_overwrites_and_update_merges(q
     with pytest.raises(ClientError) as info:
         lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=3)
     assert info.value.response["Error"]["Code"] == "ValidationException"
+    bucket = "arn:aws:s3:::records"
+    with pytest.raises(ClientError) as info:
+        lam.put_function_event_invoke_config(
+            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": bucket}}
+        )
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValueException"
     lam.delete_function_event_invoke_config(FunctionName=name, Qualifier="1")
     with pytest.raises(ClientError) as info:
         lam.get_function_event_invoke_config(FunctionName=name, Qualifier="1")
