@@ -28,7 +28,9 @@ What AWS documents, and what this module does:
 
 Not emulated: events still queued (waiting for a retry or a free environment) when the server stops
 are lost, since the queue lives in the server's memory; AWS keeps them. Delivery failures are logged
-(AWS counts them in the ``DestinationDeliveryFailures`` metric) and not retried.
+(AWS counts them in the ``DestinationDeliveryFailures`` metric) and not retried. An S3 bucket as
+on-failure destination is accepted by the API but nothing is written to it (its object layout is
+not emulated); the failure is logged.
 """
 
 from __future__ import annotations
