@@ -35,6 +35,7 @@ HOST = "127.0.0.1"
 SERVICE_NAME = "workshop-local-aws"
 HEALTH_PATH = "/_workshop/health"
 START_TIMEOUT_S = 60.0
+PORT_RELEASE_S = 3.0  # how long a start waits for a port that nothing of ours answers on
 _FILE_SYSTEM_FOLDER = re.compile(r"^fs-[0-9a-f]{8,40}$")  # moto's (and EFS's) file system ids
 
 
@@ -57,10 +58,12 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child (ours, not yet reaped) counts as dead.
+    # A zombie child (ours, not yet reaped) counts as dead, once its other threads are gone too: a
+    # killed multi-threaded server's main thread turns zombie before the threads that still hold its
+    # sockets (the listening one included) have exited.
     with contextlib.suppress(OSError):
         if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            return False
+            return len(os.listdir(f"/proc/{pid}/task")) > 1
     return True
 
 
@@ -138,6 +141,9 @@ def ensure_running(state_dir: Path, port: int, *, port_setting: str = "LOCALAWS_
 
 def _start(state_dir: Path, port: int, port_setting: str) -> str:
     url = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + PORT_RELEASE_S
+    while not _port_free(port) and health(url) is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # a server that was just killed may hold it a moment longer
     if not _port_free(port):
         other = health(url)
         whose = (
