@@ -9,6 +9,7 @@ module per behaviour:
 - :mod:`.archive`: the model archive from S3, extracted for ``/opt/ml/model``;
 - :mod:`.container`: one container in the Lambda sandbox (serverless runs on Lambda), sized from
   ``MemorySizeInMB``; :mod:`.serving` is the emulated PyTorch inference image inside it;
+- :mod:`.framework`: the image's torch, precompiled as an image is;
 - :mod:`.pool`: cold starts, scale-out to ``MaxConcurrency``, scale to zero, Provisioned Concurrency;
 - :mod:`.layer`: InvokeEndpoint and its errors; :mod:`.telemetry`: metrics and logs as AWS publishes them.
 

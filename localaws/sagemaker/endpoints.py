@@ -15,13 +15,15 @@ plane). DeleteEndpoint stops the endpoint's containers.
 
 The framework the emulated image provides (torch, Pillow) is a folder importable as site-packages:
 ``LOCALAWS_SAGEMAKER_FRAMEWORK`` when the server starts, else ``<state>/sagemaker/framework`` (a
-folder or link that a client may create at any time).
+folder or link that a client may create at any time), precompiled once if it has no bytecode
+(:mod:`.framework`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 from moto.core.utils import utcnow
 
 from localaws.lambda_engine.sandbox import Sandbox
-from localaws.sagemaker import archive
+from localaws.sagemaker import archive, framework
 from localaws.sagemaker.container import ContainerSpec, SetupFailed, image_dir
 from localaws.sagemaker.pool import VariantPool, setting
 
@@ -134,6 +136,16 @@ class Manager:
                 f'The local backend emulates only the SageMaker PyTorch inference container (a "{EMULATED_IMAGE}" '
                 f'image); the image "{image}" of model {model.model_name} cannot run here.'
             )
+        framework_dir = self.framework_dir()
+        if framework_dir is not None:
+            try:
+                framework_dir = framework.precompiled(
+                    framework_dir, self.state_dir / "sagemaker" / "framework-cache"
+                )
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise _Unsupported(
+                    f"The framework folder {framework_dir} could not be prepared for the image: {exc}"
+                ) from None
         data = archive.read_s3(container.get("ModelDataUrl", ""), backend.account_id, backend.region_name)
         model_dir = archive.extract(data, self.models_dir, container.get("ModelDataUrl", ""))
         serverless = variant["ServerlessConfig"]
@@ -144,7 +156,7 @@ class Manager:
             variant_name=variant["VariantName"],
             memory_mb=int(serverless["MemorySizeInMB"]),
             model_dir=model_dir,
-            framework_dir=self.framework_dir(),
+            framework_dir=framework_dir,
             environment={str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
         )
         return VariantPool(

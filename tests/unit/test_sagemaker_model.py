@@ -207,3 +207,17 @@ def test_the_shim_defaults_load_a_torchscript_model_pt(tmp_path):
 def test_model_archive_members_are_readable_by_the_non_root_container(archive):
     with tarfile.open(fileobj=io.BytesIO(archive.path.read_bytes())) as tar:
         assert all(m.mode & 0o004 for m in tar.getmembers())
+
+
+def test_a_framework_folder_without_bytecode_is_precompiled_once_and_one_with_it_is_used_as_is(tmp_path):
+    from localaws.sagemaker import framework
+
+    source = tmp_path / "site-packages"
+    (source / "torch").mkdir(parents=True)
+    (source / "torch" / "__init__.py").write_text("VALUE = 1\n")
+    compiled = framework.precompiled(source, tmp_path / "cache")
+    assert compiled != source and (compiled / "torch" / "__init__.py").read_text() == "VALUE = 1\n"
+    assert list((compiled / "torch" / "__pycache__").glob("__init__.cpython-*.pyc"))
+    assert not (source / "torch" / "__pycache__").exists()  # the original is left alone
+    assert framework.precompiled(source, tmp_path / "cache") == compiled  # once
+    assert framework.precompiled(compiled, tmp_path / "cache") == compiled  # has bytecode: as it is
