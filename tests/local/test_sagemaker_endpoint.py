@@ -14,11 +14,15 @@ from botocore.exceptions import ClientError
 from localaws import server
 from tests import sagemaker_support as sm
 
+SETUP_S = 2.0  # AWS gives the container 3 minutes to answer /ping; shortened here
+
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     handle = sm.start_server(
-        tmp_path_factory.mktemp("sm-endpoint-state"), LOCALAWS_SAGEMAKER_CREATE_SECONDS="0.5"
+        tmp_path_factory.mktemp("sm-endpoint-state"),
+        LOCALAWS_SAGEMAKER_CREATE_SECONDS="0.5",
+        LOCALAWS_SAGEMAKER_SETUP_SECONDS=str(SETUP_S),
     )
     yield handle
     server.stop(handle.state_dir)
@@ -142,3 +146,18 @@ def _shim_processes() -> set[int]:
             except OSError:
                 continue
     return found
+
+
+def test_a_provisioned_container_that_never_gets_healthy_fails_the_endpoint(local, tiny_url):
+    slow = {"TINY_SETUP_SECONDS": str(SETUP_S + 3)}
+    described = sm.create_endpoint(local, "ep-slow-pc", tiny_url, provisioned=1, environment=slow)
+    assert described["EndpointStatus"] == "Failed"
+    assert f"did not answer /ping with 200 within {SETUP_S:.0f} s" in described["FailureReason"]
+
+
+def test_an_on_demand_container_that_never_gets_healthy_is_a_model_error(local, tiny_url):
+    sm.create_endpoint(local, "ep-slow", tiny_url, environment={"TINY_SETUP_SECONDS": str(SETUP_S + 3)})
+    with pytest.raises(ClientError) as caught:
+        sm.runtime(local).invoke_endpoint(EndpointName="ep-slow", Body=b"{}", ContentType="application/json")
+    assert caught.value.response["Error"]["Code"] == "ModelError"
+    assert "did not answer /ping" in caught.value.response["OriginalMessage"]
