@@ -76,6 +76,9 @@ def executed(tmp_path_factory):
             "from helpers import plots\n"
             "plots.latency_cdf([{'scenario': 'warm', 'client_ms': 10.0}, {'scenario': 'warm', 'client_ms': 12.0}])"
         ),
+        nbformat.v4.new_code_cell(
+            "from helpers import bench\nbar = bench.Progress(3)\nfor _ in range(3):\n    bar.step('warm')\nbar.close()"
+        ),
     ]
     nbformat.write(nb, src / "tiny.ipynb")
     out = tmp_path_factory.mktemp("executed")
@@ -94,7 +97,13 @@ def executed(tmp_path_factory):
 def test_the_runbook_embeds_every_figure_as_a_png(executed):
     nb = nbformat.read(executed, as_version=4)
     assert figure_cells_without_png(nb) == []
-    assert sum("image/png" in o.get("data", {}) for c in nb.cells[2:] for o in c.outputs) == 2
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells[2:4] for o in c.outputs) == 2
+
+
+def test_a_saved_progress_line_shows_where_it_ended_not_zero_percent(executed):
+    (output,) = nbformat.read(executed, as_version=4).cells[4].outputs
+    assert "application/vnd.jupyter.widget-view+json" not in output.data
+    assert re.fullmatch(r"3/3 invocations in \d+ s \(done\)", output.data["text/plain"])
 
 
 def test_the_runbook_embeds_linked_images_so_the_copy_stands_alone(executed):
