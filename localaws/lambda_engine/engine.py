@@ -119,13 +119,13 @@ class Engine(ProvisionedConcurrency):
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise LambdaServiceError(
                 413,
-                "RequestTooLargeException",
+                "RequestEntityTooLargeException",
                 f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
             )
         payload = payload or b"{}"
         try:
             json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to parse
             raise LambdaServiceError(
                 400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
             ) from exc

@@ -106,6 +106,8 @@ class Environment:
         threading.Thread(
             target=self._read_output, args=(self.process,), name=f"lambda-env-{self.id}", daemon=True
         ).start()
+        if self._launch.adopt and self.group is not None:
+            threading.Thread(target=self.group.adopt, args=(self.process.pid,), daemon=True).start()
 
     def _restart(self) -> None:
         """End the process and start it again (an on-demand init past 10 s is re-run, as on AWS)."""
@@ -119,7 +121,9 @@ class Environment:
 
     @property
     def alive(self) -> bool:
-        return self.exit_code is None and not self.retired
+        # poll() too: a process that died between invocations is not handed the next one before the
+        # reader thread has seen its exit.
+        return self.exit_code is None and not self.retired and self.process.poll() is None
 
     @property
     def ready(self) -> bool:

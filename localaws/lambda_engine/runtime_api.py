@@ -23,6 +23,7 @@ from localaws.lambda_engine.sandbox import caller
 log = logging.getLogger(__name__)
 
 PREFIX = "/2018-06-01/runtime"
+RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # 6291556 bytes: synchronous response payload, Lambda quotas page
 
 
 class Delivery(Protocol):
@@ -56,8 +57,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write("\r\n".join(lines).encode() + body)
 
     def _body(self) -> bytes:
+        """The body, at most one byte over Lambda's 6 MB response limit (enough for the layer to answer
+        Function.ResponseSizeTooLarge); the rest is read and dropped, never held in memory."""
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(min(length, RESPONSE_LIMIT + 1)) if length else b""
+        left = length - len(body)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+        return body
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         if self.path != f"{PREFIX}/invocation/next":

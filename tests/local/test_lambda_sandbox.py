@@ -327,3 +327,24 @@ def test_a_file_system_policy_without_client_write_mounts_read_only(local_aws, t
     }
     local_aws.client("efs").put_file_system_policy(FileSystemId=fs_id, Policy=json.dumps(policy))
     assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1] == "Read-only file system"
+
+
+@pytest.fixture
+def python_path_sandbox(tmp_path, monkeypatch):
+    """A server of its own whose environments are built by the Python path (no compiled launcher)."""
+    monkeypatch.setenv("LOCALAWS_SANDBOX", "python")
+    state = tmp_path / "state"
+    url = server.ensure_running(state, free_port())
+    from tests.conftest import LocalAWSHandle
+
+    yield LocalAWSHandle(url=url, state_dir=state, port=int(url.rsplit(":", 1)[1]))
+    server.stop(state)
+
+
+def test_the_python_path_gives_the_same_sandbox(python_path_sandbox, tmp_path):
+    handle = python_path_sandbox
+    name = create_function(handle, WHOAMI)
+    answer, seen = cli_invoke(handle, name, {"paths": [str(REPO)]}, tmp_path)
+    assert seen["uid"] != 0 and seen["cwd"] == "/var/task" and seen["pids"] == [1]
+    assert seen["task_write"] == "Read-only file system" and not seen["visible"][str(REPO)]
+    assert "Local Sandbox: on" in log_tail(answer)

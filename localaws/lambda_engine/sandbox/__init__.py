@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localaws.lambda_engine.sandbox import caller, cgroups, filesystem, identity, libc, runtime
+from localaws.lambda_engine.sandbox import caller, cgroups, filesystem, identity, libc, native, runtime
 
 log = logging.getLogger(__name__)
 
 GUARANTEES = ("filesystem", "packages", "identity", "processes", "cpu", "memory", "freezer", "runtime_api")
-SETTING = "LOCALAWS_SANDBOX"  # auto (default) | off
+SETTING = "LOCALAWS_SANDBOX"  # auto (default) | off | python (the Python path even with a C compiler)
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Launch:
     preexec: Callable[[], None] | None = None
     group: cgroups.Group | None = None
     notes: list[str] = field(default_factory=list)
+    adopt: bool = False  # the server moves the started process into ``group`` (the launcher does not join)
 
 
 class Sandbox:
@@ -86,8 +87,9 @@ class Sandbox:
         self.root.mkdir(parents=True, exist_ok=True)
         self.etc = identity.write_etc(sandbox_dir / "etc")
         self.runtime_dir = runtime.build_runtime_dir(sandbox_dir / "runtime", self.builtin_client)
+        self.launcher = None if os.environ.get(SETTING) == "python" else native.build(sandbox_dir)
         self._tools = identity.tools()
-        if self._tools is None:
+        if self._tools is None and self.launcher is None:
             self.off["processes"] = "util-linux unshare and setpriv are not installed"
         self.layout = cgroups.probe(str(os.getpid()))
         cgroups.remove_stale(self.layout)
@@ -176,10 +178,19 @@ class Sandbox:
         )
         who = identity.for_access_points(posix_users)
         group = cgroups.Group(self.layout, name, memory_mb) if self.layout and self.layout.bases else None
-        if self._tools:
-            prefix = identity.command_prefix(who, *self._tools)
-        else:
-            prefix = []
+        notes = [f"runs as uid {who.uid} ({who.source})"]
+        if group is not None and self.layout.cpu:
+            notes.append(f"cpu: {cgroups.cpu_share(memory_mb):.2f} vCPU (scaled with MemorySize)")
+        mismatch = runtime.describe_interpreter(runtime_name, architectures)
+        if mismatch:
+            notes.append(mismatch)
+        env = runtime.variables(runtime_name, user_variables, builtin=builtin)
+        if self.launcher is not None:  # the fast path: vfork/exec the C launcher, which does it all
+            prefix = native.command(self.launcher, root=self.root, steps=steps, who=who)
+            return Launch(
+                command=prefix + runtime.COMMAND, env=env, cwd=None, group=group, notes=notes, adopt=True
+            )
+        prefix = identity.command_prefix(who, *self._tools) if self._tools else []
         root = str(self.root).encode()
 
         def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
@@ -192,15 +203,9 @@ class Sandbox:
                 os.setresgid(who.gid, who.gid, who.gid)
                 os.setresuid(who.uid, who.uid, who.uid)
 
-        notes = [f"runs as uid {who.uid} ({who.source})"]
-        if group is not None and self.layout.cpu:
-            notes.append(f"cpu: {cgroups.cpu_share(memory_mb):.2f} vCPU (scaled with MemorySize)")
-        mismatch = runtime.describe_interpreter(runtime_name, architectures)
-        if mismatch:
-            notes.append(mismatch)
         return Launch(
             command=prefix + runtime.COMMAND,
-            env=runtime.variables(runtime_name, user_variables, builtin=builtin),
+            env=env,
             cwd=None,
             preexec=preexec,
             group=group,

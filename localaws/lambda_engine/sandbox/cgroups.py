@@ -166,6 +166,28 @@ class Group:
             finally:
                 os.close(fd)
 
+    def adopt(self, pid: int, timeout: float = 2.0) -> None:
+        """Move a started launcher and the child it forks into every group, from the server's side.
+
+        Moving a process between cgroup v1 groups waits for an RCU grace period: 2 to 150 ms on a busy
+        machine. Done here, in a thread of the server, it does not delay the environment's start (which
+        runs unthrottled for those few milliseconds); the launcher forks its PID namespace's first process
+        at once, so the child is waited for and moved too (anything it starts later inherits the groups).
+        """
+        deadline = time.monotonic() + timeout
+        children: list[str] = []
+        while time.monotonic() < deadline and not children:
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                return  # gone already
+            if not children:
+                time.sleep(0.0005)
+        for procs in self.procs:
+            for member in [str(pid), *children]:
+                with contextlib.suppress(OSError):  # it may have exited meanwhile
+                    Path(procs.decode()).write_text(member)
+
     def freeze(self) -> None:
         if self._freeze is not None and not self.frozen:
             self.frozen = True

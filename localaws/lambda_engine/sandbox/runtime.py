@@ -21,6 +21,7 @@ Honest gap: the interpreter is this machine's Python (``INIT_START`` says which 
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import importlib.metadata
 import logging
@@ -133,6 +134,9 @@ def build_runtime_dir(parent: Path, builtin_client: Path) -> Path:
                     _link_or_copy(source, staging / file)
         (staging / "bootstrap.py").write_text(BOOTSTRAP)
         shutil.copy2(builtin_client, staging / BUILTIN_CLIENT)
+        # Bytecode, as Lambda's /var/runtime ships it: the folder is read-only in the sandbox, so without it
+        # every cold start would compile awslambdaric and boto3 again.
+        compileall.compile_dir(staging, quiet=1, workers=1)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
