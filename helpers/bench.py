@@ -100,6 +100,10 @@ def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
     first_response = inv.init is not None and init_type != "provisioned-concurrency"
     init_in_request = inv.init_report is not None  # an init that timed out (re-run here) or failed here
     cold = report["init_ms"] is not None or init_in_request or first_response
+    if (
+        init_type is None and cold
+    ):  # a failed init says nothing; only on-demand environments init in a request
+        init_type = "on-demand"
     phases = init_phases(inv.init) if cold else {}
     total = (inv.init or {}).get("total_ms") if cold else None
     return {

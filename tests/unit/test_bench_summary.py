@@ -105,6 +105,18 @@ def test_an_init_past_ten_seconds_counts_as_a_cold_start_with_its_init_inside_du
     assert by_first_response["init_total_ms"] == 10900.0
 
 
+def test_an_init_that_failed_inside_the_request_is_a_failed_on_demand_cold_start():
+    line = REPORT.format(d=3144, b=3145) + "\tStatus: error\tError Type: Runtime.ExitError"
+    inv = _invocation(
+        {"errorType": "Runtime.ExitError", "errorMessage": "killed"},
+        line,
+        InitReport(3144.0, "init", "error"),
+    )
+    inv.function_error = "Unhandled"
+    r = bench.record("burst-provisioned", 1, inv)
+    assert r["cold"] and r["init_type"] == "on-demand" and r["error"].startswith("Runtime.ExitError")
+
+
 def test_medians_skip_failed_invocations_and_missing_fields():
     m = findings.medians(RECORDS)
     assert m["cold"] == {"client_ms": 1400.0, "duration_ms": 35.0, "init_ms": 1300.0, "billed_ms": 1336.0}
