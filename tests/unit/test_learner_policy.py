@@ -183,6 +183,26 @@ RESOURCE_ACTIONS = {
         "apigateway:PATCH",
         "apigateway:DELETE",
     ],
+    # cloudformation/sagemaker.yaml: the AWS::SageMaker::* resource schemas' handler permissions
+    "AWS::SageMaker::Model": [
+        "sagemaker:CreateModel",
+        "sagemaker:DescribeModel",
+        "sagemaker:DeleteModel",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+    ],
+    "AWS::SageMaker::EndpointConfig": [
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:AddTags",
+    ],
+    "AWS::SageMaker::Endpoint": [
+        "sagemaker:CreateEndpoint",
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:AddTags",
+    ],
 }
 
 
