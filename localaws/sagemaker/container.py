@@ -103,6 +103,7 @@ class Container:
         self.setup_ms: float | None = None
         self._tail: list[str] = []
         self._group: cgroups.Group | None = None
+        self._host_base: Path | None = None  # SAGEMAKER_BASE_PATH of a host process
         env = {
             "PATH": "/opt/conda/bin:/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -174,6 +175,7 @@ class Container:
         base = Path(state_dir) / "sagemaker" / "base" / self.id
         base.mkdir(parents=True, exist_ok=True)
         (base / "model").symlink_to(self.spec.model_dir)
+        self._host_base = base
         env["SAGEMAKER_BASE_PATH"] = str(base)
         if self.spec.framework_dir is not None:
             env["LOCALAWS_FRAMEWORK_PATH"] = str(self.spec.framework_dir)
@@ -264,3 +266,9 @@ class Container:
         if self._group is not None:
             self._group.remove()
             self._group = None
+        base = self._host_base
+        if base is not None:
+            self._host_base = None
+            with contextlib.suppress(OSError):
+                (base / "model").unlink()
+                base.rmdir()
