@@ -1,7 +1,8 @@
 """Measure the local Lambda engine: init overhead, warm round-trip overhead, and a parallel burst.
 
 Run: ``.venv/bin/python bench/bench_engine.py``. Starts its own local AWS (temporary state folder,
-free port, at most 4 environments per function), prints three figures, stops the server and cleans up.
+free port, at most 4 environments per function), prints three figures, stops the server and cleans up;
+then (a) and (b) again with ``LOCALAWS_SANDBOX=off``, so the sandbox's cost is read side by side.
 It prints and never asserts; the goals are those of the engine's issue:
 
 (a) a trivial handler's Init Duration next to a bare process doing the same spawn and imports
@@ -32,6 +33,7 @@ from pathlib import Path
 from common import client, free_port, lambda_role, local_aws
 
 from helpers.reports import report_from_log_result
+from localaws.server import health
 
 # One id per environment (a process id is not: in the sandbox's pid namespace every handler is the same pid).
 HANDLER = "import uuid\n\nENVIRONMENT = uuid.uuid4().hex\n\ndef handler(event, context):\n    return {'env': ENVIRONMENT}\n"
@@ -201,9 +203,11 @@ def burst(url: str, name: str) -> None:
         print("    error:", error[:200])
 
 
-def main() -> None:
-    os.environ["LOCALAWS_LAMBDA_MAX_ENVIRONMENTS"] = str(BURST_ENVIRONMENTS)  # the server inherits it
+def run(sandbox: str, *, with_burst: bool) -> None:
+    """The figures against a server of its own, started with ``LOCALAWS_SANDBOX=<sandbox>``."""
+    os.environ["LOCALAWS_SANDBOX"] = sandbox  # the server inherits it
     with local_aws("bench-engine") as (url, state_dir):
+        print(f"-- LOCALAWS_SANDBOX={sandbox}: {health(url)['lambda_sandbox']['summary']}")
         role = lambda_role(url)
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zf:
@@ -215,13 +219,23 @@ def main() -> None:
             Role=role,
             Handler="app.handler",
             Code={"ZipFile": archive.getvalue()},
+            # One vCPU's worth in the sandbox (Lambda's CPU follows memory): the bare spawn it is compared
+            # with runs unthrottled, and so does this single-threaded init at 1769 MB.
+            MemorySize=1769,
         )
         lam.get_waiter("function_active_v2").wait(FunctionName="bench-trivial", WaiterConfig={"Delay": 0.1})
         task_root = state_dir / "lambda" / "code" / base64.b64decode(config["CodeSha256"]).hex()
         lam.invoke(FunctionName="bench-trivial", Payload=b"{}")  # extracts the code, warms the page cache
         init_overhead(lam, "bench-trivial", task_root)
         warm_overhead_and_yardstick(url, "bench-trivial")
-        burst(url, "bench-trivial")
+        if with_burst:
+            burst(url, "bench-trivial")
+
+
+def main() -> None:
+    os.environ["LOCALAWS_LAMBDA_MAX_ENVIRONMENTS"] = str(BURST_ENVIRONMENTS)  # the server inherits it
+    run("auto", with_burst=True)
+    run("off", with_burst=False)  # the same figures without the sandbox, for its cost
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class Environment:
         }
         self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
         self._superseded: set[int] = set()
+        self._waiting_since: float | None = None  # when the runtime began waiting for an invocation
         self._start_process()
         self._log([logs.init_start_line(spec.region, sandbox_summary, launch.notes)])
 
@@ -139,8 +140,8 @@ class Environment:
             self.init_duration_ms = (time.perf_counter() - self._spawned) * 1000
             self._settled.set()
         with self._idle_lock:
-            if self.group is not None and self._queue.empty():
-                self.group.freeze()  # idle until the next invocation, as Lambda freezes it
+            if self._queue.empty():
+                self._waiting_since = time.monotonic()  # the engine's watchdog freezes it soon
         invocation = self._queue.get()
         if invocation is None:
             return None
@@ -172,6 +173,18 @@ class Environment:
         self._settled.set()
 
     # --- output and exit ---------------------------------------------------------------------------
+
+    def freeze_if_idle(self, after_s: float) -> None:
+        """Freeze the environment once its runtime has waited ``after_s`` for the next invocation, as Lambda
+        freezes an idle environment (a background thread does not run). Not at once: back-to-back
+        invocations then pay no freeze and thaw, and the first milliseconds after a response run, as they
+        do on Lambda until the runtime asks for the next invocation."""
+        if self.group is None or self.group.frozen:
+            return
+        with self._idle_lock:
+            since = self._waiting_since
+            if since is not None and self._queue.empty() and time.monotonic() - since >= after_s:
+                self.group.freeze()
 
     def thaw_if_killed(self) -> None:
         """Let a frozen environment that something killed die now (cgroup v1 holds SIGKILL while frozen)."""
@@ -312,9 +325,10 @@ class Environment:
         self.stream.write([start])
         self._current = invocation
         with self._idle_lock:
+            self._waiting_since = None
             self._queue.put(invocation)
             if self.group is not None:
-                self.group.thaw()
+                self.group.thaw()  # a no-op unless the watchdog froze it
         finished = invocation.done.wait(max(0.0, budget_s))
         if not finished and invocation.settle("timeout"):
             self.retired = True  # never handed another invocation, even before its exit is seen
