@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localaws import server
 
-DEFAULT_PORT = 4577
+DEFAULT_PORT = 4580  # not the workshop's 4577: a bare `python -m localaws start` must not take its port
 
 
 def _default_port() -> int:
