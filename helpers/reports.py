@@ -216,7 +216,8 @@ def init_details(message: str) -> dict[str, Any] | None:
     """The JSON object logged by the function's init (``{"init": {"phases_ms": ...}, ...}``), or None.
 
     ``message`` is a CloudWatch event or log line as the Python runtime writes it
-    (``[INFO]\\t<time>\\t<request id>\\t{...}``). Lines that hold no JSON object, or one without
+    (``[INFO]\\t<time>\\t<request id>\\t{...}``), or with the function's LogFormat JSON, the object Lambda
+    wraps it in (``{"level": "INFO", "message": ...}``). Lines that hold no JSON object, or one without
     ``init`` (or the older ``init_ms``), give None.
     """
     start = message.find("{")
@@ -226,6 +227,12 @@ def init_details(message: str) -> dict[str, Any] | None:
         data = json.loads(message[start:].strip())
     except ValueError:
         return None
+    if isinstance(data, dict) and "init" not in data and "init_ms" not in data:
+        # LogFormat JSON: Lambda wraps the line as {"timestamp", "level", "message": <the line>, ...}
+        inner = data.get("message")
+        if isinstance(inner, str):
+            return init_details(inner) if inner.lstrip().startswith("{") else None
+        data = inner
     if not isinstance(data, dict) or not ("init" in data or "init_ms" in data):
         return None
     return data

@@ -1,6 +1,7 @@
 """REPORT lines as Lambda prints them on AWS, parsed, found in invoke tails and log events, formatted."""
 
 import base64
+import json
 
 import pytest
 
@@ -211,9 +212,19 @@ def test_init_reports_are_found_among_log_lines_and_bad_ones_named():
 
 def test_the_functions_init_log_line_is_read_from_a_cloudwatch_message():
     body = {"init": {"phases_ms": {"import_torch": 900.5, "load_weights": 80}, "total_ms": 1000.0}}
-    message = "[INFO]\t2026-12-01T09:01:40.722Z\t\t" + __import__("json").dumps(body)
+    message = "[INFO]\t2026-12-01T09:01:40.722Z\t\t" + json.dumps(body)
     details = init_details(message)
     assert details == body
     assert init_phases(details["init"]) == {"import_torch": 900.5, "load_weights": 80.0}
     assert init_details('[INFO]\t...\t{"request_id": "r", "status": 200}') is None
     assert init_details("START RequestId: x") is None and init_phases(None) == {}
+
+
+def test_the_init_log_line_is_read_when_lambda_wraps_it_in_its_json_log_format():
+    body = {"init": {"phases_ms": {"import_torch": 900.5}, "total_ms": 950.0}}
+    as_string = json.dumps(
+        {"timestamp": "2026-12-01T09:01:40Z", "level": "INFO", "message": json.dumps(body)}
+    )
+    as_object = json.dumps({"timestamp": "2026-12-01T09:01:40Z", "level": "INFO", "message": body})
+    assert init_details(as_string) == body and init_details(as_object) == body
+    assert init_details(json.dumps({"level": "INFO", "message": "plain text"})) is None
