@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 from tests.local.test_lambda_engine import create_function, invoke, tail_text, unique
 from tests.local.test_lambda_engine_provisioned import wait_status
@@ -125,3 +126,41 @@ def test_a_weighted_alias_routes_invocations_and_says_which_version_ran(local_aw
         assert json.loads(response["Payload"].read()) == response["ExecutedVersion"]
         executed.append(response["ExecutedVersion"])
     assert set(executed) == set(versions)  # 24 draws at 50 %: both versions run (p of failing < 1e-6)
+
+
+def test_provisioned_concurrency_that_cannot_be_allocated_fails_with_a_reason(own_local_aws):
+    """A full disk: the code cannot be extracted, so provisioning ends FAILED, never IN_PROGRESS forever."""
+    import os
+    import subprocess
+
+    import pytest
+
+    from tests.conftest import lambda_zip
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tiny file system as the code cache")
+    code_dir = Path(own_local_aws.state_dir).resolve() / "lambda" / "code"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(code_dir)], check=True)
+    try:
+        lam = own_local_aws.client("lambda")
+        files = {
+            "app.py": "def handler(event, context):\n    return 1\n",
+            "blob.txt": os.urandom(200_000).hex(),
+        }
+        name = unique("full")
+        lam.create_function(
+            FunctionName=name, Runtime="python3.12", Role=own_local_aws.lambda_role(), Handler="app.handler",
+            Code={"ZipFile": lambda_zip(files)},
+        )  # fmt: skip
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        version = lam.publish_version(FunctionName=name)["Version"]
+        lam.get_waiter("published_version_active").wait(FunctionName=name, Qualifier=version)
+        lam.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=1
+        )
+        config = wait_status(lam, name, version)
+        assert config["Status"] == "FAILED", config
+        assert "No space left on device" in config["StatusReason"]
+    finally:
+        subprocess.run(["umount", "-l", str(code_dir)], check=False)
