@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
-import math
 import os
 import statistics
 import time
@@ -38,7 +37,7 @@ RESNET_PY = Path(__file__).resolve().parents[1] / "functions" / "inference" / "r
 
 def _threads(memory_mb: int) -> int:
     """The handler's thread count for ``memory_mb`` (``app._threads``; importing app would load its model)."""
-    return max(1, min(os.cpu_count() or 1, math.ceil(memory_mb / 1769)))
+    return max(1, min(os.cpu_count() or 1, memory_mb // 1769))
 
 
 def _seed_efs(url: str, state_dir: Path) -> tuple[str, Path]:
