@@ -373,10 +373,25 @@ def init_start_lines(function_name: str, limit: int = 20) -> list[str]:
     return [event["message"] for event in events]
 
 
-def caveats(cpu_scaled: bool | None, backend: str | None = None) -> list[str]:
-    """What the local numbers cannot show, as Markdown bullets (empty on AWS)."""
+def sandbox_summary(init_start_lines: Iterable[str]) -> str | None:
+    """What the local engine's ``INIT_START`` lines say of its Lambda sandbox (``Local Sandbox: ...``)."""
+    for line in init_start_lines:
+        for field in line.split("\t"):
+            if field.startswith("Local Sandbox: "):
+                return field.removeprefix("Local Sandbox: ")
+    return None
+
+
+def caveats(cpu_scaled: bool | None, backend: str | None = None, sandbox: str | None = None) -> list[str]:
+    """What the local numbers cannot show, as Markdown bullets (empty on AWS); ``sandbox`` is what
+    :func:`sandbox_summary` read, said first when some of its guarantees are off."""
     if (backend or load_settings().backend) == "aws":
         return []
+    lines = []
+    if sandbox and not sandbox.startswith("on: every guarantee"):
+        lines.append(
+            f"- **The Lambda sandbox is {sandbox}**: code that runs here may still fail on AWS there."
+        )
     cpu = (
         "- CPU scales with the memory setting here as on Lambda (one vCPU per 1,769 MB), but every "
         "environment shares this machine's cores: a burst of cold starts competes for them."
@@ -386,6 +401,7 @@ def caveats(cpu_scaled: bool | None, backend: str | None = None) -> list[str]:
     )
     return [
         "Measured on the embedded local AWS, which differs from Lambda in ways that matter here:",
+        *lines,
         cpu,
         "- 'EFS' is a folder on this disk with a warm page cache: no NFS round trips, so a real cold start "
         "that imports PyTorch from EFS is slower than measured here.",

@@ -219,6 +219,22 @@ def test_caveats_say_where_cpu_scaling_is_not_enforced():
     assert findings.caveats(None, backend="aws") == []
 
 
+def test_caveats_say_first_which_sandbox_guarantees_are_off():
+    off = (
+        "INIT_START Runtime Version: python:3.11.local\tLocal Sandbox: off: filesystem, packages not enforced "
+        "(LOCALAWS_SANDBOX=off)\tLocal Runtime: runs on this machine's interpreter"
+    )
+    summary = findings.sandbox_summary([off])
+    assert summary == "off: filesystem, packages not enforced (LOCALAWS_SANDBOX=off)"
+    lines = findings.caveats(False, backend="local", sandbox=summary)
+    assert "LOCALAWS_SANDBOX=off" in lines[1]
+    on = findings.sandbox_summary(
+        ["INIT_START x\tLocal Sandbox: on: every guarantee of the Lambda sandbox is enforced"]
+    )
+    assert not any("sandbox is" in line for line in findings.caveats(True, backend="local", sandbox=on))
+    assert findings.sandbox_summary(["INIT_START Runtime Version: python:3.12.v36"]) is None
+
+
 def test_cpu_scaling_is_read_from_the_engines_init_start_line():
     scaled = (
         "INIT_START Runtime Version: python:3.11.local\tLocal Sandbox: on: every guarantee of the Lambda sandbox "
