@@ -105,7 +105,7 @@ def test_the_server_does_not_hold_its_starters_output_open(tmp_path):
     try:
         # communicate() returns only when every holder of the pipe has closed it.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "localaws", "start"],
+            [sys.executable, "-m", "helpers.local", "start"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **env},
