@@ -27,6 +27,7 @@ from PIL import Image
 
 from helpers import functions, model
 from helpers.invoke import Invocation, invoke
+from tests.efs_framework import install_framework
 
 MEMORY_MB = 2048
 WARM_UP = 5
@@ -51,6 +52,7 @@ def _seed_efs(url: str, state_dir: Path) -> tuple[str, Path]:
     models = state_dir / "efs" / fs_id / "ml" / "model"  # where the local engine mounts that access point
     model.export(models / "versions" / "v1", try_download=False)
     (models / "current").symlink_to("versions/v1")
+    install_framework(models.parent)  # in the sandbox torch exists only there, as the seeder leaves it
     return access_point["AccessPointArn"], models / "current"
 
 
