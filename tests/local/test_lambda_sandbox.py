@@ -348,3 +348,27 @@ def test_the_python_path_gives_the_same_sandbox(python_path_sandbox, tmp_path):
     assert seen["uid"] != 0 and seen["cwd"] == "/var/task" and seen["pids"] == [1]
     assert seen["task_write"] == "Read-only file system" and not seen["visible"][str(REPO)]
     assert "Local Sandbox: on" in log_tail(answer)
+
+
+def test_environments_a_killed_server_left_frozen_are_ended_by_the_next_server(tmp_path):
+    import signal
+    import time
+
+    from tests.conftest import start_local_aws
+    from tests.local.test_lambda_engine import environment_pids, invoke, wait_for
+
+    crashed = start_local_aws(tmp_path / "crashed")
+    name = create_function(crashed, "def handler(event, context):\n    return 1\n")
+    invoke(crashed, name)
+    orphans = environment_pids(crashed.state_dir)
+    assert orphans
+    time.sleep(0.2)  # idle long enough to be frozen
+    os.kill(json.loads((crashed.state_dir / "server.json").read_text())["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    assert all(Path(f"/proc/{pid}").exists() for pid in orphans), "the frozen environment outlived its server"
+    successor = start_local_aws(tmp_path / "next")
+    try:
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans), 10)
+    finally:
+        server.stop(successor.state_dir)
+        server.stop(crashed.state_dir)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +229,8 @@ class Group:
 
 
 def remove_stale(layout: Layout) -> None:
-    """Remove ``localaws-<pid>`` groups of servers that are gone (a crashed server leaves them behind)."""
+    """Remove ``localaws-<pid>`` groups of servers that are gone, ending the environments a crashed server
+    left behind (frozen ones would otherwise wait forever)."""
     for base in layout.bases.values():
         for other in base.parent.glob("localaws-*"):
             pid = other.name.rsplit("-", 1)[-1]
@@ -236,10 +238,30 @@ def remove_stale(layout: Layout) -> None:
                 continue
             for child in other.iterdir():
                 if child.is_dir():
+                    _end_orphans(child)
                     with contextlib.suppress(OSError):
                         child.rmdir()
             with contextlib.suppress(OSError):
                 other.rmdir()
+
+
+def _end_orphans(group: Path) -> None:
+    """Kill what a dead server left in an environment's group: its processes, frozen (v1) until thawed."""
+    with contextlib.suppress(OSError, ValueError):
+        for pid in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid), signal.SIGKILL)
+    for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+        if (group / name).exists():
+            with contextlib.suppress(OSError):
+                (group / name).write_text(value)
+    for _ in range(50):  # the kernel ends them once thawed
+        try:
+            if not (group / "cgroup.procs").read_text().split():
+                return
+        except OSError:
+            return
+        time.sleep(0.02)
 
 
 def _pid_alive(pid: int) -> bool:
