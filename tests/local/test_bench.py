@@ -180,7 +180,9 @@ def test_an_init_past_ten_seconds_is_a_cold_start_with_its_init_inside_duration(
 def test_report_fields_are_consistent(records):
     for r in records["records"]:
         assert r["client_ms"] >= r["duration_ms"] > 0
-        assert r["billed_ms"] == math.ceil(r["duration_ms"] + (r["init_ms"] or 0))
+        # Billed from the unrounded durations, as Lambda bills; the REPORT prints them to 0.01 ms, so a
+        # sum recomputed from the printed values can land 1 ms lower (386.764 + 254.244 bills 642).
+        assert 0 <= r["billed_ms"] - math.ceil(r["duration_ms"] + (r["init_ms"] or 0)) <= 1
         assert r["cold"] == (r["init_ms"] is not None) and r["init_in_duration"] is False
         assert r["memory_size_mb"] == 256 and 0 < r["max_memory_mb"] <= 256
         assert r["request_id"] and r["version"]
