@@ -283,16 +283,21 @@ def test_init_start_says_what_ran_a_runtime_the_host_cannot_honour(local_aws, tm
     assert "arm64" in init_start and "runs it" in init_start
 
 
-@pytest.fixture
-def unsandboxed(tmp_path, monkeypatch):
-    """A server of its own with LOCALAWS_SANDBOX=off."""
-    monkeypatch.setenv("LOCALAWS_SANDBOX", "off")
-    state = tmp_path / "state"
-    url = server.ensure_running(state, free_port())
+def _server_with_sandbox(setting: str, tmp_path, monkeypatch):
+    """A server of its own started with ``LOCALAWS_SANDBOX=<setting>``; stopped after the test."""
     from tests.conftest import LocalAWSHandle
 
+    monkeypatch.setenv("LOCALAWS_SANDBOX", setting)
+    state = tmp_path / "state"
+    url = server.ensure_running(state, free_port())
     yield LocalAWSHandle(url=url, state_dir=state, port=int(url.rsplit(":", 1)[1]))
     server.stop(state)
+
+
+@pytest.fixture
+def unsandboxed(tmp_path, monkeypatch):
+    """A server whose environments are host processes (the fallback)."""
+    yield from _server_with_sandbox("off", tmp_path, monkeypatch)
 
 
 def test_the_fallback_runs_host_processes_and_says_what_it_does_not_enforce(unsandboxed, tmp_path):
@@ -331,14 +336,8 @@ def test_a_file_system_policy_without_client_write_mounts_read_only(local_aws, t
 
 @pytest.fixture
 def python_path_sandbox(tmp_path, monkeypatch):
-    """A server of its own whose environments are built by the Python path (no compiled launcher)."""
-    monkeypatch.setenv("LOCALAWS_SANDBOX", "python")
-    state = tmp_path / "state"
-    url = server.ensure_running(state, free_port())
-    from tests.conftest import LocalAWSHandle
-
-    yield LocalAWSHandle(url=url, state_dir=state, port=int(url.rsplit(":", 1)[1]))
-    server.stop(state)
+    """A server whose environments are built by the Python path (no compiled launcher)."""
+    yield from _server_with_sandbox("python", tmp_path, monkeypatch)
 
 
 def test_the_python_path_gives_the_same_sandbox(python_path_sandbox, tmp_path):
