@@ -51,7 +51,8 @@ def log_file(state_dir: Path) -> Path:
     return Path(state_dir) / "server.log"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is alive (a zombie whose threads are all gone is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,14 +88,14 @@ def status(state_dir: Path) -> dict | None:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    doc = health(info.get("url", ""), timeout=5.0) if _pid_alive(int(info.get("pid", 0))) else None
+    doc = health(info.get("url", ""), timeout=5.0) if pid_alive(int(info.get("pid", 0))) else None
     if (
         doc
         and doc.get("pid") == info.get("pid")
         and Path(doc.get("state_dir", "")) == Path(state_dir).resolve()
     ):
         return info
-    if not _pid_alive(int(info.get("pid", 0))):
+    if not pid_alive(int(info.get("pid", 0))):
         log.info("removing stale %s (pid %s is gone)", path, info.get("pid"))
         path.unlink(missing_ok=True)
     return None
@@ -199,13 +200,13 @@ def stop(state_dir: Path, timeout: float = 20.0) -> bool:
     except (OSError, ValueError):
         return False
     pid = int(info.get("pid", 0))
-    running = pid > 0 and _pid_alive(pid)
+    running = pid > 0 and pid_alive(pid)
     if running:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             log.warning("server pid %s ignored SIGTERM; killing its process group", pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)

@@ -35,7 +35,7 @@ def test_stop_ends_the_server_and_removes_its_state_file(own_local_aws):
     pid = server.status(own_local_aws.state_dir)["pid"]
     assert server.stop(own_local_aws.state_dir) is True
     assert server.status(own_local_aws.state_dir) is None
-    assert not server._pid_alive(pid)  # gone, or a zombie waiting to be reaped by this test process
+    assert not server.pid_alive(pid)  # gone, or a zombie waiting to be reaped by this test process
     assert server.stop(own_local_aws.state_dir) is False
 
 

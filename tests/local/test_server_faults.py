@@ -71,7 +71,7 @@ def test_a_crashed_server_is_replaced_at_once_on_the_same_port(tmp_path):
         pid = server.status(state)["pid"]
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while server._pid_alive(pid) and time.monotonic() < deadline:
+        while server.pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         again = _handle(state, port)
         assert server.status(state)["pid"] != pid

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localaws.server import pid_alive
+
 log = logging.getLogger(__name__)
 
 ROOT = Path("/sys/fs/cgroup")
@@ -234,7 +236,7 @@ def remove_stale(layout: Layout) -> None:
     for base in layout.bases.values():
         for other in base.parent.glob("localaws-*"):
             pid = other.name.rsplit("-", 1)[-1]
-            if other == base or not pid.isdigit() or _pid_alive(int(pid)):
+            if other == base or not pid.isdigit() or pid_alive(int(pid)):
                 continue
             for child in other.iterdir():
                 if child.is_dir():
@@ -262,16 +264,6 @@ def _end_orphans(group: Path) -> None:
         except OSError:
             return
         time.sleep(0.02)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: Path, value) -> None:
