@@ -11,11 +11,13 @@ of its own, so a reader sees which ones a platform lacks:
 - :mod:`.cgroups`: CPU scaled with MemorySize, memory capped by the kernel, idle environments frozen;
 - :mod:`.caller`: the Runtime API answers only its own environment.
 
-It needs Linux and root (``CAP_SYS_ADMIN`` for mount namespaces; unprivileged user namespaces are not
-used yet). Where that is missing, or with ``LOCALAWS_SANDBOX=off``, environments run as host processes
-as before (mount paths rewritten in environment variables), and :meth:`Sandbox.describe` says, in one
-sentence, which guarantees are off and why: the server log, every ``INIT_START`` line and the
-workshop's caveats repeat it. Nothing is half-applied silently: each guarantee is either on or named off.
+It needs Linux and either root (``CAP_SYS_ADMIN`` for mount namespaces) or, for a server that is not
+root, unprivileged user namespaces (:mod:`.userns`: the same root and namespaces; no cgroups unless one is
+delegated, and files created on EFS belong to the server's user on the host). Where neither is
+available, or with ``LOCALAWS_SANDBOX=off``, environments run as host processes as before (mount paths
+rewritten in environment variables), and :meth:`Sandbox.describe` says, in one sentence, which
+guarantees are off and why: the server log, every ``INIT_START`` line and the workshop's caveats repeat
+it. Nothing is half-applied silently: each guarantee is either on or named off.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localaws.lambda_engine.sandbox import caller, cgroups, filesystem, identity, libc, native, runtime
+from localaws.lambda_engine.sandbox import (
+    caller,
+    cgroups,
+    filesystem,
+    identity,
+    libc,
+    native,
+    runtime,
+    userns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,8 @@ class Sandbox:
         self.state_dir = Path(state_dir)
         self.builtin_client = builtin_client
         self.off: dict[str, str] = {}
+        self.userns = sys.platform.startswith("linux") and userns.needed()  # not root: user namespaces
+        self.deviations: list[str] = []  # what differs from a root server's sandbox (user namespaces)
         self.layout: cgroups.Layout | None = None
         self._tools: tuple[str, str] | None = None
         reason = self._namespaces_unavailable()
@@ -75,10 +88,12 @@ class Sandbox:
             return f"{SETTING}=off"
         if not sys.platform.startswith("linux"):
             return f"{sys.platform} has no Linux namespaces"
-        if os.geteuid() != 0:
-            return "the server does not run as root (unprivileged user namespaces are not used yet)"
         if not libc.available():
             return "the C library could not be loaded for unshare/mount"
+        if self.userns:
+            reason = userns.probe()
+            if reason:
+                return reason
         return runtime.interpreter_available()
 
     def _setup(self) -> None:
@@ -90,7 +105,15 @@ class Sandbox:
         self.launcher = None if os.environ.get(SETTING) == "python" else native.build(sandbox_dir)
         self._tools = identity.tools()
         if self._tools is None and self.launcher is None:
+            if self.userns:  # the nested user namespace needs the launcher or util-linux
+                self.off = {
+                    g: "no C compiler, and util-linux unshare and setpriv are not installed"
+                    for g in GUARANTEES
+                }
+                return
             self.off["processes"] = "util-linux unshare and setpriv are not installed"
+        if self.userns:
+            self.deviations = userns.deviations(os.geteuid())
         self.layout = cgroups.probe(str(os.getpid()))
         cgroups.remove_stale(self.layout)
         self.off.update(self.layout.off)
@@ -98,6 +121,7 @@ class Sandbox:
         if failure:
             self.off = {g: f"a trial sandbox failed: {failure}" for g in GUARANTEES}
             self.layout = None
+            self.deviations = []
 
     def _trial(self) -> str | None:
         """Start ``true`` in a full sandbox once: the kernel may refuse what the checks above allowed."""
@@ -132,19 +156,24 @@ class Sandbox:
         """``{"enabled", "guarantees": {name: True | reason off}, "summary"}`` (for health and caveats)."""
         return {
             "enabled": self.enabled,
+            "mode": ("user namespaces" if self.userns else "root") if self.enabled else "host processes",
             "guarantees": {g: self.off.get(g, True) for g in GUARANTEES},
+            "deviations": list(self.deviations),
             "summary": self.summary(),
         }
 
     def summary(self) -> str:
-        """One sentence: all guarantees on, or which are off and why."""
+        """One sentence: all guarantees on, or which are off and why (and, in user namespaces, what differs)."""
+        unprivileged = (
+            f"; unprivileged (user namespaces): {'; '.join(self.deviations)}" if self.deviations else ""
+        )
         if not self.off:
-            return "on: every guarantee of the Lambda sandbox is enforced"
+            return "on: every guarantee of the Lambda sandbox is enforced" + unprivileged
         reasons: dict[str, list[str]] = {}
         for guarantee, reason in self.off.items():
             reasons.setdefault(reason, []).append(guarantee)
         parts = [f"{', '.join(names)} not enforced ({reason})" for reason, names in reasons.items()]
-        return ("on, but " if self.enabled else "off: ") + "; ".join(parts)
+        return ("on, but " if self.enabled else "off: ") + "; ".join(parts) + unprivileged
 
     # --- launching ---------------------------------------------------------------------------------
 
@@ -179,6 +208,10 @@ class Sandbox:
         who = identity.for_access_points(posix_users)
         group = cgroups.Group(self.layout, name, memory_mb) if self.layout and self.layout.bases else None
         notes = [f"runs as uid {who.uid} ({who.source})"]
+        if self.userns:
+            notes[0] += f" in a user namespace, uid {os.geteuid()} on this machine"
+            if who.groups:
+                notes.append("its access point's SecondaryGids are not given (user namespace)")
         if group is not None and self.layout.cpu:
             notes.append(f"cpu: {cgroups.cpu_share(memory_mb):.2f} vCPU (scaled with MemorySize)")
         mismatch = runtime.describe_interpreter(runtime_name, architectures)
@@ -186,12 +219,14 @@ class Sandbox:
             notes.append(mismatch)
         env = runtime.variables(runtime_name, user_variables, builtin=builtin)
         if self.launcher is not None:  # the fast path: vfork/exec the C launcher, which does it all
-            prefix = native.command(self.launcher, root=self.root, steps=steps, who=who)
+            prefix = native.command(self.launcher, root=self.root, steps=steps, who=who, userns=self.userns)
             return Launch(
                 command=prefix + runtime.COMMAND, env=env, cwd=None, group=group, notes=notes, adopt=True
             )
-        prefix = identity.command_prefix(who, *self._tools) if self._tools else []
         root = str(self.root).encode()
+        if self.userns:
+            return self._userns_launch(root, steps, who, env, group, notes)
+        prefix = identity.command_prefix(who, *self._tools) if self._tools else []
 
         def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
             if group is not None:
@@ -210,4 +245,20 @@ class Sandbox:
             preexec=preexec,
             group=group,
             notes=notes,
+        )
+
+    def _userns_launch(self, root: bytes, steps, who, env, group, notes) -> Launch:
+        """The Python path in user namespaces: ``preexec`` builds the root as 0 of the outer one, util-linux
+        ``unshare`` adds the PID namespace, the nested user namespace and the chroot (see :mod:`.userns`)."""
+        maps = userns.map_lines(0, os.geteuid(), 0, os.getegid())
+        prefix = userns.command_prefix(who, root.decode(), *self._tools)
+
+        def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
+            if group is not None:
+                group.join()
+            userns.enter_outer(maps)
+            filesystem.apply(root, steps, enter=False)
+
+        return Launch(
+            command=prefix + runtime.COMMAND, env=env, cwd=None, preexec=preexec, group=group, notes=notes
         )

@@ -81,42 +81,59 @@ def _writable_base(parent: Path, name: str) -> Path | None:
     return base if os.access(base, os.W_OK) else None
 
 
-def probe(tag: str) -> Layout:
-    """Find writable cgroup controllers for this server (groups under ``localaws-<tag>``)."""
-    own = _own_groups()
-    v1 = {c: ROOT / c for c in ("cpu", "memory", "freezer") if (ROOT / c / "cgroup.procs").exists()}
+def probe(tag: str, root: Path = ROOT, own: dict[str, str] | None = None) -> Layout:
+    """Find writable cgroup controllers for this server (groups under ``localaws-<tag>``).
+
+    ``root`` and ``own`` (this process's groups, from ``/proc/self/cgroup``) are for tests of a fake tree.
+    """
+    own = _own_groups() if own is None else own
+    v1 = {c: root / c for c in ("cpu", "memory", "freezer") if (root / c / "cgroup.procs").exists()}
     name = f"localaws-{tag}"
     if v1:
         layout = Layout(1)
+        unwritable = []
         for controller, mount in v1.items():
             base = _writable_base(mount / own.get(controller, "/").lstrip("/"), name)
             if base is None:
-                layout.off[controller] = f"the cgroup v1 {controller} controller is not writable here"
+                unwritable.append(controller)
             else:
                 layout.bases[controller] = base
+        reason = (
+            f"no writable cgroup: the cgroup v1 {', '.join(unwritable)} "
+            f"{'controllers are' if len(unwritable) > 1 else 'controller is'} not writable by uid {os.geteuid()}"
+        )
+        for controller in unwritable:
+            layout.off[controller] = reason
         for controller in ("cpu", "memory", "freezer"):
             if controller not in v1:
                 layout.off[controller] = f"no cgroup v1 {controller} controller"
         return layout
     layout = Layout(2)
-    parent = ROOT / own.get("", "/").lstrip("/")
+    parent = root / own.get("", "/").lstrip("/")
     enabled = (
         (parent / "cgroup.subtree_control").read_text().split()
         if (parent / "cgroup.subtree_control").exists()
         else []
     )
-    base = _writable_base(parent, name) if enabled else None
+    # cgroup.freeze needs no controller: any writable (delegated) group can freeze its members.
+    base = _writable_base(parent, name) if (parent / "cgroup.procs").exists() else None
     if base is not None:
         with contextlib.suppress(OSError):
             (base / "cgroup.subtree_control").write_text(
                 " ".join(f"+{c}" for c in ("cpu", "memory") if c in enabled)
             )
         layout.bases[""] = base
-    for controller, guarantee in (("cpu", "cpu"), ("memory", "memory")):
-        if base is None or controller not in enabled:
-            layout.off[guarantee] = f"the cgroup v2 {controller} controller is not delegated to this server"
+    for controller in ("cpu", "memory"):
+        if base is None:
+            layout.off[controller] = (
+                f"no writable cgroup: no cgroup v2 group is delegated to uid {os.geteuid()}"
+            )
+        elif controller not in enabled:
+            layout.off[controller] = (
+                f"the cgroup v2 {controller} controller is not enabled in {parent}/cgroup.subtree_control"
+            )
     if base is None:
-        layout.off["freezer"] = "no writable cgroup v2 group for this server"
+        layout.off["freezer"] = f"no writable cgroup: no cgroup v2 group is delegated to uid {os.geteuid()}"
     return layout
 
 

@@ -22,7 +22,9 @@ https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configur
 https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html#packaging-layers-paths (``/opt``).
 
 :func:`plan` runs in the server and only computes; :func:`apply` runs in the child between fork and exec,
-as root, with nothing but prebuilt data and system calls.
+as root (or as 0 of a user namespace, see :mod:`.userns`), with nothing but prebuilt data and system calls.
+A bind mount keeps the flags its source has (read with statvfs): in a user namespace the kernel locks
+them, and a remount that dropped one would fail with EPERM.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ ETC_FILES = (
 DEVICES = ("null", "zero", "full", "random", "urandom")
 SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _RO = libc.MS_NOSUID | libc.MS_NODEV
+_LOCKED = (  # statvfs flag -> mount flag, for the flags a user namespace locks on a bind mount's source
+    (os.ST_RDONLY, libc.MS_RDONLY),
+    (os.ST_NOSUID, libc.MS_NOSUID),
+    (os.ST_NODEV, libc.MS_NODEV),
+    (os.ST_NOEXEC, libc.MS_NOEXEC),
+    (os.ST_NOATIME, libc.MS_NOATIME),
+    (os.ST_NODIRATIME, libc.MS_NODIRATIME),
+    (os.ST_RELATIME, libc.MS_RELATIME),
+)
 
 
 @dataclass(frozen=True)
@@ -125,9 +136,18 @@ def _make_target(path: bytes, is_file: bool) -> None:
         os.makedirs(path, exist_ok=True)
 
 
-def apply(root: bytes, steps: list[Mount]) -> None:
+def _locked(target: bytes) -> int:
+    have = os.statvfs(target).f_flag
+    flags = 0
+    for st_flag, ms_flag in _LOCKED:
+        if have & st_flag:
+            flags |= ms_flag
+    return flags
+
+
+def apply(root: bytes, steps: list[Mount], *, enter: bool = True) -> None:
     """Build the root at ``root`` (an empty host folder) in this process's own mount namespace, then
-    chroot into it with ``/var/task`` as the working directory. Child side: call after unshare."""
+    (``enter``) chroot into it with ``/var/task`` as the working directory. Child side: call after unshare."""
     libc.mount(None, b"/", None, libc.MS_REC | libc.MS_PRIVATE, None)
     libc.mount(b"tmpfs", root, b"tmpfs", libc.MS_NOSUID | libc.MS_NODEV, b"size=1m,mode=755")
     for step in steps:
@@ -146,7 +166,7 @@ def apply(root: bytes, steps: list[Mount]) -> None:
             source = step.source.encode()
             _make_target(target, not os.path.isdir(source))
             libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC, None)
-            flags = libc.MS_REMOUNT | libc.MS_BIND | libc.MS_NOSUID
+            flags = libc.MS_REMOUNT | libc.MS_BIND | libc.MS_NOSUID | _locked(target)
             if step.read_only:
                 flags |= libc.MS_RDONLY
             if not step.target.startswith("/dev/"):
@@ -155,5 +175,6 @@ def apply(root: bytes, steps: list[Mount]) -> None:
     for folder in (b"/etc", b"/dev"):  # filled above; now read-only like the rest
         libc.mount(None, root + folder, None, libc.MS_REMOUNT | libc.MS_RDONLY | _RO, None)
     libc.mount(None, root, None, libc.MS_REMOUNT | libc.MS_RDONLY | _RO, None)
-    os.chroot(root)
-    os.chdir(TASK_ROOT)
+    if enter:
+        os.chroot(root)
+        os.chdir(TASK_ROOT)

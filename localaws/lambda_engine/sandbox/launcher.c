@@ -6,13 +6,20 @@
  * one. (The engine moves it into its cgroups from outside: see cgroups.Group.adopt.) It does, in order,
  * what sandbox/filesystem.py and sandbox/identity.py describe:
  *
- *   1. unshare mount, IPC, UTS and (with --pidns) PID namespaces; with a PID namespace, fork: the child is
- *      pid 1 of the new namespace and this process waits for it and exits as it did;
+ *   1. unshare mount, IPC, UTS and (with --pidns) PID namespaces; with --userns (a server that is not
+ *      root) first a user namespace too, in which the server's uid and gid are 0 (so it may mount); with a
+ *      PID namespace, fork: the child is pid 1 of the new namespace and this process waits for it and
+ *      exits as it did;
  *   2. make "/" private, mount a tmpfs at --root, apply the --step list (bind, tmpfs, symlink, dir), mount
- *      /proc (the namespace's own), remount /etc, /dev and the root read-only, chroot, chdir;
+ *      /proc (the namespace's own), remount /etc, /dev and the root read-only; with --userns, enter a
+ *      second user namespace whose only uid and gid (--uid, --gid) are the first one's 0: every capability
+ *      is gone at exec (the function is not root there) and setgroups is denied; chroot, chdir;
  *   3. drop to --uid/--gid/--groups with no_new_privs, and exec the command after "--".
  *
- * Usage: launcher --root DIR [--pidns] --uid U --gid G [--groups G1,G2]
+ * A bind mount keeps the flags the kernel locks on its source in a user namespace (nosuid, nodev, noexec,
+ * read-only, atime), read with statvfs: a remount that dropped one would fail with EPERM.
+ *
+ * Usage: launcher --root DIR [--pidns] [--userns] --uid U --gid G [--groups G1,G2]
  *                 [--step KIND TARGET SOURCE RO DATA]... --chdir DIR -- COMMAND [ARG]...
  * Any failure prints "localaws-sandbox: <what>: <error>" on stderr and exits 127.
  */
@@ -28,6 +35,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +75,39 @@ static void remount(const char *target, unsigned long flags) {
     if (mount(NULL, target, NULL, MS_REMOUNT | flags, NULL) != 0) die("remount", target);
 }
 
+static unsigned long locked_flags(const char *target) {
+    struct statvfs st;
+    if (statvfs(target, &st) != 0) die("statvfs", target);
+    unsigned long flags = 0;
+    if (st.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+    if (st.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (st.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    return flags;
+}
+
+static void write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) die("open", path);
+    ssize_t n = (ssize_t)strlen(text);
+    if (write(fd, text, n) != n) die("write", path);
+    close(fd);
+}
+
+/* After unshare(CLONE_NEWUSER): map this process's uid/gid in the parent namespace (outer) to inner. */
+static void map_ids(unsigned long inner_uid, unsigned long outer_uid, unsigned long inner_gid,
+                    unsigned long outer_gid) {
+    char line[64];
+    write_file("/proc/self/setgroups", "deny");  /* required before an unprivileged gid_map */
+    snprintf(line, sizeof line, "%lu %lu 1\n", inner_gid, outer_gid);
+    write_file("/proc/self/gid_map", line);
+    snprintf(line, sizeof line, "%lu %lu 1\n", inner_uid, outer_uid);
+    write_file("/proc/self/uid_map", line);
+}
+
 static void apply(const char *root, struct step *steps, int count) {
     char target[4096];
     unsigned long quiet = MS_NOSUID | MS_NODEV;
@@ -97,7 +138,7 @@ static void apply(const char *root, struct step *steps, int count) {
                 close(fd);
             }
             if (mount(s->source, target, NULL, MS_BIND | MS_REC, NULL) != 0) die("bind", target);
-            unsigned long flags = MS_BIND | MS_NOSUID;
+            unsigned long flags = MS_BIND | MS_NOSUID | locked_flags(target);
             if (s->ro) flags |= MS_RDONLY;
             if (strncmp(s->target, "/dev/", 5) != 0) flags |= MS_NODEV;
             remount(target, flags);
@@ -121,7 +162,7 @@ static void finish_root(const char *root, int own_proc) {
 int main(int argc, char **argv) {
     const char *root = NULL, *dir = "/", *groups = "";
     struct step steps[MAX_ITEMS];
-    int nsteps = 0, pidns = 0, i = 1;
+    int nsteps = 0, pidns = 0, userns = 0, i = 1;
     uid_t uid = 993;
     gid_t gid = 990;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -131,6 +172,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--gid") == 0 && i + 1 < argc) gid = (gid_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc) groups = argv[++i];
         else if (strcmp(argv[i], "--pidns") == 0) pidns = 1;
+        else if (strcmp(argv[i], "--userns") == 0) userns = 1;
         else if (strcmp(argv[i], "--step") == 0 && i + 5 < argc && nsteps < MAX_ITEMS) {
             steps[nsteps].kind = argv[i + 1];
             steps[nsteps].target = argv[i + 2];
@@ -144,7 +186,11 @@ int main(int argc, char **argv) {
     if (!root || i + 1 >= argc) { errno = EINVAL; die("usage", "--root DIR ... -- COMMAND"); }
     char **command = &argv[i + 1];
 
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (pidns ? CLONE_NEWPID : 0)) != 0) die("unshare", "");
+    uid_t server_uid = getuid();
+    gid_t server_gid = getgid();
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (pidns ? CLONE_NEWPID : 0);
+    if (unshare(flags | (userns ? CLONE_NEWUSER : 0)) != 0) die("unshare", "");
+    if (userns) map_ids(0, server_uid, 0, server_gid);
     if (pidns) {
         pid_t child = fork();
         if (child < 0) die("fork", "");
@@ -161,6 +207,10 @@ int main(int argc, char **argv) {
     }
     apply(root, steps, nsteps);
     finish_root(root, pidns);
+    if (userns) {  /* before chroot: the kernel refuses a user namespace to a chrooted process */
+        if (unshare(CLONE_NEWUSER) != 0) die("unshare", "user");
+        map_ids(uid, 0, gid, 0);
+    }
     if (chroot(root) != 0) die("chroot", root);
     if (chdir(dir) != 0) die("chdir", dir);
 
@@ -168,7 +218,7 @@ int main(int argc, char **argv) {
     int ngroups = 0;
     for (char *copy = strdup(groups), *token = strtok(copy, ","); token && ngroups < MAX_ITEMS; token = strtok(NULL, ","))
         list[ngroups++] = (gid_t)atoi(token);
-    if (setgroups(ngroups, list) != 0) die("setgroups", "");
+    if (!userns && setgroups(ngroups, list) != 0) die("setgroups", "");  /* denied in a user namespace */
     if (setresgid(gid, gid, gid) != 0) die("setresgid", "");
     if (setresuid(uid, uid, uid) != 0) die("setresuid", "");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", "");

@@ -47,12 +47,17 @@ def build(folder: Path) -> Path | None:
     return binary
 
 
-def command(launcher: Path, *, root: Path, steps: list[Mount], who: Identity) -> list[str]:
+def command(
+    launcher: Path, *, root: Path, steps: list[Mount], who: Identity, userns: bool = False
+) -> list[str]:
     """The launcher's arguments for one environment (the runtime's command follows). The engine moves the
-    processes into their cgroups from outside (:meth:`.cgroups.Group.adopt`), so the launcher does not."""
+    processes into their cgroups from outside (:meth:`.cgroups.Group.adopt`), so the launcher does not.
+    ``userns``: the server is not root, the launcher works in user namespaces (:mod:`.userns`)."""
     args = [str(launcher)]
     args += ["--root", str(root), "--pidns", "--uid", str(who.uid), "--gid", str(who.gid)]
-    if who.groups:
+    if userns:
+        args.append("--userns")
+    elif who.groups:  # a user namespace cannot give supplementary groups (setgroups is denied)
         args += ["--groups", ",".join(str(g) for g in who.groups)]
     for step in steps:
         args += [

@@ -1,0 +1,222 @@
+"""The Lambda sandbox of a server that is not root (unprivileged user namespaces), through the AWS CLI.
+
+The server runs as an unprivileged user: ``nobody`` (uid 65534, through ``setpriv``) when the tests run as
+root, the tests' own user otherwise. It checks what ``test_lambda_sandbox.py`` checks for a root server,
+where it applies, and that INIT_START and the health document say which guarantees are off (cgroups,
+unless one is delegated) and what differs (files on EFS belong to the server's user on the host). Skipped,
+with the reason, where this machine does not allow unprivileged user namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from localaws import server
+from tests.conftest import LocalAWSHandle, free_port
+from tests.local.test_lambda_engine import create_function
+from tests.sandbox_support import REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
+
+NOBODY = 65534
+SETPRIV = shutil.which("setpriv")
+UNSHARE = shutil.which("unshare")
+
+
+def _as_unprivileged() -> list[str]:
+    """The command prefix that runs a program as the unprivileged user ([] if we are one already)."""
+    if os.geteuid() != 0:
+        return []
+    return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def _interpreter() -> tuple[str, dict[str, str]] | str:
+    """``(python, extra environment)`` the unprivileged user can run localaws with, or why there is none.
+
+    This interpreter first; where the unprivileged user cannot run it (a virtualenv on a pyenv Python under
+    root's private home, as on the workshop's machines), this machine's Python of the same minor version
+    with the virtualenv's packages and the repository on PYTHONPATH.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    paths = os.pathsep.join([str(REPO), *(p for p in sys.path if p.endswith("site-packages"))])
+    candidates = [(sys.executable, {})] + [
+        (python, {"PYTHONPATH": paths})
+        for python in dict.fromkeys(
+            [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", shutil.which(f"python{version}")]
+        )
+        if python and python != sys.executable
+    ]
+    errors = []
+    for python, extra in candidates:
+        done = subprocess.run(  # through sh: what the server's own exec of sys.executable will meet
+            [*_as_unprivileged(), "/bin/sh", "-c", 'exec "$0" -c "import localaws.server, moto, boto3"', python],
+            capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, **extra},
+        )  # fmt: skip
+        if done.returncode == 0:
+            return python, extra
+        errors.append(f"{python}: {done.stderr.strip()[-200:]}")
+    return "the unprivileged user cannot run localaws with any Python here (" + "; ".join(errors) + ")"
+
+
+def _why_not() -> str | None:
+    """Why this machine cannot run the test, or None."""
+    if not sys.platform.startswith("linux"):
+        return "unprivileged user namespaces are a Linux feature"
+    if os.geteuid() == 0 and not SETPRIV:
+        return "util-linux setpriv is needed to run the server as an unprivileged user"
+    if UNSHARE:
+        done = subprocess.run(
+            [*_as_unprivileged(), UNSHARE, "--user", "--map-root-user", "--mount", "true"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return f"this kernel refuses unprivileged user namespaces ({done.stderr.strip()})"
+    found = _interpreter()
+    return found if isinstance(found, str) else None
+
+
+WHY_NOT = _why_not()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")
+PYTHON, PYTHON_ENV = (None, {}) if WHY_NOT else _interpreter()
+
+
+@contextlib.contextmanager
+def unprivileged_server(setting: str = "auto"):
+    """A server of its own started as the unprivileged user, with ``LOCALAWS_SANDBOX=<setting>``, in a
+    state folder that user owns (pytest's tmp_path is private to root)."""
+    state = Path(tempfile.mkdtemp(prefix="localaws-unprivileged-")).resolve()
+    if os.geteuid() == 0:
+        os.chown(state, NOBODY, NOBODY)
+    state.chmod(0o755)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WORKSHOP_", "LOCALAWS_"))},
+        **PYTHON_ENV,
+        "HOME": str(state),
+        "LOCALAWS_SANDBOX": setting,
+    }
+    command = [PYTHON, "-m", "localaws", "start", "--state-dir", str(state), "--port", str(port)]
+    try:
+        done = subprocess.run(
+            [*_as_unprivileged(), *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=str(state),
+        )
+        assert done.returncode == 0, done.stderr
+        info = server.status(state)
+        assert info, "the unprivileged server did not answer"
+        yield LocalAWSHandle(url=info["url"], state_dir=state, port=port)
+    finally:
+        server.stop(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nobody_aws():
+    """One unprivileged server (C launcher) for the module's tests."""
+    with unprivileged_server() as handle:
+        yield handle
+
+
+def test_the_health_document_says_user_namespaces_and_which_guarantees_are_off(nobody_aws):
+    sandbox = server.health(nobody_aws.url)["lambda_sandbox"]
+    assert sandbox["enabled"] and sandbox["mode"] == "user namespaces", sandbox
+    guarantees = sandbox["guarantees"]
+    for on in ("filesystem", "packages", "identity", "processes", "runtime_api"):
+        assert guarantees[on] is True, (on, guarantees[on])
+    off = {name for name, value in guarantees.items() if value is not True}
+    assert off <= {"cpu", "memory", "freezer"}
+    for name in off:  # unless a cgroup is delegated to the server's user, and here none is
+        assert guarantees[name].startswith("no writable cgroup"), guarantees[name]
+    assert any("belong to the server's uid" in d for d in sandbox["deviations"])
+
+
+def test_not_root_no_capabilities_lambdas_tree_and_nothing_of_the_host(nobody_aws, tmp_path):
+    name = create_function(nobody_aws, WHOAMI)
+    hidden = [str(REPO), str(nobody_aws.state_dir), "/root", "/work", str(Path(sys.executable).parent)]
+    answer, seen = cli_invoke(
+        nobody_aws, name, {"paths": [*hidden, "/var/task/app.py", "/var/runtime/boto3"]}, tmp_path
+    )
+    assert (seen["uid"], seen["gid"]) == (993, 990), "Lambda's sandbox user, not the server's"
+    assert seen["capabilities"] == 0
+    assert seen["cwd"] == "/var/task"
+    assert seen["task_write"] == "Read-only file system"
+    assert {p: seen["visible"][p] for p in hidden} == dict.fromkeys(hidden, False)
+    assert seen["visible"]["/var/task/app.py"] and seen["visible"]["/var/runtime/boto3"]
+    assert seen["pids"] == [1], "an environment sees only its own processes"
+    assert "LAMBDA_RUNTIME_DIR" in seen["env"] and "HOME" in seen["env"]
+    assert not [v for v in ("VIRTUAL_ENV", "PYTEST_CURRENT_TEST") if v in seen["env"]], (
+        "no host variable leaks"
+    )
+    init_start = next(line for line in log_tail(answer).splitlines() if line.startswith("INIT_START"))
+    assert "Local Sandbox: on" in init_start and "unprivileged (user namespaces)" in init_start
+    off = [
+        g for g, v in server.health(nobody_aws.url)["lambda_sandbox"]["guarantees"].items() if v is not True
+    ]
+    assert all(g in init_start for g in off), (off, init_start)
+    assert "in a user namespace" in init_start
+
+
+def test_a_hard_coded_mount_path_lands_on_the_access_point_as_its_posix_user_inside(nobody_aws, tmp_path):
+    code = (
+        "import os\n\ndef handler(event, context):\n"
+        "    open('/mnt/ml/hello.txt', 'w').write('hi')\n"
+        "    st = os.stat('/mnt/ml/hello.txt')\n"
+        "    return [os.getuid(), st.st_uid, st.st_gid]\n"
+    )
+    name, folder = efs_function(nobody_aws, code)
+    host_mnt = Path("/mnt/ml/hello.txt")
+    existed = host_mnt.exists()
+    assert cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1] == [1000, 1000, 1000]
+    written = folder / "hello.txt"
+    assert written.read_text() == "hi"
+    server_uid = NOBODY if os.geteuid() == 0 else os.geteuid()
+    assert written.stat().st_uid == server_uid, "the deviation the health document states"
+    assert host_mnt.exists() == existed, "nothing reaches the host's /mnt"
+
+
+def test_tmp_is_private_empty_at_each_cold_start_and_capped(nobody_aws, tmp_path):
+    lam = nobody_aws.client("lambda")
+    name = create_function(nobody_aws, TMP, MemorySize=1024, EphemeralStorage={"Size": 600})
+    assert cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1]["before"] == []
+    assert cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1]["before"] == ["marker"]
+    lam.update_function_configuration(FunctionName=name, Description="force a cold start")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    full = cli_invoke(nobody_aws, name, {"fill_mb": 700}, tmp_path)[1]
+    assert full["before"] == []
+    assert full["filled"] == "No space left on device"
+    assert 550 <= full["size_mb"] <= 600
+
+
+def test_importing_numpy_without_bundling_it_fails_init(nobody_aws, tmp_path):
+    name = create_function(nobody_aws, "import numpy\n\ndef handler(event, context):\n    return 1\n")
+    answer, payload = cli_invoke(nobody_aws, name, tmp_path=tmp_path)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_the_runtime_api_answers_only_its_own_environment(nobody_aws, tmp_path):
+    victim = create_function(nobody_aws, WHOAMI)
+    address = cli_invoke(nobody_aws, victim, tmp_path=tmp_path)[1]["runtime_api"]
+    thief = create_function(nobody_aws, THIEF)
+    assert cli_invoke(nobody_aws, thief, {"runtime_api": address}, tmp_path)[1] == {"GET": 403, "POST": 403}
+    assert cli_invoke(nobody_aws, victim, tmp_path=tmp_path)[1]["runtime_api"] == address
+
+
+def test_the_python_path_gives_the_same_sandbox_unprivileged(tmp_path):
+    with unprivileged_server("python") as handle:
+        assert not list((handle.state_dir / "lambda" / "sandbox").glob("launcher-*")), "no C launcher"
+        name, folder = efs_function(handle, WHOAMI)
+        answer, seen = cli_invoke(handle, name, {"paths": [str(REPO), str(handle.state_dir)]}, tmp_path)
+    assert (seen["uid"], seen["capabilities"], seen["pids"]) == (1000, 0, [1])
+    assert seen["task_write"] == "Read-only file system" and not any(seen["visible"].values())
+    assert "unprivileged (user namespaces)" in log_tail(answer)
