@@ -96,6 +96,14 @@ def clean(function_name: str, keep: int = 1) -> dict:
     return call(function_name, {"action": "clean", "keep": keep})
 
 
+def evict(function_name: str, names: tuple[str, ...] = ("framework", "model")) -> dict:
+    """Drop the current framework's and model's pages from the page cache of the machine the seeder runs
+    on (``posix_fadvise(DONTNEED)``); the answer counts the bytes still cached before and after. Pages
+    that a live process maps stay (``resident_after_bytes``); on Lambda each environment's cache is its
+    own, so this empties the seeder's only, and a new environment's is cold anyway."""
+    return call(function_name, {"action": "evict", "names": list(names)})
+
+
 def size_table(framework_bytes: int, model_bytes: int, framework_note: str = "") -> list[dict]:
     """Why EFS: the framework and the model against Lambda's package and /tmp limits."""
     rows = []

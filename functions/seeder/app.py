@@ -17,6 +17,16 @@ Actions (the event's ``action``):
   files; the generated ``__pycache__`` is counted apart), free space.
 - ``clean`` (``keep``, default 1): remove all but the ``keep`` newest versions (never ``current``)
   and leftovers of interrupted seeds.
+- ``evict`` (``names``, default both): drop the files of each name's ``current`` version from this
+  machine's page cache (``posix_fadvise(POSIX_FADV_DONTNEED)``, no root needed), so that the next
+  reader reads them from the file system again; answer files, bytes, seconds, and the bytes still
+  cached before and after, counted with ``mincore(2)`` on a mapping of each file (which faults nothing
+  in). The kernel drops only pages that no process maps: while an execution environment that imported
+  torch from the bundle lives, its pages of ``libtorch_cpu.so`` stay, and ``resident_after_bytes``
+  says so instead of pretending. On an NFS mount such as EFS, DONTNEED drops this client's cache only:
+  on Lambda each execution environment reads EFS through a cache of its own, so a new environment's
+  cache is cold whatever this does. Links are not followed, and a ``current`` that points outside its
+  ``versions`` folder is refused.
 
 Precompiling: before the switch, every ``.py`` of the new version is compiled with this function's own
 interpreter (``sys.executable``: the python3.12 runtime the inference function shares, so the cache
@@ -36,12 +46,16 @@ unpacked files only, so the generated ``__pycache__`` never counts against it.
 from __future__ import annotations
 
 import compileall
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import logging
+import mmap
 import os
 import py_compile
 import shutil
+import stat
 import sys
 import tarfile
 import time
@@ -83,7 +97,14 @@ def handler(event: dict, context: object) -> dict:
         if not isinstance(keep, int) or isinstance(keep, bool):
             raise SeedError(f"keep must be a whole number of versions to keep, such as 1, not {keep!r}.")
         return clean(keep)
-    raise SeedError(f"Unknown action {action!r}: use 'seed', 'inspect' or 'clean'.")
+    if action == "evict":
+        names = event.get("names", list(NAMES))
+        if not isinstance(names, list) or not names or not all(n in NAMES for n in names):
+            raise SeedError(
+                f"names must be a list of {' and '.join(NAMES)} (or left out for both), not {names!r}."
+            )
+        return evict(names)
+    raise SeedError(f"Unknown action {action!r}: use 'seed', 'inspect', 'clean' or 'evict'.")
 
 
 def _root(name: str) -> Path:
@@ -344,3 +365,110 @@ def clean(keep: int = 1) -> dict:
             removed.append(f"{name}/versions/{old.name}")
     log.info("removed %s", ", ".join(removed) or "nothing")
     return {"removed": removed}
+
+
+def _current_folder(name: str) -> Path | None:
+    """``<name>/versions/<v>`` that ``current`` points at (None when not seeded); SeedError when it points
+    anywhere else, so that nothing outside the seeder's own folders is touched."""
+    root = _root(name)
+    link = root / "current"
+    if not link.is_symlink():
+        return None
+    target = (root / os.readlink(link)).resolve()
+    if target.parent != (root / "versions").resolve() or not target.is_dir():
+        raise SeedError(
+            f"{name}/current points outside {name}/versions ({os.readlink(link)!r}): seed {name} again."
+        )
+    return target
+
+
+_LIBC = None
+_LOW_BIT = bytes(b & 1 for b in range(256))
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)  # fmt: skip
+        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte))
+        _LIBC = libc
+    return _LIBC
+
+
+def resident_bytes(fd: int, size: int) -> int:
+    """Bytes of the open file ``fd`` held in the page cache: ``mincore(2)`` on a read-only shared mapping,
+    which faults nothing in. Linux answers for the file's cached pages only to its owner or to a caller
+    that may write it; to anyone else it reports only the pages mapped by the caller, that is none."""
+    if size == 0:
+        return 0
+    libc = _libc()
+    address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if address is None or address == ctypes.c_void_p(-1).value:
+        raise OSError(ctypes.get_errno(), f"mmap: {os.strerror(ctypes.get_errno())}")
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vector = (ctypes.c_ubyte * pages)()
+        if libc.mincore(address, size, vector) != 0:
+            raise OSError(ctypes.get_errno(), f"mincore: {os.strerror(ctypes.get_errno())}")
+        return min(bytes(vector).translate(_LOW_BIT).count(1) * mmap.PAGESIZE, size)
+    finally:
+        libc.munmap(address, size)
+
+
+def evict(names: list[str] | tuple[str, ...] = NAMES) -> dict:
+    """Drop the ``current`` files of ``names`` from the page cache; count what was and still is cached."""
+    started = time.monotonic()
+    result = {"files": 0, "bytes": 0, "resident_before_bytes": 0, "resident_after_bytes": 0}
+    result |= {"unverified_bytes": 0, "skipped_links": [], "not_seeded": [], "still_cached": {}}
+    still: dict[str, int] = {}
+    for name in names:
+        folder = _current_folder(name)
+        if folder is None:
+            result["not_seeded"].append(name)
+            continue
+        for directory, folders, files in os.walk(folder):  # links to folders are listed, never followed
+            for entry in sorted(files) + [f for f in folders if os.path.islink(os.path.join(directory, f))]:
+                path = os.path.join(directory, entry)
+                rel = f"{name}/{os.path.relpath(path, folder)}"
+                if os.path.islink(path):
+                    result["skipped_links"].append(rel)
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    info = os.fstat(fd)
+                    if not stat.S_ISREG(info.st_mode):
+                        continue
+                    countable = info.st_uid == os.geteuid() or os.access(path, os.W_OK)  # mincore's rule
+                    before = resident_bytes(fd, info.st_size) if countable else 0
+                    os.fdatasync(fd)  # DONTNEED skips dirty pages: a file seeded moments ago may have some
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    after = resident_bytes(fd, info.st_size) if countable else 0
+                finally:
+                    os.close(fd)
+                result["files"] += 1
+                result["bytes"] += info.st_size
+                result["resident_before_bytes"] += before
+                result["resident_after_bytes"] += after
+                result["unverified_bytes"] += 0 if countable else info.st_size
+                if after:
+                    still[rel] = after
+    result["still_cached"] = dict(sorted(still.items(), key=lambda item: -item[1])[:5])
+    result["seconds"] = round(time.monotonic() - started, 3)
+    notes = []
+    if result["resident_after_bytes"]:
+        notes.append(
+            f"{result['resident_after_bytes'] / 1e6:.1f} MB stayed in the page cache: the kernel keeps the "
+            "pages a live process maps (an execution environment that imported this bundle), so the next "
+            "cold start still finds them there; end those environments first."
+        )
+    if result["unverified_bytes"]:
+        notes.append(
+            f"{result['unverified_bytes'] / 1e6:.1f} MB could not be counted: mincore answers only to a "
+            "file's owner or writer."
+        )
+    result["note"] = " ".join(notes)
+    log.info(json.dumps(result))
+    return result

@@ -1,0 +1,139 @@
+"""The seeder's ``evict`` action, in-process on a temporary "EFS" folder: it drops the current versions'
+pages from the page cache, counts what was cached before and after with mincore, says when a live
+mapping keeps pages, validates its input and touches nothing outside its folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 4 * 1024 * 1024 + 123  # not a whole number of pages
+
+
+@pytest.fixture
+def seeder(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFS_MOUNT", str(tmp_path / "efs"))
+    spec = importlib.util.spec_from_file_location("seeder_evict_app", ROOT / "functions/seeder/app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def seeded(efs: Path, name: str, files: dict[str, bytes], version: str = "v1") -> Path:
+    """``<name>/versions/<version>`` with ``files`` and ``current`` pointing at it, as a seed leaves it."""
+    folder = efs / name / "versions" / version
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    (efs / name / "current").symlink_to(f"versions/{version}")
+    return folder
+
+
+def cached(seeder, path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return seeder.resident_bytes(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def test_evict_drops_the_current_files_from_the_page_cache_and_counts_them(seeder, tmp_path):
+    efs = tmp_path / "efs"
+    folder = seeded(efs, "framework", {"torch/lib/libtorch_cpu.so": os.urandom(SIZE), "a.py": b"x = 1\n"})
+    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    library = folder / "torch/lib/libtorch_cpu.so"
+    library.read_bytes()
+    assert cached(seeder, library) == SIZE  # just written and read: all in the page cache
+    result = seeder.handler({"action": "evict"}, None)
+    assert result["files"] == 3 and result["bytes"] == 2 * SIZE + 6
+    assert result["resident_before_bytes"] >= SIZE and result["resident_after_bytes"] == 0
+    assert result["note"] == "" and result["not_seeded"] == [] and result["seconds"] >= 0
+    assert cached(seeder, library) == 0 and cached(seeder, efs / "model/current/resnet18.pt") == 0
+
+
+def test_evict_takes_only_the_names_asked_for_and_says_which_are_not_seeded(seeder, tmp_path):
+    efs = tmp_path / "efs"
+    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    result = seeder.handler({"action": "evict", "names": ["framework"]}, None)
+    assert result["files"] == 0 and result["not_seeded"] == ["framework"]
+    assert cached(seeder, efs / "model/current/resnet18.pt") == SIZE  # not asked: left cached
+
+
+def test_pages_a_live_process_maps_stay_cached_and_the_answer_says_so(seeder, tmp_path):
+    """The kernel does not drop mapped pages (an environment that imported torch keeps them)."""
+    folder = seeded(tmp_path / "efs", "framework", {"torch/lib/libtorch_cpu.so": os.urandom(SIZE)})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import mmap, sys\n"
+            "with open(sys.argv[1], 'rb') as fh:\n"
+            "    m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "    sum(m[i] for i in range(0, len(m), mmap.PAGESIZE))\n"  # fault every page in
+            "    print('mapped', flush=True)\n"
+            "    sys.stdin.read()\n",
+            str(folder / "torch/lib/libtorch_cpu.so"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "mapped"
+        result = seeder.evict(["framework"])
+        assert result["resident_after_bytes"] == SIZE
+        assert result["still_cached"] == {"framework/torch/lib/libtorch_cpu.so": SIZE}
+        assert "stayed in the page cache" in result["note"] and "live process maps" in result["note"]
+    finally:
+        holder.communicate("")
+    assert seeder.evict(["framework"])["resident_after_bytes"] == 0  # the mapping is gone: dropped now
+
+
+@pytest.mark.parametrize(
+    "event, message",
+    [
+        ({"action": "evict", "names": "model"}, "names must be a list of model and framework"),
+        ({"action": "evict", "names": []}, "names must be a list"),
+        ({"action": "evict", "names": ["model", "../etc"]}, r"not \['model', '../etc'\]"),
+    ],
+)
+def test_bad_evict_events_say_what_to_send(seeder, event, message):
+    with pytest.raises(seeder.SeedError, match=message):
+        seeder.handler(event, None)
+
+
+@pytest.mark.parametrize("target", ["/etc", "../../outside", "versions/../../outside"])
+def test_a_current_pointing_outside_its_versions_is_refused(seeder, tmp_path, target):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "efs" / "model").mkdir(parents=True)
+    (tmp_path / "efs" / "model" / "current").symlink_to(target)
+    with pytest.raises(seeder.SeedError, match=r"model/current points outside model/versions"):
+        seeder.handler({"action": "evict", "names": ["model"]}, None)
+
+
+def test_links_inside_a_version_are_listed_never_followed(seeder, tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(os.urandom(SIZE))
+    (tmp_path / "elsewhere").mkdir()
+    folder = seeded(tmp_path / "efs", "model", {"resnet18.pt": b"w"})
+    (folder / "link.bin").symlink_to(outside)
+    (folder / "linked-folder").symlink_to(tmp_path / "elsewhere")
+    result = seeder.evict(["model"])
+    assert sorted(result["skipped_links"]) == ["model/link.bin", "model/linked-folder"]
+    assert result["files"] == 1 and cached(seeder, outside) == SIZE  # the outside file was not touched
+
+
+def test_files_mincore_cannot_answer_for_are_counted_apart(seeder, tmp_path, monkeypatch):
+    """mincore reports another user's read-only file as not cached whatever it holds: not trusted."""
+    seeded(tmp_path / "efs", "model", {"resnet18.pt": os.urandom(SIZE)})
+    monkeypatch.setattr(seeder.os, "geteuid", lambda: 4242)
+    monkeypatch.setattr(seeder.os, "access", lambda *args, **kwargs: False)
+    result = seeder.evict(["model"])
+    assert result["unverified_bytes"] == SIZE and result["resident_before_bytes"] == 0
+    assert "could not be counted" in result["note"]
