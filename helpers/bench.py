@@ -11,6 +11,11 @@ local backend alike. Both bursts run on such fresh versions too (the provisioned
 alias and Provisioned Concurrency), so that no idle environment left by earlier traffic absorbs them:
 every on-demand request, and every request beyond the provisioned environments, starts one, as a
 burst does in production after a quiet spell. Those versions are deleted and the configuration restored afterwards.
+
+A cold-cache start (scenario ``cold (cold cache)``) is a forced cold start right after the seeder dropped
+the framework's and the model's pages from the page cache: what the first cold start after seeding pays
+to read them from the file system. The kernel cannot drop pages that a live environment maps, so each
+record also says how many bytes stayed cached.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from helpers.reports import init_phases
 log = logging.getLogger(__name__)
 
 SCENARIOS = ("cold", "warm", "provisioned", "burst-on-demand", "burst-provisioned")
+#: Forced cold starts right after the seeder dropped the bundle's pages from the page cache (``helpers.cold_cache``).
+COLD_CACHE = "cold (cold cache)"
 #: The phases of a cold start the inference function reports in its first response (``init.phases_ms``).
 INIT_PHASES = ("runtime_start", "import_torch", "import_pil", "load_weights", "first_forward")
 PHASE_FIELDS = [f"init_{phase}_ms" for phase in INIT_PHASES]
@@ -59,6 +66,8 @@ FIELDS = [
     "error",
     "request_id",
 ]
+#: What the eviction before a cold-cache start reported: the bundle's bytes, and those still cached after it.
+EVICT_FIELDS = ["evicted_bytes", "cached_after_evict_bytes"]
 BURST_ALIAS = "bench-burst"
 
 
@@ -73,10 +82,12 @@ class BenchParams:
     on_demand_alias: str = "on-demand"
     provisioned_alias: str = "provisioned"
     burst_environments: int = 1  # Provisioned Concurrency of the fresh version the provisioned burst hits
+    cold_cache: int = 0  # cold starts after the page cache was emptied of the bundle (needs ``seeder``)
+    seeder: str | None = None  # the seeder function's name, which empties it
 
     @property
     def total(self) -> int:
-        return self.cold_starts + 1 + self.warm + self.provisioned + 2 * self.burst
+        return self.cold_cache + self.cold_starts + 1 + self.warm + self.provisioned + 2 * self.burst
 
 
 def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
@@ -225,6 +236,11 @@ class FreshVersions:
         )
         return version["Version"]
 
+    def retire(self, version: str) -> None:
+        """Delete ``version`` now (its environments end with it) rather than on exit."""
+        self.lam.delete_function(FunctionName=self.name, Qualifier=version)
+        self.published.remove(version)
+
     def __exit__(self, *exc: object) -> None:
         for version in self.published:
             self.lam.delete_function(FunctionName=self.name, Qualifier=version)
@@ -354,11 +370,24 @@ def provisioned_burst(
 def run(
     function_name: str, payload: Any, params: BenchParams | None = None, *, show_progress: bool = True
 ) -> list[dict]:
-    """Every scenario in turn; returns all records."""
+    """Every scenario in turn (the cold-cache starts first, when ``params.cold_cache`` asks for them);
+    returns all records."""
     params = params or BenchParams()
+    if params.cold_cache and not params.seeder:
+        raise ValueError(
+            "BenchParams(cold_cache=...) needs seeder=, the seeder function's name "
+            "(settings.name('seeder')): it empties the page cache before each of those cold starts."
+        )
     progress = Progress(params.total, show_progress)
     try:
-        records = forced_cold_starts(function_name, params.cold_starts, payload, progress)
+        records = []
+        if (
+            params.cold_cache
+        ):  # first: each reads the bundle in again, so the cold starts after find it cached
+            from helpers.cold_cache import cold_cache_starts
+
+            records += cold_cache_starts(function_name, params.seeder, params.cold_cache, payload, progress)
+        records += forced_cold_starts(function_name, params.cold_starts, payload, progress)
         records += series(
             function_name, params.on_demand_alias, params.warm, "warm", payload, warmup=1, progress=progress
         )

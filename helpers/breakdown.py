@@ -1,4 +1,5 @@
-"""Where the time goes: each kind of invocation's median taken apart into init phases, handler and overhead.
+"""Where the time goes: each kind of invocation's median taken apart into init phases, handler and overhead;
+and a cold start's init phases with the page cache warm and cold (``cold_cache_phases``).
 
 Per invocation, init is its Init Duration, split into the phases the inference function reports in its
 first response (``init_<phase>_ms``) plus what the function's own clock did not see; handler is its
@@ -158,6 +159,57 @@ def time_breakdown(records: Iterable[Mapping[str, Any]], path: str | Path | None
         )
         legend_in = 0.45 + 0.2 * math.ceil(len(handles) / 4)  # the title and the legend rows (inches)
         fig.tight_layout(rect=(0, 0, 1, 1 - legend_in / fig_height))
+    return finish(fig, path)
+
+
+def cold_cache_phases(records: Iterable[Mapping[str, Any]], path: str | Path | None = None) -> Figure:
+    """The median init of a cold start, whole and phase by phase, with the bundle in the page cache
+    (scenario ``cold``) and with it dropped from it first (``cold (cold cache)``): two bars per row."""
+    from helpers.cold_cache import COLD_CACHE, WARM_CACHE, compare
+
+    both = compare(records)
+    if len(both) < 2:
+        raise ValueError(
+            f"Nothing to compare: the records need successful {WARM_CACHE!r} and {COLD_CACHE!r} cold starts."
+        )
+    rows = [("init", "whole init")] + [(phase, name) for phase, name in PHASES.items()]
+    rows = [(key, name) for key, name in rows if any(both[s].get(key) is not None for s in both)]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9, 1.6 + 0.75 * len(rows)))
+        order = list(both)
+        for offset, (scenario, label) in zip(
+            (-0.2, 0.2), ((WARM_CACHE, "page cache warm"), (COLD_CACHE, "page cache cold")), strict=True
+        ):
+            values = [both[scenario].get(key) or 0.0 for key, _ in rows]
+            ys = [y + offset for y in range(len(rows))]
+            ax.barh(
+                ys,
+                values,
+                height=0.38,
+                color=scenario_colour(scenario, order),
+                label=f"{label} ({scenario}, n={both[scenario]['n']})",
+            )
+            for y, value in zip(ys, values, strict=True):
+                ax.annotate(fmt_ms(value), (value, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)  # fmt: skip
+        ax.set_yticks(range(len(rows)), [name for _, name in rows])
+        ax.invert_yaxis()
+        widest = max((both[s].get(key) or 0.0) for s in both for key, _ in rows)
+        ax.set_xlim(0, widest * 1.18)
+        ax.xaxis.set_major_formatter(MS_FORMAT)
+        ax.set_xlabel("median over the cold starts (ms)")
+        ax.set_title("A cold start's init, with the bundle cached and not")
+        ax.grid(axis="y", visible=False)
+        ax.legend(loc="lower right", fontsize=9)
+        cached = both[COLD_CACHE]["cached_after_evict_bytes"]
+        if cached:
+            fig.text(
+                0.01,
+                0.01,
+                f"{cached / 1e6:,.0f} MB stayed cached in the cold-cache runs: pages that live environments map.",
+                fontsize=9,
+                color="#555555",
+            )
+        fig.tight_layout(rect=(0, 0.04 if cached else 0, 1, 1))
     return finish(fig, path)
 
 

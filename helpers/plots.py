@@ -4,7 +4,7 @@ Each function takes plain benchmark records (one dict per invocation, as the run
 ``scenario``, ``client_ms``, ``duration_ms``, ``init_ms``, ``cold``, ``error``...) or cost parameters,
 returns a matplotlib ``Figure`` and, given ``path``, also saves it as a PNG. Failed invocations
 (``error`` set) are left out of the latency plots. The shared style lives in ``plot_style``, the time
-breakdown in ``breakdown``; both are re-exported here for the notebooks.
+breakdown (and the cold-cache comparison) in ``breakdown``; both are re-exported here for the notebooks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from helpers.breakdown import PHASES, breakdown_groups, invocation_parts, time_breakdown
+from helpers.breakdown import PHASES, breakdown_groups, cold_cache_phases, invocation_parts, time_breakdown
 from helpers.cost import (
     HOURS_PER_MONTH,
     break_even_requests_per_month,
@@ -51,6 +51,7 @@ __all__ = [
     "PHASES",
     "SCENARIO_COLOURS",
     "breakdown_groups",
+    "cold_cache_phases",
     "cost_vs_rate",
     "invocation_parts",
     "latency_by_scenario",

@@ -1,0 +1,131 @@
+"""The cold-cache scenario: forced cold starts after the framework's and the model's pages were dropped
+from the page cache, set beside the ordinary (warm-cache) cold starts.
+
+Before each cold-cache start the seeder function (which mounts the same access point) runs
+``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file of ``framework/current`` and ``model/current``
+(``seeding.evict``), so the new environment's init reads PyTorch and the weights from the file system,
+as the first cold start after seeding does. The kernel keeps the pages a live process maps: an
+environment that imported torch from the bundle (the provisioned one, an idle on-demand one) keeps the
+pages of ``libtorch_cpu.so`` it touched. Each round's version is therefore deleted as soon as it has
+answered, and every record says how many bytes stayed cached (``cached_after_evict_bytes``).
+
+On Lambda every execution environment runs in a microVM of its own and environments are never shared
+across functions (https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html):
+the eviction empties the seeder's cache only, and a new environment of the inference function reads
+the bundle from EFS anyway. There both scenarios measure a first read; locally only this one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from helpers import seeding, stats
+from helpers.bench import COLD_CACHE, INIT_PHASES, FreshVersions, Progress, record
+from helpers.invoke import invoke
+
+log = logging.getLogger(__name__)
+
+#: The two kinds of cold start compared: the ordinary one (its files cached) and the cold-cache one.
+WARM_CACHE = "cold"
+#: A difference below this share of the warm-cache median is reported as none (this machine is noisy).
+NOTICEABLE = 0.05
+
+
+def cold_cache_starts(
+    function_name: str,
+    seeder_name: str,
+    rounds: int,
+    payload: Any,
+    progress: Progress | None = None,
+    *,
+    settle_s: float = 5.0,
+) -> list[dict]:
+    """``rounds`` forced cold starts on fresh versions, each right after ``seeding.evict``.
+
+    Each round's version is deleted once it has answered (its environment ends with it), and the
+    eviction is repeated for up to ``settle_s`` while pages stay cached: the previous round's
+    environment may still be ending. What stays after that is mapped by an environment that lives on.
+    """
+    records = []
+    with FreshVersions(function_name) as versions:
+        for index in range(rounds):
+            version = versions.publish("cold start, cold cache")
+            evicted = seeding.evict(seeder_name)
+            deadline = time.monotonic() + settle_s
+            while evicted["resident_after_bytes"] and time.monotonic() < deadline:
+                time.sleep(0.5)
+                evicted = seeding.evict(seeder_name)
+            if evicted["resident_after_bytes"]:
+                log.info("cold-cache start %d: %s", index, evicted["note"])
+            result = record(COLD_CACHE, index, invoke(function_name, payload, version, client=versions.lam))
+            result["evicted_bytes"] = evicted["bytes"]
+            result["cached_after_evict_bytes"] = evicted["resident_after_bytes"]
+            records.append(result)
+            versions.retire(version)
+            if progress:
+                progress.step("cold starts, cold cache")
+    return records
+
+
+def _init_ms(r: Mapping[str, Any]) -> float | None:
+    """The whole init: Init Duration, or the function's own total when init ran inside Duration."""
+    value = r.get("init_ms") if r.get("init_ms") is not None else r.get("init_total_ms")
+    return float(value) if value is not None else None
+
+
+def compare(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per kind of cold start (``cold``, ``cold (cold cache)``) with successful records: n, the median
+    init and the median of each init phase (ms), and the most bytes any eviction left cached."""
+    out: dict[str, dict[str, Any]] = {}
+    for scenario in (WARM_CACHE, COLD_CACHE):
+        rows = [r for r in records if r["scenario"] == scenario and not r.get("error") and r.get("cold")]
+        if not rows:
+            continue
+        entry: dict[str, Any] = {"n": len(rows)}
+        for name, values in (
+            ("init", [_init_ms(r) for r in rows]),
+            *((phase, [r.get(f"init_{phase}_ms") for r in rows]) for phase in INIT_PHASES),
+        ):
+            known = [float(v) for v in values if v is not None]
+            entry[name] = stats.percentile(known, 50) if known else None
+        cached = [int(r["cached_after_evict_bytes"]) for r in rows if r.get("cached_after_evict_bytes")]
+        entry["cached_after_evict_bytes"] = max(cached, default=0)
+        out[scenario] = entry
+    return out
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms"
+
+
+def conclusion_line(records: Iterable[Mapping[str, Any]]) -> str | None:
+    """One Markdown bullet: the cold-cache init against the warm-cache one (None without both)."""
+    both = compare(records)
+    warm, cold = both.get(WARM_CACHE), both.get(COLD_CACHE)
+    if not (warm and cold and warm["init"] and cold["init"]):
+        return None
+    gap = cold["init"] - warm["init"]
+    cost = (
+        f"a first read of the bundle from this disk cost {_ms(gap)}"
+        if gap > NOTICEABLE * warm["init"]
+        else "a first read of the bundle from this disk made no difference measurable above the noise"
+    )
+    if cold["cached_after_evict_bytes"]:
+        cost += (
+            f" (an understatement: {cold['cached_after_evict_bytes'] / 1e6:,.0f} MB stayed cached, mapped by "
+            "environments still alive)"
+        )
+    return (
+        "- **Cold page cache:** a cold start whose framework and model had first been dropped from the page "
+        f"cache took {_ms(cold['init'])} to init at the median ({_torch(cold)}) against {_ms(warm['init'])} "
+        f"with them cached ({_torch(warm)}): {cost}; on AWS a new environment starts in a microVM of its "
+        "own, without the bundle cached, so its cold start reads it from EFS, over the network."
+    )
+
+
+def _torch(entry: Mapping[str, Any]) -> str:
+    torch = f"; `import torch` {_ms(entry['import_torch'])}" if entry.get("import_torch") is not None else ""
+    return f"n={entry['n']}{torch}"
