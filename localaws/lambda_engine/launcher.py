@@ -4,7 +4,7 @@ Both paths set the variables Lambda sets for every function (name, version, memo
 credentials; https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)
 and point the AWS SDK at this server (``AWS_ENDPOINT_URL``), so boto3 code in a handler reaches the
 local AWS unchanged. The sandbox path (:mod:`.sandbox`) adds Lambda's file system, packages, identity
-and limits; the host path is the honest fallback: this machine's interpreter with the server's packages,
+and limits (as root, or in unprivileged user namespaces for a server that is not root); the host path is the honest fallback: this machine's interpreter with the server's packages,
 mount paths rewritten in environment variables, as root if the server is root.
 """
 

@@ -7,6 +7,9 @@
   Here the whole environment runs as that PosixUser instead (so ``os.getuid()`` is 1000 where Lambda
   shows 993, and file ownership on "EFS" is the same as on AWS); without an access point it runs as
   993/990. No supplementary groups but the access point's ``SecondaryGids``; ``no_new_privs`` set.
+  A server that is not root gives the same uid inside a nested user namespace (:mod:`.userns`), with no
+  capabilities; deviations: no ``SecondaryGids``, and files created on EFS belong on the host to the
+  server's uid (they show as the ``PosixUser`` inside).
 - Processes. Each environment has its own PID namespace and its own ``/proc`` (util-linux ``unshare
   --pid --fork --mount-proc``), so it sees only its own processes: it cannot read another
   environment's ``/proc/<pid>/environ`` (where the credentials are) or signal it. The runtime is pid 1
