@@ -220,3 +220,33 @@ def test_the_python_path_gives_the_same_sandbox_unprivileged(tmp_path):
     assert (seen["uid"], seen["capabilities"], seen["pids"]) == (1000, 0, [1])
     assert seen["task_write"] == "Read-only file system" and not any(seen["visible"].values())
     assert "unprivileged (user namespaces)" in log_tail(answer)
+
+
+ENDS = """
+import os, time
+
+def handler(event, context):
+    if event.get("mode") == "sleep":
+        time.sleep(5)
+    if event.get("mode") == "memory":
+        block = bytearray(400 * 1024 * 1024)  # touched: bytearray zero-fills
+        time.sleep(3)  # long enough for the sampler, which stands in for the missing memory cgroup
+        return len(block)
+    return os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+"""
+
+
+def test_a_timeout_ends_the_environment_across_the_user_namespaces(nobody_aws, tmp_path):
+    name = create_function(nobody_aws, ENDS, Timeout=1)
+    before = cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1]
+    answer, payload = cli_invoke(nobody_aws, name, {"mode": "sleep"}, tmp_path)
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert log_tail(answer).splitlines()[-1].endswith("\tStatus: timeout")
+    assert cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1] != before, "a new environment after the kill"
+
+
+def test_memory_above_memory_size_ends_as_out_of_memory_without_a_memory_cgroup(nobody_aws, tmp_path):
+    name = create_function(nobody_aws, ENDS, MemorySize=256, Timeout=10)
+    answer, payload = cli_invoke(nobody_aws, name, {"mode": "memory"}, tmp_path)
+    assert answer["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.OutOfMemory"
