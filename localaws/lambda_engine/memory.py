@@ -10,13 +10,23 @@ import os
 from pathlib import Path
 
 
+def _read(path: str) -> bytes:
+    """A /proc file's bytes: os.open/os.read, a third of pathlib's cost (every REPORT reads the tree's)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
 def read_kb(pid: int, field_name: str) -> int:
     """A ``/proc/<pid>/status`` field in kB (VmRSS, VmHWM), 0 if the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+        status = _read(f"/proc/{pid}/status")
+        start = status.find(f"\n{field_name}:".encode())
+        if start >= 0:
+            return int(status[start + len(field_name) + 2 : status.index(b"kB", start)])
+    except (OSError, ValueError):
         pass
     return 0
 
@@ -29,7 +39,7 @@ def tree(pid: int) -> list[int]:
         pids.append(current)
         try:
             for task in os.listdir(f"/proc/{current}/task"):
-                todo.extend(int(c) for c in Path(f"/proc/{current}/task/{task}/children").read_text().split())
+                todo.extend(int(c) for c in _read(f"/proc/{current}/task/{task}/children").split())
         except (OSError, ValueError):
             pass
     return pids
