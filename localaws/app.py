@@ -2,7 +2,9 @@
 
 Requests pass through a chain of layers; each either answers (e.g. Lambda Invoke, provisioned
 concurrency, the local HTTP API endpoints, the health check) or hands the request on. What no layer
-claims goes to moto, whose gaps are filled by ``localaws.patches``.
+claims goes to moto, whose gaps are filled by ``localaws.patches``. A layer with a ``watch(environ)``
+method sees every request before any layer answers it; what ``watch`` returns (if not None) is called
+once the request is answered (the Lambda layer drops its cached function specs around writes).
 
 A CloudFormation call always answers in CloudFormation's own format: when an error of another
 service escapes from moto's stack code (moto builds the resources inside the call, so a Lambda
@@ -43,6 +45,7 @@ class LocalAWS:
         self.layers: list = []  # objects with .handle(environ, start_response) -> iterable | None, .shutdown()
         for factory in _layer_factories():
             self.layers.append(factory(self))
+        self._watchers = [layer.watch for layer in self.layers if hasattr(layer, "watch")]
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == server.HEALTH_PATH:
@@ -59,13 +62,18 @@ class LocalAWS:
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
             return [body]
-        for layer in self.layers:
-            answer = layer.handle(environ, start_response)
-            if answer is not None:
-                return answer
-        if _CLOUDFORMATION_SCOPE in environ.get("HTTP_AUTHORIZATION", ""):
-            return _in_cloudformation_format(self.moto_app, environ, start_response)
-        return self.moto_app(environ, start_response)
+        answered = [done for watch in self._watchers if (done := watch(environ)) is not None]
+        try:
+            for layer in self.layers:
+                answer = layer.handle(environ, start_response)
+                if answer is not None:
+                    return answer
+            if _CLOUDFORMATION_SCOPE in environ.get("HTTP_AUTHORIZATION", ""):
+                return _in_cloudformation_format(self.moto_app, environ, start_response)
+            return self.moto_app(environ, start_response)
+        finally:
+            for done in answered:
+                done()
 
     def shutdown(self) -> None:
         for layer in reversed(self.layers):

@@ -115,7 +115,9 @@ class Engine(ProvisionedConcurrency):
         ``client_context`` is Invoke's ``X-Amz-Client-Context`` (base64 JSON, at most 3583 bytes:
         https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), handed to the runtime decoded.
         """
-        spec = resolve(function_name, qualifier, account_id=account_id, region=region, route=True)
+        spec = resolve(
+            function_name, qualifier, account_id=account_id, region=region, route=True, invoke=True
+        )
         context = _client_context(client_context)
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise LambdaServiceError(
@@ -236,10 +238,12 @@ class Engine(ProvisionedConcurrency):
     def _release(self, env: Environment) -> None:
         with self._cond:
             env.busy = False
-            if not env.alive:
+            dead = not env.alive
+            if dead:
                 self._retire([env])
             self._cond.notify_all()
-        self._wake.set()  # a provisioned environment that died is replaced without waiting
+        if dead:  # a provisioned environment that died is replaced without waiting for the sweeper
+            self._wake.set()
 
     def _retire(self, envs: list[Environment]) -> None:
         """Forget and end environments (lock held); busy ones end when their invocation returns."""

@@ -14,6 +14,13 @@
   ``Function.ResponseSizeTooLarge`` with ``X-Amz-Function-Error: Unhandled``, as Lambda answers.
 Errors carry ``x-amzn-ErrorType`` so that boto3 raises the modelled exceptions. Other Lambda writes
 (delete, update) go to moto and then wake the engine's sweeper, so retired environments end at once.
+An update (UpdateFunctionConfiguration, UpdateFunctionCode) keeps the configuration from before it
+running while it is ``InProgress``, as AWS does (see :func:`.function_spec.hold_previous`).
+
+:meth:`LambdaLayer.watch` sees every request first: around one that may change a function (a Lambda
+or CloudFormation write) the engine's cached specs are dropped, and before one that reads or changes
+CloudWatch Logs the log lines still buffered are written (:func:`localaws.logstreams.flush`), so a
+GetLogEvents right after an Invoke sees its START, END and REPORT.
 """
 
 from __future__ import annotations
@@ -22,13 +29,16 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from moto.awslambda.exceptions import LambdaClientError
 
+from localaws import logstreams
 from localaws.lambda_engine import engine as engine_module
+from localaws.lambda_engine import function_spec
 from localaws.lambda_engine.engine import Engine
 from localaws.lambda_engine.errors import LambdaServiceError
 from localaws.patches import lambda_states
@@ -39,6 +49,9 @@ _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _PROVISIONED = re.compile(r"^/2019-09-30/functions/(?P<name>[^/]+)/provisioned-concurrency/?$")
 _ACCOUNT_SETTINGS = re.compile(r"^/2016-08-19/account-settings/?$")
 _FUNCTIONS = "/2015-03-31/functions/"
+_UPDATE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/(?:configuration|code)/?$")
+_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/")
+_READS = ("GET", "HEAD", "OPTIONS")
 REQUEST_LIMIT = {"RequestResponse": 6291456, "DryRun": 6291456, "Event": 1048576}
 RESPONSE_LIMIT = 6291556  # 6 MB + 100 bytes: what Lambda's error message names
 _DRAIN_CHUNK = 1 << 20
@@ -163,6 +176,24 @@ class LambdaLayer:
         self.engine = engine
         self.moto_app = moto_app
 
+    def watch(self, environ: dict) -> Callable[[], None] | None:
+        """Called before any layer sees the request; what it returns is called once it is answered."""
+        match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = match["service"] if match else None
+        if service in ("logs", "cloudformation") or environ.get("HTTP_X_AMZ_TARGET", "").startswith("Logs_"):
+            logstreams.flush()  # a read sees every line written so far; a deletion deletes them too
+        if environ.get("REQUEST_METHOD", "GET") in _READS or service not in (
+            None,
+            "lambda",
+            "cloudformation",
+        ):
+            return None
+        if _INVOKE.match(environ.get("PATH_INFO", "")):
+            return None
+        changing = function_spec.changing()
+        changing.__enter__()
+        return lambda: changing.__exit__(None, None, None)
+
     def handle(self, environ: dict, start_response: Callable) -> Iterable[bytes] | None:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
@@ -176,7 +207,11 @@ class LambdaLayer:
             return _reply(start_response, 200, json.dumps(doc).encode())
         if not (invoke or provisioned):
             if method in ("PUT", "DELETE") and path.startswith(_FUNCTIONS):
+                update = _UPDATE.match(path) if method == "PUT" else None
+                previous = self._latest(unquote(update["name"]), environ) if update else None
                 answer = self.moto_app(environ, start_response)
+                if previous is not None:
+                    self._hold_while_in_progress(previous)
                 self.engine.sweep()  # a deleted or updated function's environments end now
                 return answer
             return None
@@ -194,10 +229,6 @@ class LambdaLayer:
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         where = _where(environ)
         payload = _invoke_body(environ, invocation_type)
-        try:
-            lambda_states.refuse_invoke_while_pending(name, query.get("Qualifier"), **where)
-        except LambdaClientError as exc:
-            raise LambdaServiceError(exc.code, exc.error_type, exc.message) from None
         result = self.engine.invoke(
             name,
             query.get("Qualifier"),
@@ -218,6 +249,30 @@ class LambdaLayer:
         if result.log_result is not None:
             headers["X-Amz-Log-Result"] = result.log_result
         return _reply(start_response, result.status_code, result.payload, headers)
+
+    def _latest(self, name: str, environ: dict) -> function_spec.FunctionSpec | None:
+        """``$LATEST`` as it runs before an update; None if there is no such function."""
+        try:
+            return function_spec.resolve(name, None, **_where(environ))
+        except LambdaServiceError:
+            return None
+
+    def _hold_while_in_progress(self, previous: function_spec.FunctionSpec) -> None:
+        """After an update: while it is ``InProgress``, invocations of ``$LATEST`` run ``previous``.
+
+        During the update "you can't modify the function, but you can still invoke it", and
+        LastUpdateStatus says "when the update is complete and the function is processing events with
+        the new configuration" (https://docs.aws.amazon.com/lambda/latest/api/API_UpdateFunctionConfiguration.html;
+        states: https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html)."""
+        from moto.awslambda.utils import get_backend
+
+        try:
+            fn = get_backend(previous.account_id, previous.region).get_function(previous.name)
+        except LambdaClientError:
+            return
+        until = lambda_states.busy_until(fn)
+        if until > time.monotonic():
+            function_spec.hold_previous(previous, until)
 
     def _provisioned(
         self, environ: dict, start_response: Callable, method: str, name: str, query: dict

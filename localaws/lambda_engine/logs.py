@@ -10,8 +10,8 @@ Formats (tab-separated fields, as on AWS)::
 ``Billed Duration`` = ceil(Duration + Init Duration), at least 1 ms (Lambda bills on-demand init since
 August 2025; provisioned environments report no Init Duration). ``Status: timeout`` or
 ``Status: error\tError Type: <type>`` comes last. Each environment has its own stream,
-``YYYY/MM/DD/[<version>]<32 hex>``, in the group ``/aws/lambda/<function>``. moto's logs backend is
-not thread-safe, so every write goes through one lock.
+``YYYY/MM/DD/[<version>]<32 hex>``, in the group ``/aws/lambda/<function>``, written through
+:mod:`localaws.logstreams` (which creates them on the first write and batches the writes into moto).
 
 A function's ``LoggingConfig`` (JSON platform events, log levels, a custom log group; see
 :mod:`.log_format`) is applied by the stream: :meth:`LogStream.for_environment` reads it, names the
@@ -25,17 +25,13 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import time
 import uuid
 
-from moto.logs.exceptions import ResourceAlreadyExistsException, ResourceNotFoundException
-from moto.logs.models import logs_backends
-
+from localaws import logstreams
 from localaws.lambda_engine.log_format import Formatter, PlatformLine, tail_text
 
 TAIL_BYTES = 4096
-_write_lock = threading.Lock()
 
 
 def stream_name(version: str) -> str:
@@ -153,27 +149,18 @@ class LogStream:
             instance_id=instance_id,
             memory_mb=memory_mb,
         )
-        self._backend = logs_backends[account_id][region]
-        self._created = False
+        self._stream = logstreams.Stream(account_id, region, self.group, self.name)
 
     @classmethod
     def for_environment(cls, spec, launch, init_type: str) -> LogStream:
         """The stream of a new environment, as its function's LoggingConfig says; sets the runtime's
         log variables (group name, format, level) in ``launch.env``."""
-        from moto.awslambda.utils import get_backend
-
-        try:
-            qualifier = None if spec.version == "$LATEST" else spec.version
-            fn = get_backend(spec.account_id, spec.region).get_function(spec.name, qualifier)
-            config = getattr(fn, "logging_config", None)
-        except Exception:  # noqa: BLE001 - a function deleted meanwhile logs as by default
-            config = None
         stream = cls(
             spec.account_id,
             spec.region,
             spec.name,
             spec.version,
-            logging_config=config,
+            logging_config=spec.logging_config,
             init_type=init_type,
             memory_mb=spec.memory_mb,
         )
@@ -186,27 +173,4 @@ class LogStream:
             return
         stamp = timestamp or time.time()
         lines = self.formatter.render(lines, stamp)
-        if not lines:
-            return
-        millis = int(stamp * 1000)
-        events = [{"timestamp": millis, "message": str(line)} for line in lines]
-        with _write_lock:
-            if not self._created:
-                self._create()
-            try:
-                self._backend.put_log_events(self.group, self.name, events)
-            except ResourceNotFoundException:  # the group was deleted under a live environment
-                self._create()
-                self._backend.put_log_events(self.group, self.name, events)
-
-    def _create(self) -> None:
-        if self.group not in self._backend.groups:
-            try:
-                self._backend.create_log_group(self.group, {})
-            except ResourceAlreadyExistsException:
-                pass
-        try:
-            self._backend.create_log_stream(self.group, self.name)
-        except ResourceAlreadyExistsException:
-            pass
-        self._created = True
+        self._stream.put(lines, int(stamp * 1000))

@@ -21,8 +21,9 @@ Locally the windows last ``LOCALAWS_LAMBDA_STATE_SECONDS`` (default 0.2 s): long
 waiters really wait, short enough not to slow anything down. Only API calls go through these states:
 CloudFormation creates and updates functions inside the stack operation, and (as on AWS, where a
 resource is complete only once its function is ``Active``) they are ready when the stack is.
-Not emulated: during ``InProgress`` invocations already run the new configuration (AWS keeps running
-the previous one until the update is done); an HTTP API in front of a ``Pending`` function invokes it.
+During ``InProgress`` invocations run the previous code and configuration, as on AWS (the Lambda
+layer holds the spec from before the update: ``localaws.lambda_engine.function_spec.hold_previous``).
+Not emulated: an HTTP API in front of a ``Pending`` function invokes it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def _pending(fn: Any) -> bool:
 
 def _updating(fn: Any) -> bool:
     return time.monotonic() < getattr(fn, "_localaws_updating_until", 0.0)
+
+
+def busy_until(fn: Any) -> float:
+    """The ``time.monotonic()`` at which ``fn`` is neither ``Pending`` nor ``InProgress`` (past: it is not)."""
+    return max(getattr(fn, "_localaws_pending_until", 0.0), getattr(fn, "_localaws_updating_until", 0.0))
 
 
 def _refuse_while_busy(fn: Any) -> None:

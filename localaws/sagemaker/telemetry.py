@@ -15,8 +15,8 @@ and defined in https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudw
 They go into moto's CloudWatch backend in-process, so ``get_metric_statistics`` and
 ``list_metrics`` see them as AWS publishes them. Logs: the container's stdout and stderr go to the log
 group ``/aws/sagemaker/Endpoints/<EndpointName>``, one stream per container, ``<VariantName>/<id>``
-(the console's link in a ``ModelError`` names that group). moto's logs backend is not thread-safe:
-writes share the Lambda engine's lock.
+(the console's link in a ``ModelError`` names that group), written through :mod:`localaws.logstreams`
+as the Lambda engine writes its functions' logs.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ import logging
 import time
 
 from moto.cloudwatch.models import cloudwatch_backends
-from moto.logs.exceptions import ResourceAlreadyExistsException, ResourceNotFoundException
-from moto.logs.models import logs_backends
 
-from localaws.lambda_engine.logs import _write_lock
+from localaws import logstreams
 
 log = logging.getLogger(__name__)
 
@@ -81,31 +79,7 @@ class ContainerLog:
         self.group = log_group(endpoint_name)
         self.stream = stream
         self.arn = f"arn:aws:logs:{region}:{account_id}:log-group:{self.group}:log-stream:{stream}"
-        self._backend = logs_backends[account_id][region]
-        self._created = False
+        self._stream = logstreams.Stream(account_id, region, self.group, stream)
 
     def write(self, lines: list[str]) -> None:
-        if not lines:
-            return
-        millis = int(time.time() * 1000)
-        events = [{"timestamp": millis, "message": line} for line in lines]
-        with _write_lock:
-            try:
-                if not self._created:
-                    self._create()
-                self._backend.put_log_events(self.group, self.stream, events)
-            except ResourceNotFoundException:  # the group was deleted under a live container
-                self._create()
-                self._backend.put_log_events(self.group, self.stream, events)
-
-    def _create(self) -> None:
-        if self.group not in self._backend.groups:
-            try:
-                self._backend.create_log_group(self.group, {})
-            except ResourceAlreadyExistsException:
-                pass
-        try:
-            self._backend.create_log_stream(self.group, self.stream)
-        except ResourceAlreadyExistsException:
-            pass
-        self._created = True
+        self._stream.put(lines, int(time.time() * 1000))

@@ -225,9 +225,9 @@ def test_boto3_inside_a_function_reaches_the_local_aws(local_aws):
 def test_configuration_update_forces_a_cold_start(local_aws):
     name = create_function(local_aws, ECHO)
     _, before, _ = invoke(local_aws, name)
-    local_aws.client("lambda").update_function_configuration(
-        FunctionName=name, Environment={"Variables": {"GREETING": "changed"}}
-    )
+    lam = local_aws.client("lambda")
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"GREETING": "changed"}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     _, after, report = invoke(local_aws, name)
     assert after["env_id"] != before["env_id"]
     assert after["env"]["GREETING"] == "changed"

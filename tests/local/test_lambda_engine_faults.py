@@ -106,6 +106,8 @@ def test_init_failure_is_reported_then_fixed_code_runs(local_aws, files, handler
     assert payload["errorType"] == error_type
     assert report.status == "error"
     assert "INIT_REPORT Init Duration" in tail_text(response)
-    local_aws.client("lambda").update_function_code(FunctionName=name, ZipFile=lambda_zip({"app.py": ECHO}))
+    lam = local_aws.client("lambda")
+    lam.update_function_code(FunctionName=name, ZipFile=lambda_zip({"app.py": ECHO}))
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     response, payload, _ = invoke(local_aws, name)
     assert "FunctionError" not in response and "env_id" in payload

@@ -152,3 +152,43 @@ def test_cloudformation_functions_and_versions_are_active_when_the_stack_is_comp
         lam.update_function_configuration(FunctionName=outputs["Name"], Timeout=7)  # no conflict: CFN is done
     finally:
         cfn.delete_stack(StackName=stack)
+
+
+VERSIONED = "import os\n\nCODE = {code!r}\n\ndef handler(event, context):\n    return {{'code': CODE, 'A': os.environ.get('A')}}\n"
+
+
+def _run(lam, name: str) -> dict:
+    response = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert "FunctionError" not in response
+    return json.loads(response["Payload"].read())
+
+
+def _in_progress(lam, name: str) -> bool:
+    return lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"] == "InProgress"
+
+
+def test_invocations_run_the_previous_configuration_and_code_until_the_update_is_successful(slow_states):
+    lam = slow_states.client("lambda")
+    name = f"states-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=slow_states.lambda_role(),
+        Handler="app.handler",
+        Code={"ZipFile": lambda_zip(VERSIONED.format(code="v1"))},
+        Environment={"Variables": {"A": "1"}},
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    assert _run(lam, name) == {"code": "v1", "A": "1"}
+
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"A": "2"}})
+    assert _run(lam, name) == {"code": "v1", "A": "1"}  # still the configuration from before
+    assert _in_progress(lam, name), "the 2 s InProgress window ended before the invocation came back"
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    assert _run(lam, name) == {"code": "v1", "A": "2"}
+
+    lam.update_function_code(FunctionName=name, ZipFile=lambda_zip(VERSIONED.format(code="v2")))
+    assert _run(lam, name) == {"code": "v1", "A": "2"}  # still the code from before
+    assert _in_progress(lam, name), "the 2 s InProgress window ended before the invocation came back"
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST)
+    assert _run(lam, name) == {"code": "v2", "A": "2"}
