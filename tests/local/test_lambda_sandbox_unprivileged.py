@@ -250,3 +250,23 @@ def test_memory_above_memory_size_ends_as_out_of_memory_without_a_memory_cgroup(
     answer, payload = cli_invoke(nobody_aws, name, {"mode": "memory"}, tmp_path)
     assert answer["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.OutOfMemory"
+
+
+def test_the_workshops_inference_function_serves_from_efs_in_the_unprivileged_sandbox(nobody_aws):
+    from helpers import invoke
+    from tests.conftest import workshop_pointed_at
+    from tests.local.test_inference_function import PAYLOAD, _deploy
+
+    with workshop_pointed_at(nobody_aws, "unpriv") as cfg:
+        deployment = _deploy(
+            cfg, nobody_aws
+        )  # torch and the model on the access point's folder, as 02 seeds them
+        name = next(deployment)["outputs"]["FunctionName"]
+        try:
+            cold = invoke.invoke(name, PAYLOAD, "on-demand").raise_for_error()
+            provisioned = invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error()
+        finally:
+            next(deployment, None)
+    assert cold.report.init_duration_ms > 0 and cold.payload["model"]["weights_source"] == "seeded-random:2"
+    assert provisioned.payload["init_type"] == "provisioned-concurrency"
+    assert cold.payload["predictions"] == provisioned.payload["predictions"]
