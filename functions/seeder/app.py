@@ -418,12 +418,25 @@ def resident_bytes(fd: int, size: int) -> int:
         libc.munmap(address, size)
 
 
+def _counted(fd: int, size: int, countable: bool, uncounted: list[str]) -> int:
+    """``resident_bytes`` where it can answer; 0 where it cannot, with the reason kept in ``uncounted``
+    (a platform whose seccomp filter refuses mmap or mincore still gets its pages dropped)."""
+    if not countable or uncounted:
+        return 0
+    try:
+        return resident_bytes(fd, size)
+    except OSError as exc:
+        uncounted.append(f"mincore failed ({exc})")
+        return 0
+
+
 def evict(names: list[str] | tuple[str, ...] = NAMES) -> dict:
     """Drop the ``current`` files of ``names`` from the page cache; count what was and still is cached."""
     started = time.monotonic()
     result = {"files": 0, "bytes": 0, "resident_before_bytes": 0, "resident_after_bytes": 0}
     result |= {"unverified_bytes": 0, "skipped_links": [], "not_seeded": [], "still_cached": {}}
     still: dict[str, int] = {}
+    uncounted: list[str] = []  # why mincore could not answer, once it failed (then it is not asked again)
     for name in names:
         folder = _current_folder(name)
         if folder is None:
@@ -441,11 +454,18 @@ def evict(names: list[str] | tuple[str, ...] = NAMES) -> dict:
                     info = os.fstat(fd)
                     if not stat.S_ISREG(info.st_mode):
                         continue
-                    countable = info.st_uid == os.geteuid() or os.access(path, os.W_OK)  # mincore's rule
-                    before = resident_bytes(fd, info.st_size) if countable else 0
-                    os.fdatasync(fd)  # DONTNEED skips dirty pages: a file seeded moments ago may have some
+                    owned = info.st_uid == os.geteuid() or os.access(path, os.W_OK)  # mincore's rule
+                    before = _counted(fd, info.st_size, owned, uncounted)
+                    try:
+                        os.fdatasync(
+                            fd
+                        )  # DONTNEED skips dirty pages: a file seeded moments ago may have some
+                    except OSError:
+                        pass  # nothing to write back where the file system refuses it
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                    after = resident_bytes(fd, info.st_size) if countable else 0
+                    after = _counted(fd, info.st_size, owned, uncounted)
+                    countable = owned and not uncounted
+                    before, after = (before, after) if countable else (0, 0)
                 finally:
                     os.close(fd)
                 result["files"] += 1
@@ -465,10 +485,8 @@ def evict(names: list[str] | tuple[str, ...] = NAMES) -> dict:
             "cold start still finds them there; end those environments first."
         )
     if result["unverified_bytes"]:
-        notes.append(
-            f"{result['unverified_bytes'] / 1e6:.1f} MB could not be counted: mincore answers only to a "
-            "file's owner or writer."
-        )
+        why = uncounted[0] if uncounted else "mincore answers only to a file's owner or writer"
+        notes.append(f"{result['unverified_bytes'] / 1e6:.1f} MB could not be counted: {why}.")
     result["note"] = " ".join(notes)
     log.info(json.dumps(result))
     return result

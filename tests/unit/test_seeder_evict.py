@@ -137,3 +137,23 @@ def test_files_mincore_cannot_answer_for_are_counted_apart(seeder, tmp_path, mon
     result = seeder.evict(["model"])
     assert result["unverified_bytes"] == SIZE and result["resident_before_bytes"] == 0
     assert "could not be counted" in result["note"]
+
+
+def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_says_why(seeder, tmp_path):
+    folder = seeded(tmp_path / "efs", "model", {"resnet18.pt": os.urandom(SIZE), "b.json": b"[]"})
+    count = seeder.resident_bytes
+    calls = []
+
+    def refused(fd, size):
+        calls.append(fd)
+        raise OSError(1, "Operation not permitted")
+
+    seeder.resident_bytes = refused
+    try:
+        result = seeder.evict(["model"])
+    finally:
+        seeder.resident_bytes = count
+    assert len(calls) == 1  # asked once, not once per file
+    assert result["unverified_bytes"] == SIZE + 2 and result["resident_after_bytes"] == 0
+    assert "could not be counted: mincore failed ([Errno 1] Operation not permitted)" in result["note"]
+    assert cached(seeder, folder / "resnet18.pt") == 0  # dropped all the same
