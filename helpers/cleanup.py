@@ -20,13 +20,13 @@ from collections.abc import Callable
 
 from botocore.exceptions import ClientError
 
-from helpers import session, stacks
+from helpers import serverless, session, stacks
 from helpers.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-# Dependants first: both import the storage stack's exports.
-STACK_SUFFIXES = ("function", "seeder", "storage")
+# Dependants first: both import the storage stack's exports; the SageMaker role stack (05) stands alone.
+STACK_SUFFIXES = ("sagemaker", "function", "seeder", "storage")
 FUNCTION_SUFFIXES = ("inference", "seeder")
 
 
@@ -87,6 +87,58 @@ def log_group_names(cfg: Settings | None = None) -> list[str]:
     return [f"/aws/lambda/{name}" for name in function_names(cfg)]
 
 
+def sagemaker_resources(cfg: Settings | None = None) -> dict[str, list[str]]:
+    """05's SageMaker endpoints, endpoint configurations and models that exist, by exact name."""
+    cfg = cfg or load_settings()
+    sm = session.client("sagemaker")
+    endpoint, config = serverless.endpoint_pattern(cfg), serverless.config_pattern(cfg)
+    model = serverless.names(cfg).model
+    prefix = {"NameContains": model}
+    return {
+        "SageMaker endpoints": [
+            e["EndpointName"]
+            for page in sm.get_paginator("list_endpoints").paginate(**prefix)
+            for e in page["Endpoints"]
+            if endpoint.match(e["EndpointName"])
+        ],
+        "SageMaker endpoint configs": [
+            c["EndpointConfigName"]
+            for page in sm.get_paginator("list_endpoint_configs").paginate(**prefix)
+            for c in page["EndpointConfigs"]
+            if config.match(c["EndpointConfigName"])
+        ],
+        "SageMaker models": [
+            m["ModelName"]
+            for page in sm.get_paginator("list_models").paginate(**prefix)
+            for m in page["Models"]
+            if m["ModelName"] == model
+        ],
+    }
+
+
+def delete_sagemaker(
+    cfg: Settings | None = None, echo: Callable[[str], None] | None = print
+) -> dict[str, list[str]]:
+    """Delete 05's endpoints (waiting until they are gone: they bill while they exist), then their
+    configurations and the model. Safe to run twice, and when 05 never ran."""
+    cfg = cfg or load_settings()
+    found = sagemaker_resources(cfg)
+    sm = session.client("sagemaker")
+    for name in found["SageMaker endpoints"]:
+        if echo:
+            echo(f"deleting endpoint {name}")
+        serverless.delete_endpoint(name, wait=False)
+    for name in found["SageMaker endpoints"]:
+        sm.get_waiter("endpoint_deleted").wait(
+            EndpointName=name, WaiterConfig={"Delay": 1 if cfg.is_local else 15, "MaxAttempts": 240}
+        )
+    for name in found["SageMaker endpoint configs"]:
+        sm.delete_endpoint_config(EndpointConfigName=name)
+    for name in found["SageMaker models"]:
+        sm.delete_model(ModelName=name)
+    return found
+
+
 def delete_log_groups(cfg: Settings | None = None) -> list[str]:
     """Delete the workshop functions' log groups (Lambda creates them outside any stack) by exact name."""
     cfg = cfg or load_settings()
@@ -103,16 +155,26 @@ def delete_log_groups(cfg: Settings | None = None) -> list[str]:
 
 
 def _log_groups(cfg: Settings) -> list[str]:
-    """Which of the workshop's log groups exist (a prefix query, then exact names only)."""
+    """Which of the workshop's log groups exist (a prefix query, then exact names only): the functions'
+    and those of 05's endpoints (``/aws/sagemaker/Endpoints/<endpoint>``, also of deleted endpoints)."""
     wanted = set(log_group_names(cfg))
+    endpoint = serverless.endpoint_pattern(cfg)
+    sagemaker_prefix = serverless.log_group(serverless.names(cfg).endpoint)
     logs = session.client("logs")
     found = []
-    for group in sorted(wanted):
+    for group in sorted(wanted) + [sagemaker_prefix]:
         pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=group)
         found += [
-            g["logGroupName"] for page in pages for g in page["logGroups"] if g["logGroupName"] in wanted
+            g["logGroupName"]
+            for page in pages
+            for g in page["logGroups"]
+            if g["logGroupName"] in wanted
+            or (
+                g["logGroupName"].startswith(serverless.log_group(""))
+                and endpoint.match(g["logGroupName"].removeprefix(serverless.log_group("")))
+            )
         ]
-    return found
+    return sorted(set(found))
 
 
 def _bucket_pattern(cfg: Settings) -> re.Pattern:
@@ -156,6 +218,7 @@ def leftovers(cfg: Settings | None = None) -> dict[str, list[str]]:
         "file systems": file_systems,
         "VPCs": vpcs,
         "functions": functions,
+        **sagemaker_resources(cfg),
         "log groups": _log_groups(cfg),
     }
 

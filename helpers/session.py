@@ -76,10 +76,29 @@ def stop_local_server(cfg: Settings | None = None) -> bool:
     return server.stop(cfg.state_dir)
 
 
+class _LocalSession(boto3.Session):
+    """A boto3 session whose every client talks to the embedded local AWS, so a library handed the
+    session (the ``sagemaker`` SDK's ``session=``) reaches the local server as the notebooks' clients do."""
+
+    def __init__(self, endpoint: str, **kwargs):
+        super().__init__(**kwargs)
+        self.workshop_endpoint = endpoint
+
+    def client(self, *args, **kwargs):
+        kwargs.setdefault("endpoint_url", self.workshop_endpoint)
+        if kwargs.get("config") is None:
+            kwargs["config"] = _CLIENT_CONFIG
+        return super().client(*args, **kwargs)
+
+    def resource(self, *args, **kwargs):
+        kwargs.setdefault("endpoint_url", self.workshop_endpoint)
+        return super().resource(*args, **kwargs)
+
+
 @functools.lru_cache(maxsize=4)
 def _session(backend: str, region: str, endpoint: str | None) -> boto3.Session:
     if backend == "local":
-        return boto3.Session(region_name=region, **LOCAL_CREDENTIALS)
+        return _LocalSession(endpoint, region_name=region, **LOCAL_CREDENTIALS)
     _check_no_endpoint_override()
     try:
         sess = boto3.Session(region_name=region)

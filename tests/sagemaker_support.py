@@ -23,7 +23,7 @@ from helpers.config import REPO_ROOT
 from tests.conftest import LocalAWSHandle, start_local_aws
 
 BUILD = REPO_ROOT / "build" / "sagemaker"
-IMAGE = "763104330519.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5.1-cpu-py311-ubuntu22.04-sagemaker"
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"  # as sagemaker.core.image_uris names it
 SAMPLE_IMAGE = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 TINY_INFERENCE = """

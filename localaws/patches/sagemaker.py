@@ -8,6 +8,11 @@ Gaps of stock moto 5.2.5 filled here, each with a test in ``tests/local/test_sag
   once. A second endpoint with the same name is a ``ValidationException`` ("Cannot create already
   existing endpoint"), as on AWS; moto replaced the first silently.
 - DeleteEndpoint stops the endpoint's containers.
+- DescribeModel, DescribeEndpointConfig and DescribeEndpoint leave out an optional structure the
+  resource does not have (``VpcConfig``, ``DataCaptureConfig``, ...), as AWS does
+  (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpointConfig.html): moto
+  answered ``{}``, which the ``sagemaker`` SDK's ``Model.get`` / ``EndpointConfig.get`` refuse (a
+  VpcConfig requires ``Subnets``, a DataCaptureConfig ``DestinationS3Uri``...).
 - CloudFormation: ``ModelName``, ``EndpointConfigName`` and ``EndpointName`` name the resources (moto
   ignored them and made up names), and an ``AWS::SageMaker::Endpoint`` is complete only when it is
   ``InService`` (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sagemaker-endpoint.html);
@@ -20,8 +25,10 @@ from __future__ import annotations
 
 import logging
 
+from moto.core.responses import ActionResult
 from moto.sagemaker import models
 from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.responses import SageMakerResponse
 
 from localaws.sagemaker import endpoints, serverless_config
 
@@ -84,8 +91,20 @@ def _wrap_endpoint_from_cfn(original):
     return create_from_cloudformation_json
 
 
+def _without_empty_structures(original):
+    """A Describe* response handler whose answer has no ``{}`` members (moto's backend still sees them)."""
+
+    def describe(self):
+        answer = original(self).result
+        return ActionResult({key: value for key, value in answer.items() if value != {}})
+
+    return describe
+
+
 def apply() -> None:
     backend = models.SageMakerModelBackend
+    for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
+        setattr(SageMakerResponse, name, _without_empty_structures(getattr(SageMakerResponse, name)))
     backend.create_endpoint_config = _wrap_create_endpoint_config(backend.create_endpoint_config)
     backend.create_endpoint = _wrap_create_endpoint(backend.create_endpoint)
     backend.delete_endpoint = _wrap_delete_endpoint(backend.delete_endpoint)

@@ -12,6 +12,7 @@ mounted read-only. Members with absolute paths, ``..``, devices, or links leavin
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -76,7 +77,12 @@ def extract(data: bytes, models_dir: Path, url: str = "") -> Path:
                 if not os.path.islink(path):
                     os.chmod(path, 0o644)
         os.chmod(staging, 0o755)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError as exc:  # another endpoint of the same model extracted it first: use theirs
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.is_dir():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -112,6 +112,7 @@ def test_cloudformation_template_deploys_a_provisioned_serverless_endpoint_that_
             {"ParameterKey": "MemorySizeInMB", "ParameterValue": "2048"},
             {"ParameterKey": "MaxConcurrency", "ParameterValue": "2"},
             {"ParameterKey": "ProvisionedConcurrency", "ParameterValue": "1"},
+            {"ParameterKey": "ImageUri", "ParameterValue": sm.IMAGE},
         ],
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )

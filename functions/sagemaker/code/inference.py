@@ -14,6 +14,12 @@ state_dict), ``imagenet_classes.json`` and ``model.json`` at its top, and this f
 - ``predict_fn(data, model)``: softmax over the logits, the top-k classes;
 - ``output_fn(prediction, accept)``: JSON (``application/json``, the default ``Accept``).
 
+Every answer has a ``container`` block: the container's ``id``, the ``request`` number it serves, and, in
+its first answer only, ``init`` (``phases_ms``: ``import_torch``, ``import_pil``, ``load_weights``,
+``first_forward``, and their ``total_ms``, the same phases as the Lambda function reports) and
+``ready_ms_before_request``: how long the model had been loaded when this first request reached it
+(about 0 for a container started by the request, a cold start; long for a provisioned one).
+
 Torch comes from the container image (the PyTorch DLC on AWS; the framework bundle locally); this code
 imports only torch, Pillow and the standard library.
 """
@@ -26,12 +32,20 @@ import io
 import json
 import logging
 import os
+import threading
 import time
+import uuid
 import warnings
 
+_phase = time.perf_counter()
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy", category=UserWarning)
 import torch  # noqa: E402  (from the container image)
+
+PHASES_MS = {"import_torch": round((time.perf_counter() - _phase) * 1000, 1)}
+_phase = time.perf_counter()
 from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+PHASES_MS["import_pil"] = round((time.perf_counter() - _phase) * 1000, 1)
 from resnet import CROP, ResNet18, preprocess  # noqa: E402  (code/resnet.py, beside this file)
 
 log = logging.getLogger(__name__)
@@ -41,6 +55,9 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 20
 Image.MAX_IMAGE_PIXELS = 40_000_000  # decompression bombs: refused from the header
+CONTAINER_ID = uuid.uuid4().hex[:12]
+_served = {"requests": 0, "loaded_at": None}
+_served_lock = threading.Lock()
 
 
 def model_fn(model_dir: str) -> dict:
@@ -53,8 +70,12 @@ def model_fn(model_dir: str) -> dict:
         classes = json.load(fh)
     with open(os.path.join(model_dir, "model.json")) as fh:
         card = json.load(fh)
+    loaded = time.perf_counter()
     with torch.inference_mode():  # warm-up: the first forward pass allocates and picks kernels
         net(torch.zeros(1, 3, CROP, CROP))
+    PHASES_MS["load_weights"] = round((loaded - started) * 1000, 1)
+    PHASES_MS["first_forward"] = round((time.perf_counter() - loaded) * 1000, 1)
+    _served["loaded_at"] = time.perf_counter()
     load_ms = round((time.perf_counter() - started) * 1000, 1)
     log.info(json.dumps({"model_fn_ms": load_ms, "weights_source": card.get("weights_source"),
                          "torch": torch.__version__, "threads": torch.get_num_threads()}))  # fmt: skip
@@ -67,6 +88,18 @@ def _top_k(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
         raise ValueError(f'"top_k" must be an integer from 1 to {MAX_TOP_K}, got {value!r}.')
     return value
+
+
+def _container(arrived: float) -> dict:
+    """This container's block of an answer; the first answer also says how its init went."""
+    with _served_lock:
+        _served["requests"] += 1
+        block = {"id": CONTAINER_ID, "request": _served["requests"]}
+    if block["request"] == 1:
+        block["init"] = {"phases_ms": dict(PHASES_MS), "total_ms": round(sum(PHASES_MS.values()), 1)}
+        if _served["loaded_at"] is not None:
+            block["ready_ms_before_request"] = round(max(arrived - _served["loaded_at"], 0.0) * 1000, 1)
+    return block
 
 
 def input_fn(request_body, content_type: str) -> dict:
@@ -96,6 +129,7 @@ def input_fn(request_body, content_type: str) -> dict:
     return {
         "tensor": tensor,
         "top_k": top_k,
+        "arrived": started,
         "timing_ms": {"decode": round((decoded - started) * 1000, 2),
                       "preprocess": round((time.perf_counter() - decoded) * 1000, 2)},
     }  # fmt: skip
@@ -118,6 +152,7 @@ def predict_fn(data: dict, model: dict) -> dict:
             "meaningful_predictions": model["card"].get("meaningful_predictions"),
         },
         "timing_ms": timing,
+        "container": _container(data["arrived"]),
     }
 
 
