@@ -9,6 +9,7 @@ v2 kernel does with it: that is not a run on a real v2 kernel.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -19,12 +20,16 @@ from localaws.lambda_engine.sandbox import cgroups
 OWN = "/user.slice/user-1000.slice/user@1000.service/app.slice/localaws.scope"
 
 
-def fake_v2(tmp_path: Path, subtree: str = "cpu memory pids") -> tuple[Path, Path]:
-    """A v2 root with the server's own group (holding the server) whose subtree delegates ``subtree``."""
+def fake_v2(
+    tmp_path: Path, subtree: str = "cpu memory pids", controllers: str = "cpu memory pids"
+) -> tuple[Path, Path]:
+    """A v2 root with the server's own group (holding the server): ``controllers`` delegated to it,
+    ``subtree`` already enabled for its children."""
     root = tmp_path / "cgroup"
     own = root / OWN.lstrip("/")
     own.mkdir(parents=True)
     (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (own / "cgroup.controllers").write_text(controllers + "\n")
     (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
     (own / "cgroup.subtree_control").write_text(subtree + "\n")
     return root, own
@@ -65,10 +70,10 @@ def test_cpu_is_capped_at_the_machines_cores_in_v2(tmp_path):
 
 
 def test_v2_without_delegated_controllers_says_which_are_off_and_still_freezes(tmp_path):
-    root, own = fake_v2(tmp_path, subtree="pids")
+    root, own = fake_v2(tmp_path, subtree="pids", controllers="pids")
     layout = cgroups.probe("7", root=root, own={"": OWN})
     assert set(layout.off) == {"cpu", "memory"}
-    assert "not enabled" in layout.off["cpu"] and "cgroup.subtree_control" in layout.off["memory"]
+    assert "not delegated" in layout.off["cpu"] and "cgroup.controllers" in layout.off["memory"]
     assert layout.freezer  # cgroup.freeze needs no controller
     group = cgroups.Group(layout, "env", memory_mb=256)
     path = own / "localaws-7" / "env"
@@ -109,3 +114,52 @@ def test_a_dead_servers_v2_groups_are_removed_and_its_frozen_environment_thawed(
     # A real cgroupfs removes a group's files with it; a fake tree keeps them, so rmdir fails and the
     # thaw written before it is what is left to check.
     assert (dead / "env" / "cgroup.freeze").read_text() == "0"
+
+
+def test_delegated_controllers_not_yet_enabled_are_enabled_for_the_servers_children(tmp_path):
+    root, own = fake_v2(tmp_path, subtree="", controllers="cpu memory pids")
+    layout = cgroups.probe("5", root=root, own={"": OWN})
+    assert layout.off == {}
+    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory"
+    assert (own / "localaws-5" / "cgroup.subtree_control").read_text() == "+cpu +memory"
+
+
+class NoInternalProcesses:
+    """A model of the kernel's cgroup v2 rules the module must cope with (not a kernel): writing a pid to
+    a group's cgroup.procs moves it out of every other group; enabling controllers in the
+    cgroup.subtree_control of a group that holds processes fails with EBUSY."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, path: Path, value) -> None:
+        path = Path(path)
+        if path.name == "cgroup.procs":
+            for procs in self.root.rglob("cgroup.procs"):
+                procs.write_text("".join(f"{p}\n" for p in procs.read_text().split() if p != str(value)))
+            path.write_text(path.read_text() + f"{value}\n" if path.exists() else f"{value}\n")
+        elif path.name == "cgroup.subtree_control" and (path.parent / "cgroup.procs").read_text().split():
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        else:
+            path.write_text(str(value))
+
+
+def test_the_server_moves_into_a_leaf_of_its_group_to_enable_controllers(tmp_path, monkeypatch):
+    root, own = fake_v2(tmp_path, subtree="", controllers="cpu memory pids")
+    monkeypatch.setattr(cgroups, "_write", NoInternalProcesses(root))
+    layout = cgroups.probe("6", root=root, own={"": OWN})
+    assert layout.off == {}
+    assert (own / "localaws-server-6" / "cgroup.procs").read_text().split() == [str(os.getpid())]
+    assert (own / "cgroup.procs").read_text().split() == []
+    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory"
+
+
+def test_a_group_shared_with_other_processes_is_left_as_it_was_and_said_so(tmp_path, monkeypatch):
+    root, own = fake_v2(tmp_path, subtree="", controllers="cpu memory pids")
+    (own / "cgroup.procs").write_text(f"{os.getpid()}\n1\n")  # and, say, the shell that started it
+    monkeypatch.setattr(cgroups, "_write", NoInternalProcesses(root))
+    layout = cgroups.probe("8", root=root, own={"": OWN})
+    assert set(layout.off) == {"cpu", "memory"} and layout.freezer
+    assert "holds other processes" in layout.off["cpu"]
+    assert (own / "cgroup.procs").read_text().split() == [str(os.getpid()), "1"]
+    assert not (own / "localaws-server-8").exists()

@@ -11,14 +11,16 @@
   environment's group is frozen while its runtime waits for the next invocation, and thawed to deliver it.
 
 cgroup v1 (cpu, memory, freezer hierarchies, as on this machine) and v2 (``cpu.max``, ``memory.max``,
-``cgroup.freeze``, where the server's group delegates those controllers) are both driven; groups live
-under the server's own group as ``localaws-<server pid>/<environment>``. A missing or read-only
+``cgroup.freeze``, where the server's group is delegated to it; the server moves itself into a leaf of
+that group to enable cpu and memory for its children) are both driven; groups live under the server's own
+group as ``localaws-<server pid>/<environment>``. A missing or read-only
 controller turns its guarantee off, and :func:`probe` says which and why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -110,31 +112,76 @@ def probe(tag: str, root: Path = ROOT, own: dict[str, str] | None = None) -> Lay
         return layout
     layout = Layout(2)
     parent = root / own.get("", "/").lstrip("/")
-    enabled = (
-        (parent / "cgroup.subtree_control").read_text().split()
-        if (parent / "cgroup.subtree_control").exists()
-        else []
-    )
     # cgroup.freeze needs no controller: any writable (delegated) group can freeze its members.
     base = _writable_base(parent, name) if (parent / "cgroup.procs").exists() else None
-    if base is not None:
-        with contextlib.suppress(OSError):
-            (base / "cgroup.subtree_control").write_text(
-                " ".join(f"+{c}" for c in ("cpu", "memory") if c in enabled)
-            )
-        layout.bases[""] = base
-    for controller in ("cpu", "memory"):
-        if base is None:
-            layout.off[controller] = (
+    if base is None:
+        for guarantee in ("cpu", "memory", "freezer"):
+            layout.off[guarantee] = (
                 f"no writable cgroup: no cgroup v2 group is delegated to uid {os.geteuid()}"
             )
-        elif controller not in enabled:
-            layout.off[controller] = (
-                f"the cgroup v2 {controller} controller is not enabled in {parent}/cgroup.subtree_control"
+        return layout
+    enabled, why_not = _delegate_v2(parent, tag)
+    with contextlib.suppress(OSError):
+        _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in ("cpu", "memory") if c in enabled))
+    layout.bases[""] = base
+    for controller in ("cpu", "memory"):
+        if controller not in enabled:
+            layout.off[controller] = why_not or (
+                f"the cgroup v2 {controller} controller is not delegated to {parent} (see its cgroup.controllers)"
             )
-    if base is None:
-        layout.off["freezer"] = f"no writable cgroup: no cgroup v2 group is delegated to uid {os.geteuid()}"
     return layout
+
+
+def _words(path: Path) -> list[str]:
+    with contextlib.suppress(OSError):
+        return path.read_text().split()
+    return []
+
+
+def _delegate_v2(parent: Path, tag: str) -> tuple[list[str], str | None]:
+    """Enable cpu and memory for the children of the server's own v2 group: ``(enabled, why not)``.
+
+    cgroup v2's "no internal processes" rule: a group that holds processes cannot enable controllers for
+    its children (EBUSY), and a delegated group (systemd's ``Delegate=yes``) holds the server itself. So
+    the server moves itself into a leaf of its own, ``localaws-server-<pid>``, and enables them then; if
+    the group holds other processes too, it leaves everything as it was and says so.
+    https://docs.kernel.org/admin-guide/cgroup-v2.html#no-internal-process-constraint
+    """
+    subtree = parent / "cgroup.subtree_control"
+    enabled = _words(subtree)
+    wanted = [c for c in ("cpu", "memory") if c in _words(parent / "cgroup.controllers") and c not in enabled]
+    if not wanted:
+        return enabled, None
+    line = " ".join(f"+{c}" for c in wanted)
+    try:
+        _write(subtree, line)
+        return enabled + wanted, None
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            return (
+                enabled,
+                f"the cgroup v2 {', '.join(wanted)} controller could not be enabled in {subtree}: {exc}",
+            )
+    me = str(os.getpid())
+    if _words(parent / "cgroup.procs") != [me]:
+        return enabled, (
+            f"the cgroup v2 {', '.join(wanted)} controller cannot be enabled: {parent} holds other processes "
+            "than this server (start it in a cgroup of its own)"
+        )
+    leaf = parent / f"localaws-server-{tag}"
+    try:
+        leaf.mkdir(exist_ok=True)
+        _write(leaf / "cgroup.procs", me)
+        _write(subtree, line)
+        return enabled + wanted, None
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            _write(parent / "cgroup.procs", me)
+            leaf.rmdir()
+        return (
+            enabled,
+            f"the cgroup v2 {', '.join(wanted)} controller could not be enabled in {subtree}: {exc}",
+        )
 
 
 class Group:
