@@ -66,8 +66,6 @@ FIELDS = [
     "error",
     "request_id",
 ]
-#: What the eviction before a cold-cache start reported: the bundle's bytes, and those still cached after it.
-EVICT_FIELDS = ["evicted_bytes", "cached_after_evict_bytes"]
 BURST_ALIAS = "bench-burst"
 
 

@@ -66,8 +66,13 @@ def test_the_conclusion_states_what_a_first_read_cost_and_what_aws_does():
 def test_the_conclusion_says_when_pages_stayed_cached_or_the_difference_is_noise():
     kept = [rec(bench.COLD_CACHE, 2520.0, 2110.0, 175_000_000)]
     line = cold_cache.conclusion_line([*WARM, *kept])
-    assert "no difference measurable above the noise" in line
-    assert "an understatement: 175 MB stayed cached, mapped by environments still alive" in line
+    assert (
+        "no difference measurable above the noise (175 MB stayed cached, mapped by environments still" in line
+    )
+    slower = cold_cache.conclusion_line([*WARM, rec(bench.COLD_CACHE, 3000.0, 2400.0, 175_000_000)])
+    assert (
+        "cost 500 ms (an understatement: 175 MB stayed cached, mapped by environments still alive)" in slower
+    )
 
 
 def test_no_conclusion_line_without_both_kinds():
@@ -107,3 +112,15 @@ def test_the_benchmark_needs_a_seeder_for_cold_cache_starts():
     with pytest.raises(ValueError, match=r"needs seeder=, the seeder function's name"):
         bench.run("f", {}, bench.BenchParams(cold_cache=1), show_progress=False)
     assert bench.BenchParams(cold_cache=2).total == bench.BenchParams().total + 2
+
+
+def test_the_table_shows_each_cold_cache_start_in_megabytes():
+    text = cold_cache.table(
+        [*WARM, rec(bench.COLD_CACHE, 3000.0, 2400.0, 175_451_949, evicted_bytes=646_399_533)]
+    )
+    assert (
+        text.splitlines()[0]
+        == "| index | init (ms) | import torch (ms) | evicted (MB) | still cached (MB) | error |"
+    )
+    assert "| 3,000.0 | 2,400.0 | 646.4 | 175.5 | – |" in text and len(text.splitlines()) == 3
+    assert cold_cache.table(WARM) == "_No cold-cache starts in these records._"
