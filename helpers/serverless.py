@@ -12,10 +12,12 @@ Every invocation becomes a record with :data:`helpers.bench.FIELDS`, so the plot
 it unchanged: ``client_ms`` is the caller's round trip, ``duration_ms`` the model's own work
 (decode + preprocess + inference, as ``code/inference.py`` times it), ``billed_ms`` that duration rounded
 up to the millisecond (serverless bills request processing by the millisecond, see ``prices.json``),
-``version`` the endpoint. A record is ``cold`` when its request reached a container's first answer and
-the model had been loaded for under :data:`COLD_READY_MS` (the request started the container); its init
-phases are the container's (``import torch``, ``import PIL``, the weights, the first forward). A
-container whose first request found the model loaded long before is a provisioned one.
+``version`` the endpoint. A record is ``cold`` when it is a container's first answer and the model had
+been loaded for under :data:`COLD_READY_MS` when that request arrived (the request started the
+container); its init phases are the container's (``import torch``, ``import PIL``, the weights, the
+first forward). A container whose first request found the model loaded long before is a provisioned
+one; every answer says which (``init_type``), so a re-run that meets containers already warm still
+tells them apart.
 """
 
 from __future__ import annotations
@@ -142,10 +144,20 @@ def create_model(n: Names, image: str, model_url: str, role_arn: str):
 
     sess, region = session.session(), load_settings().region
     try:
-        return resources.Model.get(model_name=n.model, session=sess, region=region)
+        existing = resources.Model.get(model_name=n.model, session=sess, region=region)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ValidationException":
             raise
+    else:
+        held = (existing.primary_container.model_data_url, existing.primary_container.image)
+        if held != (model_url, image):
+            # A SageMaker model cannot be updated, and endpoints keep serving the model they were made from.
+            raise RuntimeError(
+                f"Model {n.model} exists with another archive or image ({held[0]}, {held[1]}): delete 05's "
+                "resources with helpers.cleanup.delete_sagemaker() (or run 99_cleanup.ipynb), then run this "
+                "notebook again."
+            )
+        return existing
     container = ContainerDefinition(
         image=image,
         model_data_url=model_url,
@@ -262,43 +274,41 @@ def invoke(endpoint: str, image_bytes: bytes, runtime=None) -> Answer:
     return Answer(round((time.perf_counter() - started) * 1000, 3), body, error, request_id)
 
 
-class Recorder:
-    """Turns answers into 04's records, remembering which containers were provisioned."""
-
-    def __init__(self, memory_mb: int):
-        self.memory_mb = memory_mb
-        self.kinds: dict[str, str] = {}  # container id -> "on-demand" | "provisioned-concurrency"
-
-    def record(self, scenario: str, index: int, endpoint: str, answer: Answer) -> dict[str, Any]:
-        body = answer.body or {}
-        container = body.get("container", {})
-        timing = body.get("timing_ms", {})
-        duration = round(sum(float(v) for v in timing.values()), 3) if timing else None
-        init = container.get("init") or {}
-        cold = bool(init) and float(container.get("ready_ms_before_request", math.inf)) < COLD_READY_MS
-        if init:
-            self.kinds[container["id"]] = "on-demand" if cold else "provisioned-concurrency"
-        phases = init.get("phases_ms", {}) if cold else {}
-        return {
-            "scenario": scenario,
-            "index": index,
-            "client_ms": answer.client_ms,
-            "duration_ms": duration,
-            "billed_ms": math.ceil(duration) if duration is not None else None,
-            "init_ms": init.get("total_ms") if cold else None,
-            "max_memory_mb": None,
-            "memory_size_mb": self.memory_mb,
-            "version": endpoint,
-            "init_type": self.kinds.get(container.get("id")),
-            "cold": cold,
-            "init_in_duration": False,
-            "init_total_ms": init.get("total_ms") if cold else None,
-            **{f"init_{phase}_ms": phases.get(phase) for phase in bench.INIT_PHASES},
-            "status": "error" if answer.error else "ok",
-            "error": answer.error,
-            "request_id": answer.request_id,
-            "container": container.get("id"),
-        }
+def record(scenario: str, index: int, endpoint: str, answer: Answer, memory_mb: int) -> dict[str, Any]:
+    """One of 04's records from an answer (see the module docstring for how a cold start is told)."""
+    body = answer.body or {}
+    container = body.get("container", {})
+    timing = body.get("timing_ms", {})
+    duration = round(sum(float(v) for v in timing.values()), 3) if timing else None
+    init = container.get("init") or {}
+    ready = container.get("ready_ms_before_first_request")
+    started_by_its_request = ready is not None and float(ready) < COLD_READY_MS
+    cold = bool(init) and started_by_its_request
+    if ready is not None:
+        kind = "on-demand" if started_by_its_request else "provisioned-concurrency"
+    else:
+        kind = None
+    phases = init.get("phases_ms", {}) if cold else {}
+    return {
+        "scenario": scenario,
+        "index": index,
+        "client_ms": answer.client_ms,
+        "duration_ms": duration,
+        "billed_ms": math.ceil(duration) if duration is not None else None,
+        "init_ms": init.get("total_ms") if cold else None,
+        "max_memory_mb": None,
+        "memory_size_mb": memory_mb,
+        "version": endpoint,
+        "init_type": kind,
+        "cold": cold,
+        "init_in_duration": False,
+        "init_total_ms": init.get("total_ms") if cold else None,
+        **{f"init_{phase}_ms": phases.get(phase) for phase in bench.INIT_PHASES},
+        "status": "error" if answer.error else "ok",
+        "error": answer.error,
+        "request_id": answer.request_id,
+        "container": container.get("id"),
+    }
 
 
 @dataclass
@@ -338,7 +348,7 @@ def run(n: Names, image_bytes: bytes, params: ServerlessParams) -> list[dict[str
 
     The fresh endpoints are deleted at the end, whatever happened.
     """
-    recorder, records = Recorder(params.memory_mb), []
+    records: list[dict[str, Any]] = []
     progress = bench.Progress(params.total)
     cold = [n.fresh("cold", i) for i in range(params.cold_starts)]
     burst, spill = n.fresh("burst", 0), n.fresh("spill", 0)
@@ -350,17 +360,19 @@ def run(n: Names, image_bytes: bytes, params: ServerlessParams) -> list[dict[str
             wait_in_service(name)
         runtime = session.client("sagemaker-runtime")
         for i, name in enumerate(cold):
-            records.append(recorder.record("cold", i, name, invoke(name, image_bytes, runtime)))
+            records.append(record("cold", i, name, invoke(name, image_bytes, runtime), params.memory_mb))
             progress.step("cold")
         invoke(n.endpoint, image_bytes, runtime)  # the warm-up: may be a cold start, not recorded
         progress.step("warm (warm-up)")
         for scenario, endpoint, count in (("warm", n.endpoint, params.warm), ("provisioned", n.pc_endpoint, params.provisioned)):  # fmt: skip
             for i in range(count):
-                records.append(recorder.record(scenario, i, endpoint, invoke(endpoint, image_bytes, runtime)))
+                records.append(
+                    record(scenario, i, endpoint, invoke(endpoint, image_bytes, runtime), params.memory_mb)
+                )
                 progress.step(scenario)
         for scenario, endpoint in (("burst-on-demand", burst), ("burst-provisioned", spill)):
             for i, answer in enumerate(_burst(endpoint, params.burst, image_bytes)):
-                records.append(recorder.record(scenario, i, endpoint, answer))
+                records.append(record(scenario, i, endpoint, answer, params.memory_mb))
                 progress.step(scenario)
     finally:
         for name in fresh:
@@ -402,7 +414,7 @@ def init_summary(answer: Mapping[str, Any]) -> str:
             "(this notebook ran before), so its init was reported then: section 6 forces fresh cold starts._"
         )
     rows = {**init["phases_ms"], "total": init["total_ms"]}
-    ready = container.get("ready_ms_before_request")
+    ready = container.get("ready_ms_before_first_request")
     lines = [
         "| init phase | ms |",
         "|---|---:|",

@@ -93,3 +93,59 @@ def test_the_storage_stack_waits_for_its_importers(local_aws):
     finally:
         for name in ("scope2-other", "scope2-storage"):
             cfn.delete_stack(StackName=name)
+
+
+def test_sagemaker_cleanup_deletes_this_prefix_s_endpoints_configs_model_and_logs_only(local_aws):
+    """05's endpoints (kept and fresh), configurations, model and endpoint log groups go; a colleague's
+    ``<prefix>-alice-...`` ones stay, and a second run finds nothing to do."""
+    from tests import sagemaker_support as sm
+
+    client, logs = local_aws.client("sagemaker"), local_aws.client("logs")
+    url = sm.upload(local_aws, sm.tiny_archive(), "scope3/model.tar.gz", bucket="scope3-models")
+    for prefix in ("scope3", "scope3-alice"):
+        base = f"{prefix}-resnet18"
+        client.create_model(
+            ModelName=base,
+            ExecutionRoleArn=sm.role(local_aws),
+            PrimaryContainer={"Image": sm.IMAGE, "ModelDataUrl": url},
+        )
+        client.create_endpoint_config(
+            EndpointConfigName=f"{base}-serverless",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": base,
+                    "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1},
+                }
+            ],
+        )
+        for endpoint in (base, f"{base}-cold-0"):
+            client.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{base}-serverless")
+            logs.create_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{endpoint}")
+    with workshop_pointed_at(local_aws, "scope3") as cfg:
+        left = cleanup.leftovers(cfg)
+        assert sorted(left["SageMaker endpoints"]) == ["scope3-resnet18", "scope3-resnet18-cold-0"]
+        assert left["SageMaker endpoint configs"] == ["scope3-resnet18-serverless"]
+        assert left["SageMaker models"] == ["scope3-resnet18"]
+        assert "/aws/sagemaker/Endpoints/scope3-resnet18-cold-0" in left["log groups"]
+        cleanup.delete_sagemaker(cfg, echo=None)
+        cleanup.delete_log_groups(cfg)
+        left = cleanup.leftovers(cfg)
+        assert not any(
+            left[k]
+            for k in ("SageMaker endpoints", "SageMaker endpoint configs", "SageMaker models", "log groups")
+        )
+        assert cleanup.delete_sagemaker(cfg, echo=None) == {
+            "SageMaker endpoints": [],
+            "SageMaker endpoint configs": [],
+            "SageMaker models": [],
+        }
+    with workshop_pointed_at(local_aws, "scope3-alice") as cfg:
+        left = cleanup.leftovers(cfg)
+        assert sorted(left["SageMaker endpoints"]) == [
+            "scope3-alice-resnet18",
+            "scope3-alice-resnet18-cold-0",
+        ]
+        assert len(left["log groups"]) == 2
+        cleanup.delete_sagemaker(cfg, echo=None)
+        cleanup.delete_log_groups(cfg)

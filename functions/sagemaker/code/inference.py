@@ -16,9 +16,10 @@ state_dict), ``imagenet_classes.json`` and ``model.json`` at its top, and this f
 
 Every answer has a ``container`` block: the container's ``id``, the ``request`` number it serves, and, in
 its first answer only, ``init`` (``phases_ms``: ``import_torch``, ``import_pil``, ``load_weights``,
-``first_forward``, and their ``total_ms``, the same phases as the Lambda function reports) and
-``ready_ms_before_request``: how long the model had been loaded when this first request reached it
-(about 0 for a container started by the request, a cold start; long for a provisioned one).
+``first_forward``, and their ``total_ms``, the same phases as the Lambda function reports); and in every
+answer ``ready_ms_before_first_request``: how long the model had been loaded when the container's first
+request reached it (about 0 for a container started by its request, a cold start; long for a
+provisioned one), so any answer tells which kind of container served it.
 
 Torch comes from the container image (the PyTorch DLC on AWS; the framework bundle locally); this code
 imports only torch, Pillow and the standard library.
@@ -95,10 +96,12 @@ def _container(arrived: float) -> dict:
     with _served_lock:
         _served["requests"] += 1
         block = {"id": CONTAINER_ID, "request": _served["requests"]}
+        if block["request"] == 1 and _served["loaded_at"] is not None:
+            _served["first_ready_ms"] = round(max(arrived - _served["loaded_at"], 0.0) * 1000, 1)
     if block["request"] == 1:
         block["init"] = {"phases_ms": dict(PHASES_MS), "total_ms": round(sum(PHASES_MS.values()), 1)}
-        if _served["loaded_at"] is not None:
-            block["ready_ms_before_request"] = round(max(arrived - _served["loaded_at"], 0.0) * 1000, 1)
+    if _served.get("first_ready_ms") is not None:
+        block["ready_ms_before_first_request"] = _served["first_ready_ms"]
     return block
 
 

@@ -1,0 +1,123 @@
+"""helpers.serverless: names matched exactly, and answers turned into 04's records (cold, provisioned,
+spill-over) from what the container reports."""
+
+from __future__ import annotations
+
+from helpers import bench, serverless
+from helpers.config import load_settings
+
+
+def _answer(container: dict, timing: dict | None = None, error: str | None = None) -> serverless.Answer:
+    body = (
+        None
+        if error
+        else {
+            "timing_ms": timing or {"decode": 1.5, "preprocess": 2.0, "inference": 40.2},
+            "container": container,
+        }
+    )
+    return serverless.Answer(client_ms=100.0, body=body, error=error, request_id="r-1")
+
+
+def _init(total: float = 900.0) -> dict:
+    return {
+        "phases_ms": {
+            "import_torch": 700.0,
+            "import_pil": 20.0,
+            "load_weights": 80.0,
+            "first_forward": 100.0,
+        },
+        "total_ms": total,
+    }
+
+
+def test_a_container_started_by_its_request_is_a_cold_start_with_its_init_phases():
+    record = serverless.record(
+        "cold",
+        0,
+        "ep-cold-0",
+        _answer({"id": "c1", "request": 1, "init": _init(), "ready_ms_before_first_request": 3.0}),
+        2048,
+    )
+    assert set(bench.FIELDS) <= set(record)  # 04's fields: its tables and plots read these records
+    assert record["cold"] is True and record["init_type"] == "on-demand"
+    assert record["init_ms"] == 900.0 and record["init_import_torch_ms"] == 700.0
+    assert record["duration_ms"] == 43.7 and record["billed_ms"] == 44  # rounded up to the millisecond
+    assert record["version"] == "ep-cold-0" and record["memory_size_mb"] == 2048
+
+
+def test_a_provisioned_container_first_request_is_not_cold_and_its_later_requests_keep_the_kind():
+    first = serverless.record(
+        "provisioned",
+        0,
+        "ep-pc",
+        _answer({"id": "p1", "request": 1, "init": _init(), "ready_ms_before_first_request": 45_000.0}),
+        2048,
+    )
+    # a later answer of the same container, in a run that never saw its first (a re-run): still provisioned
+    later = serverless.record(
+        "burst-provisioned",
+        0,
+        "ep-pc",
+        _answer({"id": "p1", "request": 7, "ready_ms_before_first_request": 45_000.0}),
+        2048,
+    )
+    spill = serverless.record(
+        "burst-provisioned",
+        1,
+        "ep-pc",
+        _answer({"id": "s1", "request": 1, "init": _init(), "ready_ms_before_first_request": 1.0}),
+        2048,
+    )
+    assert (
+        first["cold"] is False
+        and first["init_type"] == "provisioned-concurrency"
+        and first["init_ms"] is None
+    )
+    assert later["init_type"] == "provisioned-concurrency" and later["cold"] is False
+    assert spill["cold"] is True and spill["init_type"] == "on-demand"
+
+
+def test_a_failed_request_is_a_record_with_its_error():
+    record = serverless.record(
+        "burst-on-demand", 2, "ep", _answer({}, error="ThrottlingException: over MaxConcurrency"), 1024
+    )
+    assert record["error"].startswith("ThrottlingException") and record["status"] == "error"
+    assert record["cold"] is False and record["duration_ms"] is None
+
+
+def test_names_match_exactly_this_prefix_and_never_a_colleague_s(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_PREFIX", "lambda-efs")
+    cfg = load_settings()
+    pattern = serverless.endpoint_pattern(cfg)
+    for name in (
+        "lambda-efs-resnet18",
+        "lambda-efs-resnet18-pc",
+        "lambda-efs-resnet18-cold-3",
+        "lambda-efs-resnet18-spill-0",
+    ):
+        assert pattern.match(name), name
+    for name in (
+        "lambda-efs-alice-resnet18",
+        "lambda-efs-resnet18-pc-2",
+        "lambda-efs-resnet18-mine",
+        "x-lambda-efs-resnet18",
+    ):
+        assert not pattern.match(name), name
+    assert serverless.config_pattern(cfg).match("lambda-efs-resnet18-serverless-pc")
+    assert not serverless.config_pattern(cfg).match("lambda-efs-resnet18-serverless-old")
+
+
+def test_the_init_summary_says_why_a_warm_answer_has_none():
+    assert "700.0" in serverless.init_summary(
+        {"container": {"id": "c", "request": 1, "init": _init(), "ready_ms_before_first_request": 2}}
+    )
+    assert "a cold start" in serverless.init_summary(
+        {"container": {"id": "c", "request": 1, "init": _init(), "ready_ms_before_first_request": 2}}
+    )
+    assert "already served 4 request(s)" in serverless.init_summary({"container": {"id": "c", "request": 5}})
+
+
+def test_the_image_is_the_cpu_pytorch_inference_image_the_sdk_names():
+    uri = serverless.image_uri("eu-west-1")
+    assert "/pytorch-inference:" in uri and "-cpu-" in uri and ".eu-west-1." in uri
