@@ -18,7 +18,7 @@ import pytest
 from localaws import server
 from tests.conftest import free_port, lambda_zip
 from tests.local.test_lambda_engine import create_function, unique
-from tests.sandbox_support import REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
+from tests.sandbox_support import ESCAPE, REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="the sandbox needs Linux and root"
@@ -47,6 +47,12 @@ def test_a_function_is_not_root_sees_lambdas_tree_and_not_the_host(local_aws, tm
     assert seen["pids"] == [1], "an environment sees only its own processes"
     assert "LAMBDA_RUNTIME_DIR" in seen["env"] and "HOME" in seen["env"]
     assert not [v for v in ("VIRTUAL_ENV", "PYTEST_CURRENT_TEST", "WORKSHOP_STATE_DIR") if v in seen["env"]]
+
+
+def test_the_function_cannot_regain_capabilities_through_new_namespaces(local_aws, tmp_path):
+    results = cli_invoke(local_aws, create_function(local_aws, ESCAPE), tmp_path=tmp_path)[1]
+    # A chrooted process may not create a user namespace (unshare(2)), nor, without capabilities, the rest.
+    assert results == dict.fromkeys(("user", "mount", "chroot"), "Operation not permitted"), results
 
 
 def test_importing_numpy_without_bundling_it_fails_init_as_on_aws(local_aws, tmp_path):

@@ -22,7 +22,7 @@ import pytest
 from localaws import server
 from tests.conftest import LocalAWSHandle, free_port
 from tests.local.test_lambda_engine import create_function
-from tests.sandbox_support import REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
+from tests.sandbox_support import ESCAPE, REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
 
 NOBODY = 65534
 SETPRIV = shutil.which("setpriv")
@@ -270,28 +270,6 @@ def test_the_workshops_inference_function_serves_from_efs_in_the_unprivileged_sa
     assert cold.report.init_duration_ms > 0 and cold.payload["model"]["weights_source"] == "seeded-random:2"
     assert provisioned.payload["init_type"] == "provisioned-concurrency"
     assert cold.payload["predictions"] == provisioned.payload["predictions"]
-
-
-ESCAPE = """
-import ctypes, os
-
-def single_threaded_unshare(flags):  # in a forked child: the runtime may have threads (EINVAL)
-    pid = os.fork()
-    if pid == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        os._exit(0 if libc.unshare(flags) == 0 else ctypes.get_errno())
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return "allowed" if code == 0 else os.strerror(code)
-
-def handler(event, context):
-    results = {name: single_threaded_unshare(flags) for name, flags in (("user", 0x10000000), ("mount", 0x20000))}
-    try:
-        os.chroot("/")
-        results["chroot"] = "allowed"
-    except OSError as exc:
-        results["chroot"] = exc.strerror
-    return results
-"""
 
 
 def test_the_function_cannot_regain_capabilities_through_new_namespaces(nobody_aws, tmp_path):
