@@ -26,22 +26,24 @@ PREFIX = "sdk"
 def deployed(tmp_path_factory):
     """05's model, configurations and two endpoints, made the way 05 makes them."""
     handle = sm.start_server(tmp_path_factory.mktemp("sm-sdk-state"), LOCALAWS_SAGEMAKER_IDLE_SECONDS="600")
-    archive = sm.resnet_archive()
-    url = sm.upload(handle, archive.path.read_bytes(), archive.key, bucket="sm-sdk-models")
-    with workshop_pointed_at(handle, PREFIX) as cfg:
-        names = serverless.names(cfg)
-        image = serverless.image_uri(cfg.region)
-        model = serverless.create_model(names, image, url, sm.role(handle))
-        config = serverless.create_endpoint_config(
-            names.config, names.model, serverless.serverless_config(2048, 2)
-        )
-        serverless.create_endpoint_config(
-            names.pc_config, names.model, serverless.serverless_config(2048, 2, 1)
-        )
-        for name, config_name in ((names.endpoint, names.config), (names.pc_endpoint, names.pc_config)):
-            serverless.create_endpoint(name, config_name)
-        yield handle, names, model, config
-    server.stop(handle.state_dir)
+    try:
+        archive = sm.resnet_archive()
+        url = sm.upload(handle, archive.path.read_bytes(), archive.key, bucket="sm-sdk-models")
+        with workshop_pointed_at(handle, PREFIX) as cfg:
+            names = serverless.names(cfg)
+            image = serverless.image_uri(cfg.region)
+            model = serverless.create_model(names, image, url, sm.role(handle))
+            config = serverless.create_endpoint_config(
+                names.config, names.model, serverless.serverless_config(2048, 2)
+            )
+            serverless.create_endpoint_config(
+                names.pc_config, names.model, serverless.serverless_config(2048, 2, 1)
+            )
+            for name, config_name in ((names.endpoint, names.config), (names.pc_endpoint, names.pc_config)):
+                serverless.create_endpoint(name, config_name)
+            yield handle, names, model, config
+    finally:
+        server.stop(handle.state_dir)  # also when the setup fails
 
 
 def test_the_sdk_resources_describe_what_was_made(deployed):
