@@ -45,29 +45,7 @@ COLOURS = {
 }
 
 
-def sagemaker_prices() -> dict[str, float]:
-    return json.loads(cost.PRICES_FILE.read_text())["sagemaker_serverless"]
-
-
-def sagemaker_monthly(
-    requests_per_month: float,
-    duration_ms: float,
-    memory_mb: int,
-    bytes_per_request: float,
-    provisioned: int = 0,
-    hours: float = HOURS_PER_MONTH,
-) -> float:
-    """USD per month on a serverless endpoint: compute (GB-seconds of request processing), data processed
-    in and out, and with ``provisioned`` containers their GB-seconds for ``hours`` (requests they serve
-    bill the lower provisioned duration price). Model setup (a cold start) is not billed."""
-    prices = sagemaker_prices()
-    gb = memory_mb / 1024
-    seconds = requests_per_month * duration_ms / 1000
-    data = requests_per_month * bytes_per_request / 1e9 * prices["data_processed_gb"]
-    if not provisioned:
-        return seconds * gb * prices["compute_gb_second"] + data
-    allocation = provisioned * gb * hours * 3600 * prices["provisioned_concurrency_gb_second"]
-    return allocation + seconds * gb * prices["provisioned_duration_gb_second"] + data
+sagemaker_monthly = cost.sagemaker_monthly  # the cost model lives with Lambda's, in helpers.cost
 
 
 @dataclass(frozen=True)

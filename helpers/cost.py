@@ -257,119 +257,30 @@ def cost_per_million(
     return monthly / requests_per_month * 1_000_000
 
 
-@dataclass(frozen=True)
-class RunAssumptions:
-    """What one full run of the workshop (01 to 99 on AWS) uses; every number is a parameter."""
-
-    hours: float = 3.0  # from 01's deploy to 99's delete: EFS and S3 storage bill for this long
-    memory_mb: int = 2048
-    provisioned_environments: int = 1
-    provisioned_hours: float = 2.0  # from 03's deploy to 99
-    provisioned_inits: int = 2  # Provisioned Concurrency environments initialised (each reads the bundle)
-    provisioned_invocations: int = 300
-    provisioned_billed_ms: float = 40
-    cold_starts: int = 30  # 03's first calls and 04's forced cold starts and bursts
-    cold_billed_ms: float = 2500  # init is billed on demand since August 2025
-    warm_invocations: int = 300
-    warm_billed_ms: float = 40
-    seeder_runs: int = 2
-    seeder_billed_ms: float = 120_000
-    bundle_read_gb: float = 0.3  # what one init reads from EFS (torch CPU build, weights)
-    efs_stored_gb: float = 0.85  # the framework bundle and the model on EFS
-    artifacts_gb: float = 0.4  # the archives in the artifact bucket
-    s3_requests: int = 50
-    http_api_requests: int = 20
-    logs_gb: float = 0.01
+@cache
+def sagemaker_prices() -> dict[str, float]:
+    """SageMaker Serverless Inference's rates (the ``sagemaker_serverless`` block of prices.json)."""
+    return json.loads(PRICES_FILE.read_text())["sagemaker_serverless"]
 
 
-@dataclass(frozen=True)
-class LineItem:
-    item: str
-    quantity: str
-    usd: float
-
-
-def workshop_run(run: RunAssumptions | None = None, arch: str = "x86_64") -> list[LineItem]:
-    """A full run's cost, line by line, from prices.json; the last line is the total."""
-    run = run or RunAssumptions()
-    prices, gb = load_prices(), run.memory_mb / 1024
-    rates = prices.for_arch(arch)
-    reads = run.cold_starts + run.provisioned_inits
-    items = [
-        LineItem(
-            "Provisioned Concurrency, allocated",
-            f"{run.provisioned_environments} x {gb:g} GB x {run.provisioned_hours:g} h",
-            run.provisioned_environments
-            * gb
-            * run.provisioned_hours
-            * 3600
-            * rates.provisioned_concurrency_gb_second,
-        ),
-        LineItem(
-            "Provisioned invocations",
-            f"{run.provisioned_invocations} x {run.provisioned_billed_ms:g} ms",
-            run.provisioned_invocations
-            * (
-                prices.per_request
-                + _gb_seconds(run.provisioned_billed_ms, run.memory_mb) * rates.provisioned_duration_gb_second
-            ),
-        ),
-        LineItem(
-            "On-demand cold starts (init billed)",
-            f"{run.cold_starts} x {run.cold_billed_ms:g} ms",
-            run.cold_starts * invocation_cost(run.cold_billed_ms, run.memory_mb, arch),
-        ),
-        LineItem(
-            "On-demand warm invocations",
-            f"{run.warm_invocations} x {run.warm_billed_ms:g} ms",
-            run.warm_invocations * invocation_cost(run.warm_billed_ms, run.memory_mb, arch),
-        ),
-        LineItem(
-            "Seeder runs",
-            f"{run.seeder_runs} x {run.seeder_billed_ms / 1000:g} s",
-            run.seeder_runs * invocation_cost(run.seeder_billed_ms, run.memory_mb, arch),
-        ),
-        LineItem(
-            "EFS Elastic Throughput, reads (every init reads the bundle)",
-            f"{reads} x {run.bundle_read_gb:g} GB",
-            efs_cost(gb_read=reads * run.bundle_read_gb),
-        ),
-        LineItem(
-            "EFS Elastic Throughput, writes (seeding)",
-            f"{run.efs_stored_gb:g} GB",
-            efs_cost(gb_written=run.efs_stored_gb),
-        ),
-        LineItem(
-            "EFS storage",
-            f"{run.efs_stored_gb:g} GB x {run.hours:g} h",
-            efs_cost(gb_stored=run.efs_stored_gb, hours=run.hours),
-        ),
-        LineItem(
-            "S3 artifact bucket (storage and requests)",
-            f"{run.artifacts_gb:g} GB x {run.hours:g} h, {run.s3_requests} requests",
-            run.artifacts_gb * run.hours / HOURS_PER_MONTH * prices.s3.storage_gb_month
-            + run.s3_requests / 1000 * prices.s3.put_per_1000,
-        ),
-        LineItem(
-            "HTTP API requests",
-            f"{run.http_api_requests}",
-            run.http_api_requests / 1e6 * prices.http_api_per_million,
-        ),
-        LineItem("CloudWatch Logs ingestion", f"{run.logs_gb:g} GB", run.logs_gb * prices.logs_ingest_gb),
-        LineItem("VPC, subnets, security groups, S3 gateway endpoint, network interfaces", "-", 0.0),
-    ]
-    return items + [LineItem("Total", "", sum(i.usd for i in items))]
-
-
-def markdown_table(items: list[LineItem]) -> str:
-    """The line items as a Markdown table (the total in bold), as the README shows them."""
-    rows = ["| what | how much | USD |", "|---|---|---:|"]
-    for i in items:
-        if i.item == "Total":
-            rows.append(f"| **Total** | | **{i.usd:.4f}** |")
-        else:
-            rows.append(f"| {i.item} | {i.quantity} | {i.usd:.4f} |")
-    return "\n".join(rows)
+def sagemaker_monthly(
+    requests_per_month: float,
+    duration_ms: float,
+    memory_mb: int,
+    bytes_per_request: float,
+    provisioned: int = 0,
+    hours: float = HOURS_PER_MONTH,
+) -> float:
+    """USD per month on a serverless endpoint: GB-seconds of request processing, data processed in and
+    out, and with ``provisioned`` containers their GB-seconds for ``hours`` (the requests they serve then
+    bill the lower provisioned duration price). Model setup (a cold start) is not billed."""
+    prices, gb = sagemaker_prices(), memory_mb / 1024
+    seconds = requests_per_month * duration_ms / 1000
+    data = requests_per_month * bytes_per_request / 1e9 * prices["data_processed_gb"]
+    if not provisioned:
+        return seconds * gb * prices["compute_gb_second"] + data
+    allocation = provisioned * gb * hours * 3600 * prices["provisioned_concurrency_gb_second"]
+    return allocation + seconds * gb * prices["provisioned_duration_gb_second"] + data
 
 
 def _gb_seconds(ms: float, memory_mb: int) -> float:

@@ -205,7 +205,7 @@ def test_efs_cost_bills_reads_writes_and_storage_time():
 
 
 def test_the_full_run_lists_each_line_and_a_total_that_is_their_sum():
-    from helpers.cost import RunAssumptions, workshop_run
+    from helpers.workshop_cost import RunAssumptions, workshop_run
 
     items = workshop_run()
     assert items[-1].item == "Total" and items[-1].usd == pytest.approx(sum(i.usd for i in items[:-1]))
@@ -225,13 +225,13 @@ def test_the_readme_cost_table_is_computed_from_prices_json():
     import re
 
     from helpers.config import REPO_ROOT
-    from helpers.cost import markdown_table, workshop_run
+    from helpers.workshop_cost import markdown_table, workshop_run
 
     readme = (REPO_ROOT / "README.md").read_text()
     found = re.search(r"<!-- cost-table:start -->\n(.*?)\n<!-- cost-table:end -->", readme, re.S)
     assert found, "README.md lost its cost table markers"
     assert found.group(1) == markdown_table(workshop_run()), (
-        "README's cost table differs from helpers.cost.workshop_run(): paste markdown_table(workshop_run()) in"
+        "README's cost table differs from helpers.workshop_cost.workshop_run(): paste markdown_table(workshop_run()) in"
     )
 
 
