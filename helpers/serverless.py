@@ -49,6 +49,7 @@ CONTENT_TYPE = "image/jpeg"
 #: Under this, the model was loaded for the request that reached it: a cold start.
 COLD_READY_MS = 1000.0
 CREATE_TIMEOUT_S = 1200  # AWS takes a few minutes per serverless endpoint
+ROLE_PROPAGATION_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -163,13 +164,23 @@ def create_model(n: Names, image: str, model_url: str, role_arn: str):
         model_data_url=model_url,
         environment={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
     )
-    return resources.Model.create(
-        model_name=n.model,
-        primary_container=container,
-        execution_role_arn=role_arn,
-        session=sess,
-        region=region,
-    )
+    deadline = time.monotonic() + ROLE_PROPAGATION_S
+    while True:
+        try:
+            return resources.Model.create(
+                model_name=n.model,
+                primary_container=container,
+                execution_role_arn=role_arn,
+                session=sess,
+                region=region,
+            )
+        except ClientError as exc:
+            # A role CloudFormation has just made can take seconds to be assumable by SageMaker (IAM is
+            # eventually consistent: https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+            if "Could not assume role" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("SageMaker cannot assume %s yet (IAM is still propagating it): retrying", role_arn)
+            time.sleep(5)
 
 
 def serverless_config(memory_mb: int, max_concurrency: int, provisioned: int = 0) -> dict[str, int]:

@@ -3,6 +3,8 @@ spill-over) from what the container reports."""
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import bench, serverless
 from helpers.config import load_settings
 
@@ -121,3 +123,44 @@ def test_the_init_summary_says_why_a_warm_answer_has_none():
 def test_the_image_is_the_cpu_pytorch_inference_image_the_sdk_names():
     uri = serverless.image_uri("eu-west-1")
     assert "/pytorch-inference:" in uri and "-cpu-" in uri and ".eu-west-1." in uri
+
+
+def test_create_model_waits_for_a_new_role_to_be_assumable_then_gives_up_with_the_error(monkeypatch):
+    """On AWS a role CloudFormation has just created may not be assumable for a few seconds; SageMaker's
+    CreateModel then says "Could not assume role". Anything else, or past the deadline, is raised."""
+    from botocore.exceptions import ClientError
+    from sagemaker.core import resources
+
+    def error(message: str) -> ClientError:
+        return ClientError({"Error": {"Code": "ValidationException", "Message": message}}, "CreateModel")
+
+    attempts = []
+
+    def create(**kwargs):
+        attempts.append(kwargs["model_name"])
+        if len(attempts) < 3:
+            raise error("Could not assume role arn:aws:iam::123456789012:role/x")
+        return "made"
+
+    def missing(**kwargs):
+        raise error("Could not find model")
+
+    monkeypatch.setattr(resources.Model, "get", staticmethod(missing))
+    monkeypatch.setattr(resources.Model, "create", staticmethod(create))
+    monkeypatch.setattr(serverless.time, "sleep", lambda s: None)
+    monkeypatch.setattr(serverless.session, "session", lambda: None)
+    names = serverless.names(load_settings())
+    assert serverless.create_model(names, "image", "s3://b/k", "arn:role") == "made" and len(attempts) == 3
+
+    def never(**kwargs):
+        raise error("Could not assume role arn:aws:iam::123456789012:role/x")
+
+    monkeypatch.setattr(resources.Model, "create", staticmethod(never))
+    monkeypatch.setattr(serverless, "ROLE_PROPAGATION_S", -1.0)
+    with pytest.raises(ClientError, match="Could not assume role"):
+        serverless.create_model(names, "image", "s3://b/k", "arn:role")
+    monkeypatch.setattr(
+        resources.Model, "create", staticmethod(lambda **kw: (_ for _ in ()).throw(error("bad image")))
+    )
+    with pytest.raises(ClientError, match="bad image"):
+        serverless.create_model(names, "image", "s3://b/k", "arn:role")
