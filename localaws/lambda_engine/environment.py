@@ -26,16 +26,17 @@ import os
 import queue
 import select
 import signal
+import socket
 import subprocess
 import termios
 import threading
 import time
 import uuid
 
-from localaws.lambda_engine import logs, memory
+from localaws.lambda_engine import logs, memory, runtime_api
 from localaws.lambda_engine.function_spec import FunctionSpec
 from localaws.lambda_engine.invocation import Invocation, Outcome, error_body, error_type_of, exit_reason
-from localaws.lambda_engine.runtime_api import RuntimeAPIServer
+from localaws.lambda_engine.runtime_api import SENT, RuntimeAPIServer
 from localaws.lambda_engine.sandbox import Launch
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Environment:
         self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
         self._superseded: set[int] = set()
         self._waiting_since: float | None = None  # when the runtime began waiting for an invocation
+        self._parked: socket.socket | None = None  # the connection of the runtime's waiting GET /next
         self._start_process()
         self._log([logs.init_start_line(spec.region, sandbox_summary, launch.notes)])
 
@@ -135,32 +137,44 @@ class Environment:
 
     # --- Runtime API delivery ----------------------------------------------------------------------
 
-    def next_invocation(self) -> tuple[str, bytes, dict[str, str]] | None:
+    def next_invocation(
+        self, conn: socket.socket | None = None
+    ) -> tuple[str, bytes, dict[str, str]] | str | None:
+        """The next invocation for the runtime's ``GET /next`` on ``conn``: (request id, payload, headers);
+        ``SENT`` when the invoking thread wrote it on ``conn`` itself (see :meth:`_deliver`); None when
+        stopping."""
         if self.init_duration_ms is None:
             self.init_duration_ms = (time.perf_counter() - self._spawned) * 1000
             self._settled.set()
         with self._idle_lock:
             if self._queue.empty():
                 self._waiting_since = time.monotonic()  # the engine's watchdog freezes it soon
+                self._parked = conn
         invocation = self._queue.get()
-        if invocation is None:
-            return None
+        if invocation is None or invocation is SENT:
+            return invocation
+        with self._idle_lock:
+            self._parked = None
         invocation.started = time.perf_counter()
-        return (
-            invocation.request_id,
-            invocation.payload,
-            {
-                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-                **(
-                    {"Lambda-Runtime-Client-Context": invocation.client_context}
-                    if invocation.client_context
-                    else {}
-                ),
-                "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
-            },
-        )
+        return invocation.request_id, invocation.payload, _runtime_headers(invocation)
+
+    def _deliver(self, invocation: Invocation) -> None:
+        """Hand ``invocation`` to the runtime. If its ``GET /next`` is waiting, it is answered from this
+        thread, on its connection: the Runtime API thread's wake-up is then not on the invocation's path."""
+        with self._idle_lock:
+            self._waiting_since = None
+            if self.group is not None:
+                self.group.thaw()  # a no-op unless the watchdog froze it
+            conn, self._parked = self._parked, None
+            if conn is None:
+                self._queue.put(invocation)
+                return
+            invocation.started = time.perf_counter()
+            try:
+                conn.sendall(runtime_api.next_response(invocation.payload, _runtime_headers(invocation)))
+            except OSError:  # the process is gone: its exit settles the invocation
+                log.info("environment %s: its runtime's connection closed before an invocation", self.id)
+            self._queue.put(SENT)  # the Runtime API thread goes on reading the connection
 
     def complete(self, request_id: str, body: bytes, *, is_error: bool, error_type: str | None) -> bool:
         current = self._current
@@ -324,11 +338,7 @@ class Environment:
         start = logs.start_line(request_id, spec.version)
         self.stream.write([start])
         self._current = invocation
-        with self._idle_lock:
-            self._waiting_since = None
-            self._queue.put(invocation)
-            if self.group is not None:
-                self.group.thaw()  # a no-op unless the watchdog froze it
+        self._deliver(invocation)
         finished = invocation.done.wait(max(0.0, budget_s))
         if not finished and invocation.settle("timeout"):
             self.retired = True  # never handed another invocation, even before its exit is seen
@@ -444,3 +454,16 @@ class Environment:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
+
+
+def _runtime_headers(invocation: Invocation) -> dict[str, str]:
+    """The headers of ``GET /next``'s answer, as Lambda's Runtime API sends them."""
+    headers = {
+        "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+        "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+        "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
+        "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
+    }
+    if invocation.client_context:
+        headers["Lambda-Runtime-Client-Context"] = invocation.client_context
+    return headers

@@ -26,11 +26,15 @@ PREFIX = "/2018-06-01/runtime"
 RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # 6291556 bytes: synchronous response payload, Lambda quotas page
 
 
+SENT = "sent"  # what next_invocation returns when the environment answered GET /next on the connection itself
+
+
 class Delivery(Protocol):
     """What the server needs from its environment."""
 
-    def next_invocation(self) -> tuple[str, bytes, dict[str, str]] | None:
-        """Block until there is an invocation: (request id, payload, headers); None when stopping."""
+    def next_invocation(self, conn: socket.socket) -> tuple[str, bytes, dict[str, str]] | str | None:
+        """Block until there is an invocation: (request id, payload, headers), or ``SENT`` once the
+        environment has written it on ``conn`` itself; None when stopping."""
 
     def complete(self, request_id: str, body: bytes, *, is_error: bool, error_type: str | None) -> bool:
         """Record a response or error; False if ``request_id`` is not the current invocation."""
@@ -119,15 +123,22 @@ def _response(status: int, body: bytes, headers: dict[str, str] | None = None, c
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def _answer(delivery: Delivery, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes | None:
-    """The response to one request (for ``GET .../next``, once there is an invocation); None: the
-    environment is stopping, answer 410 and close the connection."""
+def next_response(payload: bytes, headers: dict[str, str]) -> bytes:
+    """``GET /next``'s answer: the invocation's payload and headers."""
+    return _response(200, payload, headers)
+
+
+def _answer(
+    delivery: Delivery, conn: socket.socket, method: str, path: str, headers: dict[str, str], body: bytes
+) -> bytes | None:
+    """The response to one request (for ``GET .../next``, once there is an invocation; b"" if the
+    environment sent it itself); None: the environment is stopping, answer 410 and close."""
     if method == "GET" and path == f"{PREFIX}/invocation/next":
-        invocation = delivery.next_invocation()
-        if invocation is None:
-            return None
+        invocation = delivery.next_invocation(conn)
+        if invocation is None or invocation == SENT:
+            return None if invocation is None else b""
         _, payload, invocation_headers = invocation
-        return _response(200, payload, invocation_headers)
+        return next_response(payload, invocation_headers)
     if method != "POST":
         return _response(404, _UNKNOWN_PATH)
     error_type = headers.get("lambda-runtime-function-error-type")
@@ -197,11 +208,12 @@ class RuntimeAPIServer:
                     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = _read_body(reader, headers)
                 log.debug("runtime api %s: %s %s", self.address, method, path)
-                answer = _answer(self.delivery, method, path, headers, body)
+                answer = _answer(self.delivery, conn, method, path, headers, body)
                 if answer is None:
                     conn.sendall(_response(410, b'{"errorMessage": "environment stopping"}', close=True))
                     return
-                conn.sendall(answer)
+                if answer:
+                    conn.sendall(answer)
                 if headers.get("connection", "").lower() == "close":
                     return
         except _BadRequest as exc:

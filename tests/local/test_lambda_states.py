@@ -35,14 +35,15 @@ def slow_states(tmp_path_factory):
     server.stop(handle.state_dir)
 
 
-def _create(handle) -> tuple[str, dict]:
+def _create(handle, code: str = HANDLER, **kwargs) -> tuple[str, dict]:
     name = f"states-{uuid.uuid4().hex[:8]}"
     config = handle.client("lambda").create_function(
         FunctionName=name,
         Runtime="python3.12",
         Role=handle.lambda_role(),
         Handler="app.handler",
-        Code={"ZipFile": lambda_zip(HANDLER)},
+        Code={"ZipFile": lambda_zip(code)},
+        **kwargs,
     )
     return name, config
 
@@ -169,15 +170,7 @@ def _in_progress(lam, name: str) -> bool:
 
 def test_invocations_run_the_previous_configuration_and_code_until_the_update_is_successful(slow_states):
     lam = slow_states.client("lambda")
-    name = f"states-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=slow_states.lambda_role(),
-        Handler="app.handler",
-        Code={"ZipFile": lambda_zip(VERSIONED.format(code="v1"))},
-        Environment={"Variables": {"A": "1"}},
-    )
+    name, _ = _create(slow_states, VERSIONED.format(code="v1"), Environment={"Variables": {"A": "1"}})
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST)
     assert _run(lam, name) == {"code": "v1", "A": "1"}
 
