@@ -17,9 +17,9 @@ apply, ``identity``, ``cgroups``):
   so Lambda's (one vCPU per 1,769 MB, capped at this machine's cores) is used, and memory is capped at
   ``MemorySizeInMB`` by the kernel.
 
-Where the sandbox is off (not root, not Linux, ``LOCALAWS_SANDBOX=off``), the container runs as a host
-process with ``SAGEMAKER_BASE_PATH`` pointing at the extracted model, and its first log line says which
-guarantees are off. It listens on 127.0.0.1 on a port of its own (``SAGEMAKER_BIND_TO_PORT``).
+Where the sandbox is off (not Linux, neither root nor user namespaces, ``LOCALAWS_SANDBOX=off``), the
+container runs as a host process with ``SAGEMAKER_BASE_PATH`` pointing at the extracted model, and its
+first log line says which guarantees are off. It listens on 127.0.0.1 on a port of its own (``SAGEMAKER_BIND_TO_PORT``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localaws.lambda_engine.sandbox import Sandbox, cgroups, filesystem, identity, libc, runtime
+from localaws.lambda_engine.sandbox import Sandbox, cgroups, filesystem, identity, runtime
 from localaws.sagemaker.telemetry import ContainerLog
 
 SHIM = "serving.py"
@@ -150,18 +150,8 @@ class Container:
         layout = sandbox.layout
         if layout is not None and layout.bases:
             self._group = cgroups.Group(layout, f"sagemaker-{self.id}", spec.memory_mb)
-        group, tools, root = self._group, identity.tools(), str(sandbox.root).encode()
-        prefix = identity.command_prefix(who, *tools) if tools else []
-
-        def preexec() -> None:  # in the child between fork and exec: system calls on prebuilt data only
-            if group is not None:
-                group.join()
-            libc.unshare(libc.CLONE_NEWNS | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS)
-            filesystem.apply(root, steps)
-            if not prefix:
-                os.setgroups([])
-                os.setresgid(who.gid, who.gid, who.gid)
-                os.setresuid(who.uid, who.uid, who.uid)
+        group = self._group
+        prefix, preexec = sandbox.isolation(steps, who, group)  # as root, or in user namespaces
 
         note = f"sandbox {sandbox.summary()}; runs as uid {who.uid}"
         if group is not None and layout.cpu:

@@ -4,12 +4,16 @@ The server runs as an unprivileged user: ``nobody`` (uid 65534, through ``setpri
 root, the tests' own user otherwise. It checks what ``test_lambda_sandbox.py`` checks for a root server,
 where it applies, and that INIT_START and the health document say which guarantees are off (cgroups,
 unless one is delegated) and what differs (files on EFS belong to the server's user on the host). Skipped,
-with the reason, where this machine does not allow unprivileged user namespaces.
+with the reason, where this machine does not allow unprivileged user namespaces. Where this interpreter
+lives under a folder the unprivileged user cannot enter (a pyenv Python in root's home), the server is
+started in a mount namespace of its own that exposes only the interpreter's prefix (see
+:func:`_expose_interpreter`): test machinery, not part of the sandbox.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -36,30 +40,49 @@ def _as_unprivileged() -> list[str]:
     return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
-def _interpreter() -> tuple[str, dict[str, str]] | str:
-    """``(python, extra environment)`` the unprivileged user can run localaws with, or why there is none.
+def _expose_interpreter(staging: Path) -> list[str] | None:
+    """As root: a command prefix that runs the rest in a mount namespace of its own in which the
+    unprivileged user can reach this interpreter's prefix, when a folder above it is private (a pyenv
+    Python under root's home, as on the workshop's machines): a tmpfs over that folder holding only the
+    prefix, bind-mounted back. None when nothing needs exposing or this cannot be done."""
+    prefix = Path(sys.base_prefix).resolve()
+    blocked = next((p for p in reversed(prefix.parents) if not p.stat().st_mode & 0o001), None)
+    if blocked is None or os.geteuid() != 0 or not UNSHARE:
+        return None
+    script = (
+        'mount --bind "$1" "$2" && mount -t tmpfs -o mode=755,size=1m none "$3" && mkdir -p "$1" '
+        '&& mount --move "$2" "$1" && shift 3 && exec "$@"'
+    )
+    return [UNSHARE, "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh",
+            str(prefix), str(staging), str(blocked)]  # fmt: skip
 
-    This interpreter first; where the unprivileged user cannot run it (a virtualenv on a pyenv Python under
-    root's private home, as on the workshop's machines), this machine's Python of the same minor version
-    with the virtualenv's packages and the repository on PYTHONPATH.
-    """
+
+def _interpreter(staging: Path) -> tuple[list[str], str, dict[str, str]] | str:
+    """``(command prefix, python, extra environment)`` with which the unprivileged user can run localaws,
+    or why there is none: this interpreter as it is; else with its prefix exposed
+    (:func:`_expose_interpreter`); else this machine's Python of the same minor version with the
+    virtualenv's packages and the repository on PYTHONPATH."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     paths = os.pathsep.join([str(REPO), *(p for p in sys.path if p.endswith("site-packages"))])
-    candidates = [(sys.executable, {})] + [
-        (python, {"PYTHONPATH": paths})
+    candidates = [([], sys.executable, {})]
+    exposed = _expose_interpreter(staging)
+    if exposed:
+        candidates.append((exposed, sys.executable, {}))
+    candidates += [
+        ([], python, {"PYTHONPATH": paths})
         for python in dict.fromkeys(
             [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}", shutil.which(f"python{version}")]
         )
         if python and python != sys.executable
     ]
     errors = []
-    for python, extra in candidates:
+    for prefix, python, extra in candidates:
         done = subprocess.run(  # through sh: what the server's own exec of sys.executable will meet
-            [*_as_unprivileged(), "/bin/sh", "-c", 'exec "$0" -c "import localaws.server, moto, boto3"', python],
+            [*prefix, *_as_unprivileged(), "/bin/sh", "-c", 'exec "$0" -c "import localaws.server, moto"', python],
             capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, **extra},
         )  # fmt: skip
         if done.returncode == 0:
-            return python, extra
+            return prefix, python, extra
         errors.append(f"{python}: {done.stderr.strip()[-200:]}")
     return "the unprivileged user cannot run localaws with any Python here (" + "; ".join(errors) + ")"
 
@@ -77,17 +100,17 @@ def _why_not() -> str | None:
         )  # fmt: skip
         if done.returncode != 0:
             return f"this kernel refuses unprivileged user namespaces ({done.stderr.strip()})"
-    found = _interpreter()
+    with tempfile.TemporaryDirectory() as staging:
+        found = _interpreter(Path(staging))
     return found if isinstance(found, str) else None
 
 
 WHY_NOT = _why_not()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")
-PYTHON, PYTHON_ENV = (None, {}) if WHY_NOT else _interpreter()
 
 
 @contextlib.contextmanager
-def unprivileged_server(setting: str = "auto"):
+def unprivileged_server(setting: str = "auto", **settings: str):
     """A server of its own started as the unprivileged user, with ``LOCALAWS_SANDBOX=<setting>``, in a
     state folder that user owns (pytest's tmp_path is private to root)."""
     state = Path(tempfile.mkdtemp(prefix="localaws-unprivileged-")).resolve()
@@ -95,16 +118,20 @@ def unprivileged_server(setting: str = "auto"):
         os.chown(state, NOBODY, NOBODY)
     state.chmod(0o755)
     port = free_port()
+    staging = state / ".interpreter"  # where the interpreter's prefix is bind-mounted while it is exposed
+    staging.mkdir()
+    expose, python, extra = _interpreter(staging)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("WORKSHOP_", "LOCALAWS_"))},
-        **PYTHON_ENV,
+        **extra,
         "HOME": str(state),
         "LOCALAWS_SANDBOX": setting,
+        **settings,
     }
-    command = [PYTHON, "-m", "localaws", "start", "--state-dir", str(state), "--port", str(port)]
+    command = [python, "-m", "localaws", "start", "--state-dir", str(state), "--port", str(port)]
     try:
         done = subprocess.run(
-            [*_as_unprivileged(), *command],
+            [*expose, *_as_unprivileged(), *command],
             capture_output=True,
             text=True,
             timeout=120,
@@ -277,3 +304,21 @@ def test_the_function_cannot_regain_capabilities_through_new_namespaces(nobody_a
     results = cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1]
     # A chrooted process may not create a user namespace (unshare(2)); without one, nor a mount namespace.
     assert results == dict.fromkeys(("user", "mount", "chroot"), "Operation not permitted"), results
+
+
+def test_a_sagemaker_serverless_container_runs_in_the_unprivileged_sandbox():
+    from tests import sagemaker_support as sm
+
+    with unprivileged_server(LOCALAWS_SAGEMAKER_CREATE_SECONDS="0.3") as handle:
+        url = sm.upload(handle, sm.tiny_archive(), "tiny/model.tar.gz")
+        described = sm.create_endpoint(handle, "ep-unprivileged", url)
+        assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+        answer = sm.runtime(handle).invoke_endpoint(
+            EndpointName="ep-unprivileged",
+            Body=json.dumps({"write": ["/opt/ml/model/x"], "exists": [str(REPO)]}),
+            ContentType="application/json",
+        )
+        seen = json.loads(answer["Body"].read())
+    assert seen["uid"] != 0 and "weights.txt" in seen["model_files"], seen
+    assert seen["written"] == {"/opt/ml/model/x": "Read-only file system"}, "the model is read-only"
+    assert seen["exists"] == {str(REPO): False}, "nothing of the host"

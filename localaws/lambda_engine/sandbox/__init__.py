@@ -104,12 +104,10 @@ class Sandbox:
         self.runtime_dir = runtime.build_runtime_dir(sandbox_dir / "runtime", self.builtin_client)
         self.launcher = None if os.environ.get(SETTING) == "python" else native.build(sandbox_dir)
         self._tools = identity.tools()
-        if self._tools is None and self.launcher is None:
-            if self.userns:  # the nested user namespace needs the launcher or util-linux
-                self.off = {
-                    g: "no C compiler, and util-linux unshare and setpriv are not installed"
-                    for g in GUARANTEES
-                }
+        if self._tools is None and (self.userns or self.launcher is None):
+            if self.userns:  # its Python path (SageMaker's containers use it) needs util-linux
+                reason = "util-linux unshare and setpriv, needed in user namespaces, are not installed"
+                self.off = dict.fromkeys(GUARANTEES, reason)
                 return
             self.off["processes"] = "util-linux unshare and setpriv are not installed"
         if self.userns:
@@ -223,9 +221,34 @@ class Sandbox:
             return Launch(
                 command=prefix + runtime.COMMAND, env=env, cwd=None, group=group, notes=notes, adopt=True
             )
+        prefix, preexec = self.isolation(steps, who, group)
+        return Launch(
+            command=prefix + runtime.COMMAND, env=env, cwd=None, preexec=preexec, group=group, notes=notes
+        )
+
+    def isolation(
+        self, steps: list[filesystem.Mount], who: identity.Identity, group: cgroups.Group | None
+    ) -> tuple[list[str], Callable[[], None]]:
+        """``(command prefix, preexec)`` that run a command in the root ``steps`` build, as ``who``, in its own
+        namespaces, without the C launcher (the Python path; SageMaker's containers use it too).
+
+        As root, ``preexec`` unshares the namespaces, builds the root and chroots, and util-linux ``unshare``
+        and ``setpriv`` add the PID namespace and drop to ``who``. In user namespaces (a server that is not
+        root), ``preexec`` builds the root as 0 of the outer one, and util-linux ``unshare`` adds the PID
+        namespace, the nested user namespace and the chroot (see :mod:`.userns`).
+        """
         root = str(self.root).encode()
         if self.userns:
-            return self._userns_launch(root, steps, who, env, group, notes)
+            maps = userns.map_lines(0, os.geteuid(), 0, os.getegid())
+            prefix = userns.command_prefix(who, root.decode(), *self._tools)
+
+            def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
+                if group is not None:
+                    group.join()
+                userns.enter_outer(maps)
+                filesystem.apply(root, steps, enter=False)
+
+            return prefix, preexec
         prefix = identity.command_prefix(who, *self._tools) if self._tools else []
 
         def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
@@ -238,27 +261,4 @@ class Sandbox:
                 os.setresgid(who.gid, who.gid, who.gid)
                 os.setresuid(who.uid, who.uid, who.uid)
 
-        return Launch(
-            command=prefix + runtime.COMMAND,
-            env=env,
-            cwd=None,
-            preexec=preexec,
-            group=group,
-            notes=notes,
-        )
-
-    def _userns_launch(self, root: bytes, steps, who, env, group, notes) -> Launch:
-        """The Python path in user namespaces: ``preexec`` builds the root as 0 of the outer one, util-linux
-        ``unshare`` adds the PID namespace, the nested user namespace and the chroot (see :mod:`.userns`)."""
-        maps = userns.map_lines(0, os.geteuid(), 0, os.getegid())
-        prefix = userns.command_prefix(who, root.decode(), *self._tools)
-
-        def preexec() -> None:  # in the child, between fork and exec: system calls on prebuilt data only
-            if group is not None:
-                group.join()
-            userns.enter_outer(maps)
-            filesystem.apply(root, steps, enter=False)
-
-        return Launch(
-            command=prefix + runtime.COMMAND, env=env, cwd=None, preexec=preexec, group=group, notes=notes
-        )
+        return prefix, preexec
