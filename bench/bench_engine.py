@@ -11,7 +11,9 @@ It prints and never asserts; the goals are those of the engine's issue:
     with its yardstick in the same run: the same boto3 client's round trip to a bare loopback WSGI
     echo served the same way (werkzeug ``make_server``, threaded, the server's request handler class,
     in a process of its own) that answers Invoke with a canned response. The engine's share is
-    (b) minus the echo (goal p50 <= 0.5 ms): what the engine adds beyond HTTP, WSGI and boto3;
+    (b) minus the echo (goal p50 <= 0.5 ms): what the engine adds beyond HTTP, WSGI and boto3.
+    Next to it, the CPU time each server process spent per request (user + system, from /proc): on a
+    loaded machine latencies swing from run to run, CPU time much less;
 (c) 200 invocations by 16 threads over 4 environments: errors (goal 0) and throughput.
 """
 
@@ -119,6 +121,15 @@ def serve_echo(port: int) -> None:
     httpd.serve_forever()
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds; 0.0 where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _round_trips(lam, name: str, count: int, *, minus_duration: bool) -> list[float]:
     lam.invoke(FunctionName=name, Payload=b"{}")
     values = []
@@ -146,9 +157,14 @@ def warm_overhead_and_yardstick(url: str, name: str) -> None:
         engine_client, echo_client = client(url), client(f"http://127.0.0.1:{port}")
         overheads, echoes = [], []
         rounds = 6
+        engine_pid, cpu = health(url)["pid"], {"engine": 0.0, "echo": 0.0}
         for _ in range(rounds):
+            before = _cpu_s(engine_pid)
             overheads += _round_trips(engine_client, name, WARM_INVOCATIONS // rounds, minus_duration=True)
+            cpu["engine"] += _cpu_s(engine_pid) - before
+            before = _cpu_s(echo.pid)
             echoes += _round_trips(echo_client, name, WARM_INVOCATIONS // rounds, minus_duration=False)
+            cpu["echo"] += _cpu_s(echo.pid) - before
     finally:
         echo.terminate()
         echo.wait(10)
@@ -162,6 +178,11 @@ def warm_overhead_and_yardstick(url: str, name: str) -> None:
         f"    yardstick: the same client's round trip to a bare WSGI echo: p50 {e50:.2f} ms, p99 {e99:.2f} ms"
     )
     print(f"    engine share = (b) - echo: p50 {b50 - e50:.2f} ms (goal <= 0.5 ms p50)")
+    requests = len(overheads) + rounds  # each round warms up with one more
+    print(
+        f"    server CPU per request: engine {cpu['engine'] / requests * 1e6:.0f} us, "
+        f"echo {cpu['echo'] / requests * 1e6:.0f} us (load average {os.getloadavg()[0]:.2f})"
+    )
 
 
 def burst(url: str, name: str) -> None:

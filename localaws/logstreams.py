@@ -56,7 +56,8 @@ class Stream:
             flush()
         else:
             _start_writer()
-            _wake.set()
+            if not _wake.is_set():
+                _wake.set()
 
     def _write(self, events: list[dict]) -> None:
         """Into moto (``_write_lock`` held)."""

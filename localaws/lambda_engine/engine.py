@@ -37,6 +37,7 @@ from localaws.lambda_engine.environment import (
 )
 from localaws.lambda_engine.errors import LambdaServiceError
 from localaws.lambda_engine.function_spec import FunctionSpec, resolve
+from localaws.lambda_engine.invocation import request_uuid
 from localaws.lambda_engine.logs import tail
 from localaws.lambda_engine.provisioned import ProvisionedConcurrency, _Provisioned
 from localaws.lambda_engine.sandbox import Sandbox
@@ -132,7 +133,7 @@ class Engine(ProvisionedConcurrency):
             raise LambdaServiceError(
                 400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
             ) from exc
-        request_id = str(uuid.uuid4())
+        request_id = request_uuid()
         if invocation_type == "DryRun":
             return InvokeResult(204, b"", None, spec.version, None, request_id)
         if invocation_type == "Event":  # queued, retried and delivered as Lambda does: see .asynchronous
@@ -179,10 +180,12 @@ class Engine(ProvisionedConcurrency):
                     raise errors.throttled(
                         "Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"
                     )
-                idle = [e for e in mine if not e.busy and e.ready and e.spec.key == spec.key]
+                # Cheap attributes first: whether a process is still there (a waitpid) is asked of the
+                # chosen environment only, not of every one on every invocation.
+                idle = [e for e in mine if not e.busy and e.looks_ready and e.spec.key == spec.key]
                 provisioned = [e for e in idle if self._owner.get(e.id) == pc_key]
-                on_demand = [e for e in idle if e.id not in self._owner]
-                chosen = (provisioned or sorted(on_demand, key=lambda e: e.last_used)[-1:] or [None])[0]
+                on_demand = sorted((e for e in idle if e.id not in self._owner), key=lambda e: e.last_used)
+                chosen = next((e for e in [*provisioned, *reversed(on_demand)] if e.ready), None)
                 if chosen is not None:
                     chosen.busy = True
                     return chosen
@@ -238,7 +241,7 @@ class Engine(ProvisionedConcurrency):
     def _release(self, env: Environment) -> None:
         with self._cond:
             env.busy = False
-            dead = not env.alive
+            dead = env.exit_code is not None or env.retired  # the reader thread sees an exit at once
             if dead:
                 self._retire([env])
             self._cond.notify_all()

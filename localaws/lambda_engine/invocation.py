@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 
@@ -58,3 +60,10 @@ def error_type_of(body: bytes) -> str | None:
         return json.loads(body).get("errorType")
     except (ValueError, AttributeError):
         return None
+
+
+def request_uuid() -> str:
+    """A version 4 UUID for a request id, from ``random`` rather than ``os.urandom``: no system call on the
+    invocation's path (each one lets the server's other threads take the interpreter lock for a while).
+    Request ids need to be unique, not unpredictable."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
