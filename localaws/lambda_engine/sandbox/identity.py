@@ -7,6 +7,9 @@
   Here the whole environment runs as that PosixUser instead (so ``os.getuid()`` is 1000 where Lambda
   shows 993, and file ownership on "EFS" is the same as on AWS); without an access point it runs as
   993/990. No supplementary groups but the access point's ``SecondaryGids``; ``no_new_privs`` set.
+  A PosixUser of root (uid or gid 0) is not taken on: the environment runs as 993/990, since running
+  as the host's root would void every other guarantee; files it creates on EFS are then owned by 993
+  where AWS would make them root's (deviation).
   A server that is not root gives the same uid inside a nested user namespace (:mod:`.userns`), with no
   capabilities; deviations: no ``SecondaryGids``, and files created on EFS belong on the host to the
   server's uid (they show as the ``PosixUser`` inside).
@@ -38,7 +41,14 @@ def for_access_points(posix_users: list[dict]) -> Identity:
     """The identity for a function mounting access points with these ``PosixUser`` settings."""
     for user in posix_users:
         if user and "Uid" in user and "Gid" in user:
-            groups = tuple(int(g) for g in user.get("SecondaryGids") or ())
+            if int(user["Uid"]) == 0 or int(user["Gid"]) == 0:
+                return Identity(
+                    LAMBDA_UID,
+                    LAMBDA_GID,
+                    (),
+                    "Lambda's sandbox user (its access point's PosixUser is root, never taken on here)",
+                )
+            groups = tuple(int(g) for g in user.get("SecondaryGids") or () if int(g) != 0)
             return Identity(int(user["Uid"]), int(user["Gid"]), groups, "its EFS access point's PosixUser")
     return Identity(LAMBDA_UID, LAMBDA_GID)
 
