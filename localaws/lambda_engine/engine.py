@@ -310,6 +310,13 @@ class Engine(ProvisionedConcurrency):
                 self._retire(list(dict.fromkeys(doomed)))
                 self._cond.notify_all()
 
+    def sweep_at(self, when: float) -> None:
+        """Sweep at ``time.monotonic()`` ``when`` too: an update's InProgress ends, and the environments
+        it kept are retired then, not up to half a second later (beside a cold start of the new code)."""
+        timer = threading.Timer(max(0.0, when - time.monotonic()) + 0.001, self._wake.set)
+        timer.daemon = True
+        timer.start()
+
     def _watchdog_loop(self) -> None:
         while not self._closed:
             time.sleep(WATCHDOG_S)

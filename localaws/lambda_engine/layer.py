@@ -273,6 +273,7 @@ class LambdaLayer:
         until = lambda_states.busy_until(fn)
         if until > time.monotonic():
             function_spec.hold_previous(previous, until)
+            self.engine.sweep_at(until)
 
     def _provisioned(
         self, environ: dict, start_response: Callable, method: str, name: str, query: dict
