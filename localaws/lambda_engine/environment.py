@@ -24,7 +24,6 @@ import fcntl
 import logging
 import os
 import queue
-import random
 import select
 import signal
 import socket
@@ -164,7 +163,7 @@ class Environment:
         with self._idle_lock:
             self._parked = None
         invocation.started = time.perf_counter()
-        return invocation.request_id, invocation.payload, _runtime_headers(invocation)
+        return invocation.request_id, invocation.payload, invocation.runtime_headers()
 
     def _deliver(self, invocation: Invocation) -> None:
         """Hand ``invocation`` to the runtime. If its ``GET /next`` is waiting, it is answered from this
@@ -179,7 +178,7 @@ class Environment:
                 return
             invocation.started = time.perf_counter()
             try:
-                conn.sendall(runtime_api.next_response(invocation.payload, _runtime_headers(invocation)))
+                conn.sendall(runtime_api.next_response(invocation.payload, invocation.runtime_headers()))
             except OSError:  # the process is gone: its exit settles the invocation
                 log.info("environment %s: its runtime's connection closed before an invocation", self.id)
             self._queue.put(SENT)  # the Runtime API thread goes on reading the connection
@@ -466,16 +465,3 @@ class Environment:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
-
-
-def _runtime_headers(invocation: Invocation) -> dict[str, str]:
-    """The headers of ``GET /next``'s answer, as Lambda's Runtime API sends them."""
-    headers = {
-        "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-        "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-        "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_arn,
-        "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{random.getrandbits(96):024x};Sampled=0",
-    }
-    if invocation.client_context:
-        headers["Lambda-Runtime-Client-Context"] = invocation.client_context
-    return headers

@@ -35,6 +35,18 @@ class Invocation:
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def runtime_headers(self) -> dict[str, str]:
+        """The headers of the Runtime API's ``GET /next`` answer, as Lambda sends them."""
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": self.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.invoked_arn,
+            "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{random.getrandbits(96):024x};Sampled=0",
+        }
+        if self.client_context:
+            headers["Lambda-Runtime-Client-Context"] = self.client_context
+        return headers
+
     def settle(self, kind: str, body: bytes = b"") -> bool:
         with self.lock:
             if self.done.is_set():
