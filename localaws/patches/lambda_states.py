@@ -23,7 +23,7 @@ CloudFormation creates and updates functions inside the stack operation, and (as
 resource is complete only once its function is ``Active``) they are ready when the stack is.
 During ``InProgress`` invocations run the previous code and configuration, as on AWS (the Lambda
 layer holds the spec from before the update: ``localaws.lambda_engine.function_spec.hold_previous``).
-Not emulated: an HTTP API in front of a ``Pending`` function invokes it.
+An HTTP API in front of a ``Pending`` function answers 500, since Lambda refuses the invocation.
 """
 
 from __future__ import annotations

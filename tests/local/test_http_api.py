@@ -124,7 +124,7 @@ def echo_function(local_aws) -> str:
     lam = local_aws.client("lambda")
     role = local_aws.lambda_role()
     name = f"http-echo-{uuid.uuid4().hex[:8]}"
-    return lam.create_function(
+    arn = lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Handler="app.handler",
@@ -132,6 +132,8 @@ def echo_function(local_aws) -> str:
         Code={"ZipFile": lambda_zip(ECHO)},
         Timeout=10,
     )["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})  # as on AWS
+    return arn
 
 
 @pytest.fixture
