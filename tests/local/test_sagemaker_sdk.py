@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from helpers import serverless, session
+from helpers import serverless, serverless_bench, session
 from localaws import server
 from tests import sagemaker_support as sm
 from tests.conftest import workshop_pointed_at
@@ -67,7 +67,7 @@ def test_the_aws_cli_gets_a_prediction_and_the_first_answer_is_a_measured_cold_s
     init = first["container"]["init"]
     assert init["phases_ms"]["import_torch"] > 0 and init["total_ms"] >= sum(init["phases_ms"].values()) - 0.5
     assert (
-        first["container"]["ready_ms_before_first_request"] < serverless.COLD_READY_MS
+        first["container"]["ready_ms_before_first_request"] < serverless_bench.COLD_READY_MS
     )  # started by the request
     assert second["container"]["id"] == first["container"]["id"] and "init" not in second["container"]
 
@@ -82,15 +82,15 @@ def test_the_sdk_endpoint_invokes_and_the_provisioned_container_was_ready_before
             endpoint.invoke(body=sm.SAMPLE_IMAGE.read_bytes(), content_type="image/jpeg").body.read()
         )
     assert (
-        answer["container"]["ready_ms_before_first_request"] > serverless.COLD_READY_MS
+        answer["container"]["ready_ms_before_first_request"] > serverless_bench.COLD_READY_MS
     )  # provisioned, not cold
 
 
 def test_04_s_scenarios_on_serverless_endpoints_give_records_that_tell_the_kinds_apart(deployed):
     handle, names, *_ = deployed
-    params = serverless.ServerlessParams(cold_starts=1, warm=2, provisioned=2, burst=2, memory_mb=2048)
+    params = serverless_bench.ServerlessParams(cold_starts=1, warm=2, provisioned=2, burst=2, memory_mb=2048)
     with workshop_pointed_at(handle, PREFIX):
-        records = serverless.run(names, sm.SAMPLE_IMAGE.read_bytes(), params)
+        records = serverless_bench.run(names, sm.SAMPLE_IMAGE.read_bytes(), params)
         left = [e["EndpointName"] for e in handle.client("sagemaker").list_endpoints()["Endpoints"]]
     assert not [r for r in records if r["error"]], [r["error"] for r in records if r["error"]]
     by = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import bench, serverless
+from helpers import bench, serverless, serverless_bench
 from helpers.config import load_settings
 
 
-def _answer(container: dict, timing: dict | None = None, error: str | None = None) -> serverless.Answer:
+def _answer(container: dict, timing: dict | None = None, error: str | None = None) -> serverless_bench.Answer:
     body = (
         None
         if error
@@ -18,7 +18,7 @@ def _answer(container: dict, timing: dict | None = None, error: str | None = Non
             "container": container,
         }
     )
-    return serverless.Answer(client_ms=100.0, body=body, error=error, request_id="r-1")
+    return serverless_bench.Answer(client_ms=100.0, body=body, error=error, request_id="r-1")
 
 
 def _init(total: float = 900.0) -> dict:
@@ -34,7 +34,7 @@ def _init(total: float = 900.0) -> dict:
 
 
 def test_a_container_started_by_its_request_is_a_cold_start_with_its_init_phases():
-    record = serverless.record(
+    record = serverless_bench.record(
         "cold",
         0,
         "ep-cold-0",
@@ -49,7 +49,7 @@ def test_a_container_started_by_its_request_is_a_cold_start_with_its_init_phases
 
 
 def test_a_provisioned_container_first_request_is_not_cold_and_its_later_requests_keep_the_kind():
-    first = serverless.record(
+    first = serverless_bench.record(
         "provisioned",
         0,
         "ep-pc",
@@ -57,14 +57,14 @@ def test_a_provisioned_container_first_request_is_not_cold_and_its_later_request
         2048,
     )
     # a later answer of the same container, in a run that never saw its first (a re-run): still provisioned
-    later = serverless.record(
+    later = serverless_bench.record(
         "burst-provisioned",
         0,
         "ep-pc",
         _answer({"id": "p1", "request": 7, "ready_ms_before_first_request": 45_000.0}),
         2048,
     )
-    spill = serverless.record(
+    spill = serverless_bench.record(
         "burst-provisioned",
         1,
         "ep-pc",
@@ -81,7 +81,7 @@ def test_a_provisioned_container_first_request_is_not_cold_and_its_later_request
 
 
 def test_a_failed_request_is_a_record_with_its_error():
-    record = serverless.record(
+    record = serverless_bench.record(
         "burst-on-demand", 2, "ep", _answer({}, error="ThrottlingException: over MaxConcurrency"), 1024
     )
     assert record["error"].startswith("ThrottlingException") and record["status"] == "error"
@@ -111,13 +111,15 @@ def test_names_match_exactly_this_prefix_and_never_a_colleague_s(monkeypatch):
 
 
 def test_the_init_summary_says_why_a_warm_answer_has_none():
-    assert "700.0" in serverless.init_summary(
+    assert "700.0" in serverless_bench.init_summary(
         {"container": {"id": "c", "request": 1, "init": _init(), "ready_ms_before_first_request": 2}}
     )
-    assert "a cold start" in serverless.init_summary(
+    assert "a cold start" in serverless_bench.init_summary(
         {"container": {"id": "c", "request": 1, "init": _init(), "ready_ms_before_first_request": 2}}
     )
-    assert "already served 4 request(s)" in serverless.init_summary({"container": {"id": "c", "request": 5}})
+    assert "already served 4 request(s)" in serverless_bench.init_summary(
+        {"container": {"id": "c", "request": 5}}
+    )
 
 
 def test_the_image_is_the_cpu_pytorch_inference_image_the_sdk_names():
