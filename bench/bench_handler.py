@@ -58,7 +58,8 @@ def _seed_efs(url: str, state_dir: Path) -> tuple[str, Path]:
 
 def _deploy(url: str, access_point_arn: str) -> None:
     role = lambda_role(url)
-    client(url, "lambda").create_function(
+    lam = client(url, "lambda")
+    lam.create_function(
         FunctionName=FUNCTION,
         Runtime="python3.12",
         Role=role,
@@ -71,6 +72,7 @@ def _deploy(url: str, access_point_arn: str) -> None:
             "Variables": {"MODEL_DIR": "/mnt/ml/model/current", "FRAMEWORK_DIR": "/mnt/ml/framework/current"}
         },
     )
+    lam.get_waiter("function_active_v2").wait(FunctionName=FUNCTION, WaiterConfig={"Delay": 0.1})  # as on AWS
 
 
 class BareModel:
