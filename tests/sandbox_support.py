@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.local.test_lambda_engine import create_function, unique
+from tests.local.test_lambda_engine import create_function, efs_access_point, unique
 
 REPO = Path(__file__).resolve().parents[1]
 AWS = Path(sys.executable).with_name("aws")
@@ -42,19 +42,22 @@ def log_tail(answer: dict) -> str:
 
 def efs_function(local_aws, code: str, **kwargs) -> tuple[str, Path]:
     """A function mounting a new access point (PosixUser 1000, as the workshop's) at /mnt/ml."""
-    efs = local_aws.client("efs")
-    fs_id = efs.create_file_system(CreationToken=unique("fs"))["FileSystemId"]
-    access_point = efs.create_access_point(
-        FileSystemId=fs_id,
-        PosixUser={"Uid": 1000, "Gid": 1000},
-        RootDirectory={
-            "Path": "/lambda",
-            "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "755"},
-        },
-    )
-    configs = [{"Arn": access_point["AccessPointArn"], "LocalMountPath": "/mnt/ml"}]
-    name = create_function(local_aws, code, FileSystemConfigs=configs, **kwargs)
-    return name, Path(local_aws.state_dir).resolve() / "efs" / fs_id / "lambda"
+    configs, folder = efs_access_point(local_aws, "/lambda")
+    return create_function(local_aws, code, FileSystemConfigs=configs, **kwargs), folder
+
+
+def check_tmp_is_private_and_capped(handle, tmp_path) -> None:
+    """/tmp is empty at each cold start, kept while warm, and full at EphemeralStorage (600 MB)."""
+    lam = handle.client("lambda")
+    name = create_function(handle, TMP, MemorySize=1024, EphemeralStorage={"Size": 600})
+    assert cli_invoke(handle, name, tmp_path=tmp_path)[1]["before"] == []
+    assert cli_invoke(handle, name, tmp_path=tmp_path)[1]["before"] == ["marker"]  # warm: same /tmp
+    lam.update_function_configuration(FunctionName=name, Description="force a cold start")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    full = cli_invoke(handle, name, {"fill_mb": 700}, tmp_path)[1]
+    assert full["before"] == []
+    assert full["filled"] == "No space left on device"
+    assert 550 <= full["size_mb"] <= 600
 
 
 WHOAMI = """

@@ -367,18 +367,25 @@ def test_file_system_configs_survive_create_and_update(local_aws):
     assert lam.get_function_configuration(FunctionName=name, Qualifier=version)["FileSystemConfigs"] == moved
 
 
-def test_a_function_reads_what_another_wrote_on_the_same_access_point(local_aws):
+def efs_access_point(local_aws, path: str) -> tuple[list[dict], Path]:
+    """A new file system's access point (PosixUser 1000, as the workshop's) at ``path``: the function's
+    ``FileSystemConfigs`` mounting it at /mnt/ml, and the host folder that holds it."""
     efs = local_aws.client("efs")
     fs_id = efs.create_file_system(CreationToken=unique("fs"))["FileSystemId"]
     access_point = efs.create_access_point(
         FileSystemId=fs_id,
         PosixUser={"Uid": 1000, "Gid": 1000},
         RootDirectory={
-            "Path": "/ml",
+            "Path": path,
             "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "755"},
         },
     )
     configs = [{"Arn": access_point["AccessPointArn"], "LocalMountPath": "/mnt/ml"}]
+    return configs, Path(local_aws.state_dir).resolve() / "efs" / fs_id / path.strip("/")
+
+
+def test_a_function_reads_what_another_wrote_on_the_same_access_point(local_aws):
+    configs, host_folder = efs_access_point(local_aws, "/ml")
     writer = (
         "import os\nfrom pathlib import Path\n\ndef handler(event, context):\n"
         "    Path(os.environ['DATA'], 'note.txt').write_text(event['text'])\n    return os.environ['DATA']\n"
@@ -394,5 +401,5 @@ def test_a_function_reads_what_another_wrote_on_the_same_access_point(local_aws)
         local_aws, create_function(local_aws, reader, FileSystemConfigs=configs, Environment=variables)
     )
     assert text == "shared"
-    assert folder == "/mnt/ml" or Path(folder) == Path(local_aws.state_dir).resolve() / "efs" / fs_id / "ml"
-    assert (Path(local_aws.state_dir).resolve() / "efs" / fs_id / "ml" / "note.txt").read_text() == "shared"
+    assert folder == "/mnt/ml" or Path(folder) == host_folder
+    assert (host_folder / "note.txt").read_text() == "shared"

@@ -18,7 +18,16 @@ import pytest
 from localaws import server
 from tests.conftest import free_port, lambda_zip
 from tests.local.test_lambda_engine import create_function, unique
-from tests.sandbox_support import ESCAPE, REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
+from tests.sandbox_support import (
+    ESCAPE,
+    REPO,
+    THIEF,
+    WHOAMI,
+    check_tmp_is_private_and_capped,
+    cli_invoke,
+    efs_function,
+    log_tail,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="the sandbox needs Linux and root"
@@ -83,16 +92,7 @@ def test_a_hard_coded_mount_path_lands_on_the_access_point_owned_by_its_posix_us
 
 
 def test_tmp_is_private_empty_at_each_cold_start_and_capped_at_ephemeral_storage(local_aws, tmp_path):
-    lam = local_aws.client("lambda")
-    name = create_function(local_aws, TMP, MemorySize=1024, EphemeralStorage={"Size": 600})
-    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1]["before"] == []
-    assert cli_invoke(local_aws, name, tmp_path=tmp_path)[1]["before"] == ["marker"]  # warm: same /tmp
-    lam.update_function_configuration(FunctionName=name, Description="force a cold start")
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
-    full = cli_invoke(local_aws, name, {"fill_mb": 700}, tmp_path)[1]
-    assert full["before"] == []
-    assert full["filled"] == "No space left on device"
-    assert 550 <= full["size_mb"] <= 600
+    check_tmp_is_private_and_capped(local_aws, tmp_path)
     assert not Path("/tmp/marker").exists() or Path("/tmp/marker").read_text() == ""
 
 

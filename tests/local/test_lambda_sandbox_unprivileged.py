@@ -26,7 +26,16 @@ import pytest
 from localaws import server
 from tests.conftest import LocalAWSHandle, free_port
 from tests.local.test_lambda_engine import create_function
-from tests.sandbox_support import ESCAPE, REPO, THIEF, TMP, WHOAMI, cli_invoke, efs_function, log_tail
+from tests.sandbox_support import (
+    ESCAPE,
+    REPO,
+    THIEF,
+    WHOAMI,
+    check_tmp_is_private_and_capped,
+    cli_invoke,
+    efs_function,
+    log_tail,
+)
 
 NOBODY = 65534
 SETPRIV = shutil.which("setpriv")
@@ -212,16 +221,7 @@ def test_a_hard_coded_mount_path_lands_on_the_access_point_as_its_posix_user_ins
 
 
 def test_tmp_is_private_empty_at_each_cold_start_and_capped(nobody_aws, tmp_path):
-    lam = nobody_aws.client("lambda")
-    name = create_function(nobody_aws, TMP, MemorySize=1024, EphemeralStorage={"Size": 600})
-    assert cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1]["before"] == []
-    assert cli_invoke(nobody_aws, name, tmp_path=tmp_path)[1]["before"] == ["marker"]
-    lam.update_function_configuration(FunctionName=name, Description="force a cold start")
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
-    full = cli_invoke(nobody_aws, name, {"fill_mb": 700}, tmp_path)[1]
-    assert full["before"] == []
-    assert full["filled"] == "No space left on device"
-    assert 550 <= full["size_mb"] <= 600
+    check_tmp_is_private_and_capped(nobody_aws, tmp_path)
 
 
 def test_importing_numpy_without_bundling_it_fails_init(nobody_aws, tmp_path):
