@@ -225,6 +225,11 @@ def cost_vs_rate(
                 f"break-even\n{fmt_count(break_even)} requests/month\n(~{break_even / seconds:.1f} req/s), "
                 f"${cost:,.2f}/month\n= provisioned busy {break_even / capacity:.0%} of the time"
             )
+            if break_even > capacity:  # an environment cannot be busy more than all the time
+                note = (
+                    f"break-even at {fmt_count(break_even)} requests/month:\n"
+                    f"more than {fmt_envs(environments)} can serve:\nprovisioned never costs less here"
+                )
             ax.annotate(
                 note,
                 (break_even, cost),

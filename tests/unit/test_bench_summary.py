@@ -257,3 +257,19 @@ def test_an_exercise_answer_says_what_was_predicted_and_measured():
     assert "right" in findings.check_prediction(2, 2, "because")
     assert "otherwise" in findings.check_prediction(1, 2, "because")
     assert "no prediction" in findings.check_prediction(None, 2, "because")
+
+
+def test_a_break_even_beyond_what_the_environments_can_serve_is_no_break_even():
+    """Provisioned requests billed longer than warm ones (noise on shared cores) can put the break-even
+    past 100% utilisation: one environment cannot be busy 107% of the time, so the text says it never
+    pays for itself on price, and what the break-even is when both bill the same duration."""
+    records = [rec("warm", 60, 57, billed=58)] * 12 + [
+        rec("provisioned", 75, 70, billed=71, init_type="provisioned-concurrency")
+    ] * 12
+    text = findings.conclusion(records, memory_mb=2048, arch="x86_64", environments=1)
+    rate = cost.break_even_requests_per_month(58, 2048, "x86_64", 1, billed_ms_provisioned=71)
+    assert rate > cost.max_requests_per_month(71, 1)  # the premise: past what one environment serves
+    assert "That is a provisioned environment busy" not in text and "below that utilisation" not in text
+    assert "more than 1 provisioned environment(s) can serve" in text
+    same = cost.break_even_requests_per_month(58, 2048, "x86_64", 1) / cost.max_requests_per_month(58, 1)
+    assert f"at {same:.0%} utilisation" in text

@@ -267,3 +267,10 @@ def test_predictions_plot_shows_each_class_and_flags_offline_weights(tmp_path):
     assert labels == ["suit", "military uniform"]
     assert "NOT meaningful" in fig._suptitle.get_text()
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_cost_vs_rate_says_when_the_break_even_is_beyond_what_the_environments_can_serve():
+    fig = plots.cost_vs_rate(58, 2048, billed_ms_provisioned=71)
+    (note,) = [text.get_text() for text in fig.axes[0].texts]
+    assert "busy 107% of the time" not in note
+    assert note.endswith("more than 1 env can serve:\nprovisioned never costs less here")
