@@ -11,8 +11,11 @@ workshop later is a ``PreflightError`` of one sentence naming the fix:
   checked are listed, not guessed;
 - **concurrency**: ``lambda:GetAccountSettings``. Lambda keeps 100 of the account's concurrency
   unreserved, and Provisioned Concurrency comes out of the rest; new accounts have reduced quotas, so
-  there may be no room at all. Then 03 must run with ``WORKSHOP_PROVISIONED_CONCURRENCY=0``
-  (:func:`provisioned_concurrency` reads it) until a quota increase is granted.
+  there may be no room at all. Then 03 runs with Provisioned Concurrency 0 (:func:`provisioned_concurrency`
+  checks the same room when ``WORKSHOP_PROVISIONED_CONCURRENCY`` is not set, so 03 never deploys an alias
+  that CloudFormation would roll back) until a quota increase is granted. Provisioned Concurrency already
+  allocated to this workshop's ``provisioned`` alias counts against the unreserved concurrency, so it is
+  added back: re-running 01 or 03 after 03 keeps the environment it has.
   https://docs.aws.amazon.com/lambda/latest/dg/limits.html
   https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
 """
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -49,17 +53,47 @@ class PreflightError(RuntimeError):
     """Something that would make the workshop fail on AWS; the message says what to do."""
 
 
-def provisioned_concurrency(default: int = DEFAULT_PROVISIONED) -> int:
-    """How many Provisioned Concurrency environments 03 deploys: ``WORKSHOP_PROVISIONED_CONCURRENCY`` or 1."""
+def _setting() -> int | None:
+    """``WORKSHOP_PROVISIONED_CONCURRENCY`` as a number, or None when it is not set."""
     raw = os.environ.get("WORKSHOP_PROVISIONED_CONCURRENCY", "").strip()
     if not raw:
-        return default
+        return None
     if not raw.isdigit():
         raise ConfigError(
             f"WORKSHOP_PROVISIONED_CONCURRENCY={raw!r} is not a whole number: set it to 0 (no Provisioned "
             "Concurrency, for accounts without room for it) or 1."
         )
     return int(raw)
+
+
+def provisioned_concurrency(
+    default: int = DEFAULT_PROVISIONED, echo: Callable[[str], None] | None = print
+) -> int:
+    """How many Provisioned Concurrency environments 03 deploys.
+
+    ``WORKSHOP_PROVISIONED_CONCURRENCY`` when set; otherwise ``default`` (1), except on the aws backend when
+    the account has no room for it (see :func:`concurrency`): then 0, said in one line, instead of a deploy
+    that CloudFormation rolls back.
+    """
+    chosen = _setting()
+    if chosen is not None:
+        return chosen
+    cfg = load_settings()
+    if cfg.is_local:
+        return default
+    try:
+        quota = concurrency(default, function=cfg.name("inference"))
+    except (ClientError, BotoCoreError) as exc:
+        log.warning(
+            "could not read the account's Lambda concurrency (%s): deploying %d environment(s)", exc, default
+        )
+        return default
+    if not quota["fits"]:
+        message = f"Provisioned Concurrency 0: {quota['advice']}"
+        log.warning(message)
+        if echo:
+            echo(message)
+    return quota["provisioned_concurrency"]
 
 
 def identity() -> dict[str, str]:
@@ -176,13 +210,34 @@ def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambd
     }
 
 
-def concurrency(wanted: int | None = None) -> dict:
-    """The account's Lambda concurrency, the room left for Provisioned Concurrency, and what 03 should use."""
-    wanted = provisioned_concurrency() if wanted is None else wanted
+def _allocated(function: str) -> int:
+    """Provisioned Concurrency the function's ``provisioned`` alias holds already (0 when none)."""
+    lam = session.client("lambda")
+    try:
+        config = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="provisioned")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in (
+            "ProvisionedConcurrencyConfigNotFoundException",
+            "ResourceNotFoundException",
+        ):
+            return 0
+        raise
+    return int(config.get("RequestedProvisionedConcurrentExecutions", 0))
+
+
+def concurrency(wanted: int | None = None, function: str | None = None) -> dict:
+    """The account's Lambda concurrency, the room left for Provisioned Concurrency, and what 03 should use.
+
+    ``function``: the workshop's inference function, whose alias's current allocation is added back to
+    the room (it is already subtracted from the unreserved concurrency).
+    """
+    chosen = _setting()
+    wanted = (DEFAULT_PROVISIONED if chosen is None else chosen) if wanted is None else wanted
     settings = session.client("lambda").get_account_settings()
     limit = settings["AccountLimit"]
     total, unreserved = limit["ConcurrentExecutions"], limit["UnreservedConcurrentExecutions"]
-    room = max(0, unreserved - UNRESERVED_MINIMUM)
+    held = _allocated(function) if function else 0
+    room = max(0, unreserved + held - UNRESERVED_MINIMUM)
     fits = wanted <= room
     if fits:
         advice = f"room for {room} Provisioned Concurrency environment(s); 03 will use {wanted}."
@@ -190,13 +245,14 @@ def concurrency(wanted: int | None = None) -> dict:
         advice = (
             f"the account's concurrency quota is {total} with {unreserved} unreserved, and Lambda keeps "
             f"{UNRESERVED_MINIMUM} unreserved, so there is no room for {wanted} Provisioned Concurrency "
-            "environment(s): set WORKSHOP_PROVISIONED_CONCURRENCY=0 before 03 (it then deploys the "
-            "'provisioned' alias without it and 04 compares on-demand only), and request a higher "
-            "'Concurrent executions' quota in Service Quotas to get it back."
+            "environment(s): 03 deploys the 'provisioned' alias without it (as WORKSHOP_PROVISIONED_CONCURRENCY=0 "
+            "does) and 04 compares on-demand only; request a higher 'Concurrent executions' quota in Service "
+            "Quotas to get it back."
         )
     return {
         "concurrent_executions": total,
         "unreserved": unreserved,
+        "held_by_this_workshop": held,
         "room_for_provisioned": room,
         "provisioned_concurrency": wanted if fits else 0,
         "fits": fits,
@@ -214,7 +270,7 @@ def run(cfg: Settings | None = None, echo=print) -> dict:
         return {"skipped": message}
     who = identity()
     perms = permissions(who["arn"], who["account"], who["region"], cfg.prefix)
-    quota = concurrency()
+    quota = concurrency(function=cfg.name("inference"))
     lines = [f"credentials: {who['arn']} in account {who['account']}, region {who['region']}"]
     if perms["denied"]:
         lines.append(

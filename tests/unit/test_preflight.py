@@ -20,6 +20,7 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.delenv("WORKSHOP_PROVISIONED_CONCURRENCY", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("WORKSHOP_PREFIX", raising=False)
     clients = {
         name: boto3.client(name, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         for name in ("sts", "iam", "lambda")
@@ -74,6 +75,19 @@ def settings_of(total, unreserved):
     }
 
 
+def account(stubs, total, unreserved, held=None):
+    """GetAccountSettings, then the inference function's alias: ``held`` environments, or none configured."""
+    stubs["lambda"].add_response("get_account_settings", settings_of(total, unreserved), {})
+    alias = {"FunctionName": "lambda-efs-inference", "Qualifier": "provisioned"}
+    if held is None:
+        stubs["lambda"].add_client_error(
+            "get_provisioned_concurrency_config", "ProvisionedConcurrencyConfigNotFoundException", "none", 404
+        )
+    else:
+        answer = {"RequestedProvisionedConcurrentExecutions": held, "Status": "READY"}
+        stubs["lambda"].add_response("get_provisioned_concurrency_config", answer, alias)
+
+
 def test_on_the_local_backend_the_preflight_is_skipped_in_one_line(monkeypatch):
     monkeypatch.setenv("WORKSHOP_BACKEND", "local")
     said = []
@@ -83,7 +97,7 @@ def test_on_the_local_backend_the_preflight_is_skipped_in_one_line(monkeypatch):
 def test_a_ready_account_passes_every_check(aws):
     who(aws)
     simulated(aws, lambda action: "allowed")
-    aws["lambda"].add_response("get_account_settings", settings_of(1000, 1000), {})
+    account(aws, 1000, 1000)
     said = []
     result = preflight.run(echo=said.append)
     assert result["permissions"]["checked"] and not result["permissions"]["denied"]
@@ -97,7 +111,7 @@ def test_a_denied_action_stops_the_preflight_naming_it_and_the_policy(aws):
         aws,
         lambda action: "implicitDeny" if action == "lambda:PutProvisionedConcurrencyConfig" else "allowed",
     )
-    aws["lambda"].add_response("get_account_settings", settings_of(1000, 1000), {})
+    account(aws, 1000, 1000)
     with pytest.raises(
         preflight.PreflightError,
         match="DENIED lambda:PutProvisionedConcurrencyConfig: attach policies/learner-policy.json",
@@ -109,7 +123,7 @@ def test_without_the_simulator_the_unchecked_actions_are_listed(aws):
     who(aws)
     aws["iam"].add_client_error("get_role", "AccessDenied", "no")
     aws["iam"].add_client_error("simulate_principal_policy", "AccessDenied", "no")
-    aws["lambda"].add_response("get_account_settings", settings_of(1000, 1000), {})
+    account(aws, 1000, 1000)
     result = preflight.run(echo=None)
     perms = result["permissions"]
     assert not perms["checked"] and "lambda:InvokeFunction" in perms["unchecked"]
@@ -171,6 +185,7 @@ def test_sso_and_missing_credentials_are_one_sentence_each(aws, monkeypatch):
 
 @pytest.mark.parametrize(("raw", "expected"), [("", 1), ("0", 0), ("2", 2)])
 def test_the_provisioned_concurrency_setting(monkeypatch, raw, expected):
+    monkeypatch.setenv("WORKSHOP_BACKEND", "local")  # no account to ask: unset means 1
     monkeypatch.setenv("WORKSHOP_PROVISIONED_CONCURRENCY", raw)
     assert preflight.provisioned_concurrency() == expected
 
@@ -190,3 +205,36 @@ def test_iam_actions_are_simulated_on_this_prefixs_roles():
         "arn:aws:iam::123456789012:role/alice-preflight"
     )
     assert preflight._sample_resource("*", "1", "r") == "*"
+
+
+def test_with_no_room_03_deploys_0_without_the_setting_and_says_why(aws):
+    """03's PROVISIONED_ENVIRONMENTS on a new account: 0 and a note, not a stack that rolls back."""
+    account(aws, 10, 10)
+    said = []
+    assert preflight.provisioned_concurrency(echo=said.append) == 0
+    assert len(said) == 1 and said[0].startswith("Provisioned Concurrency 0:") and "Service Quotas" in said[0]
+
+
+def test_with_room_03_deploys_1_and_says_nothing(aws):
+    account(aws, 1000, 1000)
+    said = []
+    assert preflight.provisioned_concurrency(echo=said.append) == 1 and not said
+
+
+def test_the_setting_wins_over_the_account_and_asks_aws_nothing(aws, monkeypatch):
+    monkeypatch.setenv("WORKSHOP_PROVISIONED_CONCURRENCY", "1")
+    assert preflight.provisioned_concurrency(echo=None) == 1  # the stubs would fail on any call
+
+
+def test_the_environment_03_already_holds_counts_as_room_when_03_runs_again(aws):
+    """Unreserved 100 after 03 allocated 1 (101 before): re-running 03 keeps its environment."""
+    account(aws, 101, 100, held=1)
+    assert preflight.provisioned_concurrency(echo=None) == 1
+    account(aws, 101, 100, held=1)
+    quota = preflight.concurrency(wanted=1, function="lambda-efs-inference")
+    assert quota["fits"] and quota["held_by_this_workshop"] == 1 and quota["room_for_provisioned"] == 1
+
+
+def test_an_unreadable_account_setting_keeps_the_default(aws):
+    aws["lambda"].add_client_error("get_account_settings", "AccessDeniedException", "no", 403)
+    assert preflight.provisioned_concurrency(echo=None) == 1
