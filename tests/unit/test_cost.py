@@ -235,6 +235,22 @@ def test_the_readme_cost_table_is_computed_from_prices_json():
     )
 
 
+def test_the_readme_states_the_date_of_the_prices_next_to_its_cost_table():
+    import re
+
+    from helpers.config import REPO_ROOT
+
+    prices = load_prices()
+    readme = (REPO_ROOT / "README.md").read_text()
+    before_table = readme.split("<!-- cost-table:start -->")[0].rstrip().rsplit("\n\n", 1)[-1]
+    said = re.sub(r"\s+", " ", before_table)
+    assert f"prices as of {prices.as_of}" in said and "prices.json" in said, (
+        f"README's paragraph above the cost table must say 'prices as of {prices.as_of}' (prices.json's as_of)"
+    )
+    if not prices.rechecked_against_source:
+        assert "not re-checked" in said
+
+
 def test_efs_reads_of_cold_starts_raise_the_on_demand_cost_and_lower_the_break_even():
     base = invocation_cost(100, 2048)
     # one request in ten is a cold start that reads a 0.3 GB bundle: 0.03 GB per request on average
