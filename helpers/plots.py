@@ -62,6 +62,14 @@ __all__ = [
 ]
 
 
+def _wrap(name: str) -> str:
+    """A long scenario name on two lines (``burst-\\non-demand``), so neighbouring tick labels never meet."""
+    if len(name) <= 11:
+        return name
+    cut = min((name.find(sep) for sep in "- " if sep in name), default=-1)
+    return name if cut < 0 else f"{name[: cut + 1].rstrip()}\n{name[cut + 1 :]}"
+
+
 def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path | None = None) -> Figure:
     """Client round-trip latency per scenario: a box (quartiles, median) over every invocation as a dot.
 
@@ -91,14 +99,6 @@ def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path |
             if scenario.startswith("burst"):
                 rows = [r for r in records if not r.get("error") and r["scenario"] == scenario]
                 rings += [(x, v) for x, v, r in zip(xs, values, rows, strict=True) if r.get("cold")]
-            median = float(np.median(values))
-            ax.annotate(
-                f"p50 {fmt_ms(median)}",
-                (position + 0.3, median),
-                va="center",
-                fontsize=9,
-                color="#333333",
-            )
         if rings:
             ax.scatter(
                 *zip(*rings, strict=True),
@@ -109,12 +109,18 @@ def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path |
                 zorder=4,
                 label="in a burst: started an environment (cold)",
             )
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=9)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.34), fontsize=9)  # under the 4-line labels
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(MS_FORMAT)
-        ax.set_xticks(list(positions), [f"{name}\n(n={len(values)})" for name, values in groups.items()])
-        ax.set_xlim(0.4, len(groups) + 0.9)
+        ax.set_xticks(  # the median under each box: a note beside it ran into the next box
+            list(positions),
+            [
+                f"{_wrap(name)}\n(n={len(values)})\np50 {fmt_ms(float(np.median(values)))}"
+                for name, values in groups.items()
+            ],
+        )
+        ax.set_xlim(0.4, len(groups) + 0.6)
         ax.set_xlabel("scenario")
         ax.set_ylabel("client round trip (ms, log scale)")
         ax.set_title("Client latency by scenario")

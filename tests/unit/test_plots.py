@@ -84,12 +84,12 @@ def test_latency_by_scenario_rings_the_cold_starts_of_a_burst():
 def test_latency_by_scenario_orders_scenarios_and_leaves_out_failed_invocations():
     fig = plots.latency_by_scenario(synthetic_records())
     labels = [tick.get_text() for tick in fig.axes[0].get_xticklabels()]
-    assert labels == [
+    assert [label.rsplit("\n", 1)[0] for label in labels] == [
         "cold\n(n=6)",
         "warm\n(n=20)",
         "provisioned\n(n=20)",
-        "burst-on-demand\n(n=21)",
-        "burst-provisioned\n(n=20)",
+        "burst-\non-demand\n(n=21)",
+        "burst-\nprovisioned\n(n=20)",
     ]
     assert max(max(c.get_offsets()[:, 1]) for c in fig.axes[0].collections) < 30000
 
@@ -274,3 +274,29 @@ def test_cost_vs_rate_says_when_the_break_even_is_beyond_what_the_environments_c
     (note,) = [text.get_text() for text in fig.axes[0].texts]
     assert "busy 107% of the time" not in note
     assert note.endswith("more than 1 env can serve:\nprovisioned never costs less here")
+
+
+def test_latency_by_scenario_labels_overlap_nothing_with_every_scenario_of_04():
+    """04 plots six scenarios: long names side by side ran into each other, and each box's p50 note ran
+    into the next box."""
+    records = synthetic_records() + [_record("cold (cold cache)", 2100 + i, 70, 2000) for i in range(5)]
+    records.append({**_record("burst-provisioned", 1900, 60, 1800), "cold": True})  # a ringed spill-over
+    fig = plots.latency_by_scenario(records)
+    (ax,) = fig.axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    labels = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    notes = [t.get_window_extent(renderer) for t in ax.texts]
+    boxes = [p.get_window_extent(renderer) for p in ax.patches]
+    texts = labels + notes + [ax.xaxis.label.get_window_extent(renderer)]
+    if ax.get_legend():  # the rings' legend sits under the labels, clear of them
+        texts.append(ax.get_legend().get_window_extent(renderer))
+    for i, a in enumerate(texts):
+        for b in texts[i + 1 :]:
+            assert not a.overlaps(b), "two labels overlap"
+    for note in notes:
+        assert sum(note.overlaps(box) for box in boxes) <= 1, "a p50 note runs into a neighbouring box"
+    assert all("p50" in t.get_text() for t in ax.get_xticklabels())  # each median is still stated
