@@ -30,7 +30,8 @@ _CLIENT_CONFIG = botocore.config.Config(
 # On the aws backend an endpoint configured outside the workshop (AWS_ENDPOINT_URL, or endpoint_url in
 # ~/.aws/config) would send every call somewhere else without a word: refuse the variables, ignore the
 # file. https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
-_AWS_CLIENT_CONFIG = _CLIENT_CONFIG.merge(botocore.config.Config(ignore_configured_endpoint_urls=True))
+_AWS_ONLY = botocore.config.Config(ignore_configured_endpoint_urls=True, tcp_keepalive=True)
+_AWS_CLIENT_CONFIG = _CLIENT_CONFIG.merge(_AWS_ONLY)
 
 
 def _check_no_endpoint_override() -> None:
@@ -95,13 +96,31 @@ class _LocalSession(boto3.Session):
         return super().resource(*args, **kwargs)
 
 
+class _AwsSession(boto3.Session):
+    """A boto3 session for real AWS whose every client, also one a library makes with its own config
+    (the ``sagemaker`` SDK passes one), ignores configured endpoints and keeps TCP keepalive, and whose
+    clients are refused while an ``AWS_ENDPOINT_URL*`` variable is set (even one set after the session)."""
+
+    def client(self, *args, **kwargs):
+        _check_no_endpoint_override()
+        given = kwargs.get("config")
+        kwargs["config"] = _AWS_CLIENT_CONFIG if given is None else given.merge(_AWS_ONLY)
+        return super().client(*args, **kwargs)
+
+    def resource(self, *args, **kwargs):
+        _check_no_endpoint_override()
+        given = kwargs.get("config")
+        kwargs["config"] = _AWS_CLIENT_CONFIG if given is None else given.merge(_AWS_ONLY)
+        return super().resource(*args, **kwargs)
+
+
 @functools.lru_cache(maxsize=4)
 def _session(backend: str, region: str, endpoint: str | None) -> boto3.Session:
     if backend == "local":
         return _LocalSession(endpoint, region_name=region, **LOCAL_CREDENTIALS)
     _check_no_endpoint_override()
     try:
-        sess = boto3.Session(region_name=region)
+        sess = _AwsSession(region_name=region)
     except ProfileNotFound as exc:
         raise ConfigError(
             f"AWS_PROFILE names a profile that is not configured ({exc}): run 'aws configure --profile <name>' "

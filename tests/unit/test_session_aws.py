@@ -55,3 +55,22 @@ def test_the_local_backend_keeps_its_own_endpoint_whatever_the_environment(monke
     session._session.cache_clear()
     assert session.client("lambda").meta.endpoint_url == "http://127.0.0.1:4631"
     session._session.cache_clear()
+
+
+def test_a_library_handed_the_aws_session_gets_clients_that_go_to_aws_with_keepalive(aws_env):
+    """05 hands session.session() to the sagemaker SDK, which makes its clients with its own config."""
+    import botocore.config
+
+    (aws_env / "config").write_text("[default]\nendpoint_url = http://127.0.0.1:4566\n")
+    own = botocore.config.Config(user_agent_extra="sdk/1", retries={"max_attempts": 10})
+    sm = session.session().client("sagemaker", "eu-west-1", config=own)
+    assert sm.meta.endpoint_url == "https://api.sagemaker.eu-west-1.amazonaws.com"
+    assert sm.meta.config.tcp_keepalive is True and "sdk/1" in sm.meta.config.user_agent_extra
+    assert session.session().client("s3").meta.endpoint_url.endswith(".amazonaws.com")
+
+
+def test_an_endpoint_variable_set_after_the_session_is_still_refused(aws_env, monkeypatch):
+    sess = session.session()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:4566")
+    with pytest.raises(ConfigError, match="AWS_ENDPOINT_URL_SAGEMAKER"):
+        sess.client("sagemaker")
