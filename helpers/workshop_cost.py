@@ -17,6 +17,12 @@ from helpers.cost import (
     sagemaker_monthly,
 )
 
+#: What 02 measured on EFS, in MB (the framework bundle: torch's CPU build and Pillow; the ResNet-18 export),
+#: and their archives in the artifact bucket. 01's text, 02's summary and the README's table all use these,
+#: so a size reads the same everywhere (a test checks 01 and the README against them).
+SEEDED_MB = {"framework": 540.4, "model": 46.8}
+ARCHIVES_MB = {"framework": 163.8, "model": 43.4, "sagemaker model": 43.3}
+
 
 @dataclass(frozen=True)
 class RunAssumptions:
@@ -36,8 +42,8 @@ class RunAssumptions:
     seeder_runs: int = 2
     seeder_billed_ms: float = 120_000
     bundle_read_gb: float = 0.3  # what one init reads from EFS (torch CPU build, weights)
-    efs_stored_gb: float = 0.85  # the framework bundle and the model on EFS
-    artifacts_gb: float = 0.4  # the archives in the artifact bucket
+    efs_stored_gb: float = round(sum(SEEDED_MB.values()) / 1000, 2)  # the framework bundle and the model
+    artifacts_gb: float = round(sum(ARCHIVES_MB.values()) / 1000, 2)  # the archives in the artifact bucket
     s3_requests: int = 50
     http_api_requests: int = 20
     logs_gb: float = 0.01
