@@ -180,6 +180,13 @@ def _s3_call(method, where: str, **kwargs) -> dict:
         return method(**kwargs)
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        if error.get("Code") in ("403", "AccessDenied", "Forbidden"):  # no s3:ListBucket: missing is 403
+            # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html ("Permissions")
+            raise SeedError(
+                f"Cannot read {where} (403 Forbidden): most likely it is not uploaded yet (S3 answers 403 for a "
+                "missing key when the role lacks s3:ListBucket, as the seeder's does): run 02's upload step "
+                "first; if it is there, the seeder's role lacks s3:GetObject on that bucket."
+            ) from exc
         raise SeedError(
             f"Cannot read {where} ({error.get('Code')}: {error.get('Message')}): upload the archive there "
             "first, and check that the seeder's role may s3:GetObject in that bucket."

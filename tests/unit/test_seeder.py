@@ -267,6 +267,23 @@ def test_a_missing_archive_says_to_upload_it_first(seeder):
     assert not (seeder.EFS_MOUNT / "model" / "current").exists()
 
 
+def test_a_403_from_s3_is_read_as_a_missing_archive_for_a_role_without_list_bucket(seeder, monkeypatch):
+    """On AWS the seeder's role has s3:GetObject only, so a missing key answers 403, not 404."""
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3")
+    stub = Stubber(client)
+    stub.add_client_error("head_object", "403", "Forbidden", http_status_code=403)
+    stub.activate()
+    monkeypatch.setattr(seeder.boto3, "client", lambda service, **kw: client)
+    with pytest.raises(
+        seeder.SeedError, match=r"not uploaded yet.*s3:ListBucket.*02.s upload step"
+    ) as failed:
+        seed(seeder, "not-yet.tar.gz")
+    assert str(failed.value).startswith("Cannot read s3://artifacts/not-yet.tar.gz (403 Forbidden)")
+    assert not (seeder.EFS_MOUNT / "model" / "current").exists()
+
+
 def test_inspect_reports_what_was_seeded(seeder, tmp_path):
     path, manifest = model_archive(tmp_path)
     seed(seeder, upload(path, "model.tar.gz", manifest))
