@@ -8,7 +8,8 @@ workshop later is a ``PreflightError`` of one sentence naming the fix:
   SSO and expired-token errors each turned into one sentence;
 - **permissions**: every action of ``policies/learner-policy.json`` simulated for the caller with
   ``iam:SimulatePrincipalPolicy`` where the caller may; otherwise the actions that could not be
-  checked are listed, not guessed;
+  checked are listed, not guessed
+  (https://docs.aws.amazon.com/IAM/latest/APIReference/API_SimulatePrincipalPolicy.html);
 - **concurrency**: ``lambda:GetAccountSettings``. Lambda keeps 100 of the account's concurrency
   unreserved, and Provisioned Concurrency comes out of the rest; new accounts have reduced quotas, so
   there may be no room at all. Then 03 runs with Provisioned Concurrency 0 (:func:`provisioned_concurrency`
