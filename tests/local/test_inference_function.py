@@ -7,8 +7,10 @@ import importlib.util
 import io
 import json
 import os
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,6 +108,45 @@ def test_bad_input_through_lambda_is_a_4xx_and_the_environment_keeps_serving(dep
     bad = invoke.invoke(name, event, "on-demand")
     assert bad.ok and bad.payload["error"]["type"] == kind and 400 <= bad.payload["statusCode"] < 500
     assert invoke.invoke(name, PAYLOAD, "on-demand").raise_for_error().report.init_duration_ms is None
+
+
+def _runtime_apis(function: str, initialization: str) -> set[str]:
+    """AWS_LAMBDA_RUNTIME_API of the function's live environments of one initialisation type."""
+    wanted = {
+        f"AWS_LAMBDA_FUNCTION_NAME={function}".encode(),
+        f"AWS_LAMBDA_INITIALIZATION_TYPE={initialization}".encode(),
+    }
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            variables = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if wanted <= set(variables):
+            found |= {
+                v.split(b"=", 1)[1].decode() for v in variables if v.startswith(b"AWS_LAMBDA_RUNTIME_API=")
+            }
+    return found
+
+
+def test_a_url_naming_the_environments_own_runtime_api_is_refused_and_the_next_request_is_served(deployed):
+    """The attack of issue 12: the download would become a second /next waiter in its own environment."""
+    name = deployed["outputs"]["FunctionName"]
+    assert invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error()
+    [runtime_api] = _runtime_apis(name, "provisioned-concurrency")  # the alias's one environment
+    started = time.monotonic()
+    attack = invoke.invoke(
+        name, {"url": f"http://{runtime_api}/2018-06-01/runtime/invocation/next"}, "provisioned"
+    )
+    assert (
+        attack.ok
+        and attack.payload["statusCode"] == 403
+        and attack.payload["error"]["type"] == "UrlNotAllowed"
+    )
+    assert time.monotonic() - started < 5  # refused before connecting, not after the download's timeout
+    started = time.monotonic()
+    assert invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error().payload["predictions"]
+    assert time.monotonic() - started < 10  # the next invocation was not swallowed
 
 
 def post(url: str, body: bytes, content_type: str):
