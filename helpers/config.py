@@ -62,8 +62,15 @@ def local_port() -> int:
 def _configured_region() -> str | None:
     """The region from the AWS config file or profile, as the AWS CLI would find it."""
     import boto3
+    from botocore.exceptions import ProfileNotFound
 
-    return boto3.session.Session().region_name
+    try:
+        return boto3.session.Session().region_name
+    except ProfileNotFound as exc:  # a typo in AWS_PROFILE: one sentence, not botocore's traceback
+        raise ConfigError(
+            f"AWS_PROFILE names a profile that is not configured ({exc}): run 'aws configure --profile <name>' "
+            "or 'aws configure sso', or unset AWS_PROFILE."
+        ) from exc
 
 
 def load_settings() -> Settings:

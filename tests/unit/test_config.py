@@ -50,6 +50,16 @@ def test_aws_backend_without_a_region_says_to_set_aws_region(monkeypatch):
         load_settings()
 
 
+def test_aws_backend_with_a_missing_profile_and_no_region_says_to_configure_it(monkeypatch):
+    """The region is then looked up in the profile, which botocore cannot find: one sentence, no traceback."""
+    monkeypatch.setenv("WORKSHOP_BACKEND", "aws")
+    monkeypatch.setenv("AWS_PROFILE", "nosuchprofile")
+    with pytest.raises(
+        ConfigError, match=r"AWS_PROFILE names a profile that is not configured.*aws configure"
+    ):
+        load_settings()
+
+
 def test_aws_backend_rejects_a_malformed_region(monkeypatch):
     monkeypatch.setenv("WORKSHOP_BACKEND", "aws")
     monkeypatch.setenv("AWS_REGION", "virginia")
