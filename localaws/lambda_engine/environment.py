@@ -243,8 +243,9 @@ class Environment:
         if current is not None:
             current.settle("exit")
 
-    def _drain(self, process: subprocess.Popen | None = None) -> bool:
-        """Read what the pipe holds into the log; False at end of file. Safe from any thread."""
+    def _drain(self, process: subprocess.Popen | None = None, *, eof: bool = True) -> bool:
+        """Read what the pipe holds into the log; False at end of file (looked for unless ``eof`` is
+        False: the invocation's path leaves that to the reader thread). Safe from any thread."""
         process = process or self.process
         with self._out_lock:
             if process.stdout.closed:
@@ -253,6 +254,8 @@ class Environment:
             pending = array.array("i", [0])
             fcntl.ioctl(fd, termios.FIONREAD, pending, True)
             if not pending[0]:
+                if not eof:
+                    return True
                 readable, _, _ = select.select([fd], [], [], 0)
                 if readable:  # readable with nothing pending: end of file
                     self._flush_partial()
@@ -354,7 +357,7 @@ class Environment:
         if not finished and invocation.settle("timeout"):
             self.retired = True  # never handed another invocation, even before its exit is seen
             self._kill_group()
-        self._drain()
+        self._drain(eof=False)  # what the handler printed before it answered belongs to this invocation
         self._current = None
         self.last_used = time.monotonic()
         status = error_type = None
