@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import io
 import json
 import logging
 import pickle
 import socket
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,6 @@ def download_state_dict(
     the network; a download is checked against the sha256 prefix in its file name. Raises what the
     network, the hash check or torch.load raise.
     """
-    import torch
-    from torchvision.models import ResNet18_Weights
-
     options = {
         "model_dir": None if cache_dir is None else str(cache_dir),
         "map_location": "cpu",
@@ -104,10 +102,22 @@ def download_state_dict(
         "check_hash": True,
         "weights_only": True,
     }
-    with _socket_timeout(timeout):
-        if url is None:
-            return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(**options)
-        return torch.hub.load_state_dict_from_url(url, **options)
+    said = io.StringIO()  # torch.hub writes 'Downloading: ...' to stderr even with progress=False
+    try:
+        with _socket_timeout(timeout), contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            return _fetch_state_dict(url, options)
+    finally:
+        if said.getvalue().strip():
+            log.info("torch.hub: %s", said.getvalue().strip())
+
+
+def _fetch_state_dict(url: str | None, options: dict) -> dict:
+    import torch
+    from torchvision.models import ResNet18_Weights
+
+    if url is None:
+        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(**options)
+    return torch.hub.load_state_dict_from_url(url, **options)
 
 
 def load_weights(
@@ -143,9 +153,8 @@ def load_weights(
         try:
             model = _resnet18(seed)
             model.load_state_dict(download_state_dict(url, cache_dir=cache_dir))
-        except _DOWNLOAD_ERRORS as exc:
-            log.warning("could not download the ResNet-18 weights from %s: %s", url or "torchvision", exc)
-            why = "no weights file was given and the download failed"
+        except _DOWNLOAD_ERRORS as exc:  # said once, in the warning below
+            why = f"no weights file was given and the download failed: {url or 'torchvision'}: {exc}"
         else:
             source = TORCHVISION_SOURCE if url is None else f"url:{url}"
             log.info("ResNet-18 weights from %s", source)
@@ -210,11 +219,12 @@ def _describe(path: Path) -> dict:
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-def summary(exported: ExportedModel) -> dict:
-    """What a notebook shows about an export."""
-    info = asdict(exported)
-    info["directory"] = str(exported.directory)
-    info["size (MB)"] = round(exported.size / 1e6, 1)
-    if not exported.meaningful:
-        info["warning"] = OFFLINE_WARNING.format(why="no trained weights were available")
-    return info
+def summary(exported: ExportedModel) -> str:
+    """What a notebook shows about an export, as a short Markdown table (hashes shortened; a seeded
+    initialisation is named, its warning was logged once by :func:`load_weights`)."""
+    rows = ["| file | MB | sha256 |", "|---|---:|---|"]
+    for name, meta in exported.files.items():
+        rows.append(f"| {name} | {meta['size'] / 1e6:.1f} | {meta['sha256'][:12]}… |")
+    rows.append(f"| together | {exported.size / 1e6:.1f} | |")
+    note = "" if exported.meaningful else " (predictions are not meaningful: see the warning above)"
+    return "\n".join(rows) + f"\n\nIn `{exported.directory}`, weights from `{exported.weights_source}`{note}."

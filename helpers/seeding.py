@@ -8,6 +8,8 @@ and it answers when it is done (with what it did, or with the reason it refused)
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from helpers import functions, session, stacks
@@ -25,6 +27,57 @@ class SeedFailed(RuntimeError):
     """The seeder refused or failed; the message is the seeder's own, which says what to fix."""
 
 
+class UploadProgress:
+    """An upload's progress as boto3's ``Callback`` sees it: in a notebook one output line updated in
+    place that ends as ``uploaded model: 43.4 MB in 2 s`` (a saved notebook cannot replay tqdm's widget,
+    so it showed the bar at 0%); elsewhere a tqdm bar."""
+
+    def __init__(self, name: str, total_bytes: int):
+        self.name, self.total, self.done = name, total_bytes, 0
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.handle = self.bar = None
+        self._shown = 0.0
+        if getattr(_ipython(), "kernel", None) is not None:
+            from IPython.display import display
+
+            self.handle = display({"text/plain": self._text()}, raw=True, display_id=True)
+        else:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=f"uploading {name}")
+
+    def _text(self, final: bool = False) -> str:
+        if final:
+            return (
+                f"uploaded {self.name}: {self.done / 1e6:.1f} MB in {time.monotonic() - self.started:.0f} s"
+            )
+        return f"uploading {self.name}: {self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB"
+
+    def __call__(self, sent: int) -> None:
+        with self.lock:  # boto3 calls back from its transfer threads
+            self.done += sent
+            if self.bar is not None:
+                self.bar.update(sent)
+            elif self.handle is not None and time.monotonic() - self._shown > 0.2:
+                self._shown = time.monotonic()
+                self.handle.update({"text/plain": self._text()}, raw=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.handle is not None:
+            self.handle.update({"text/plain": self._text(final=True)}, raw=True)
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
 def archive_key(archive: ArchiveInfo) -> str:
     """The S3 key of an archive: named by its content, so the same content is uploaded once."""
     return f"archives/{archive.name}-{archive.version}.tar.gz"
@@ -37,19 +90,14 @@ def upload_archive(archive: ArchiveInfo, bucket: str, *, progress: bool = True) 
     if (functions.object_metadata(bucket, key) or {}).get("manifest-sha256") == archive.manifest_sha256:
         log.info("s3://%s/%s is already there", bucket, key)
         return key
-    callback, bar = None, None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=archive.size, unit="B", unit_scale=True, desc=f"uploading {archive.name}")
-        callback = bar.update
+    bar = UploadProgress(archive.name, archive.size) if progress else None
     try:
         s3.upload_file(
             str(archive.path),
             bucket,
             key,
             ExtraArgs={"Metadata": {"manifest-sha256": archive.manifest_sha256}},
-            Callback=callback,
+            Callback=bar,
         )
     finally:
         if bar is not None:

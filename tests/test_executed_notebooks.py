@@ -110,6 +110,10 @@ def executed(tmp_path_factory):
         nbformat.v4.new_code_cell(
             "from helpers import bench\nbar = bench.Progress(3)\nfor _ in range(3):\n    bar.step('warm')\nbar.close()"
         ),
+        nbformat.v4.new_code_cell(
+            "from helpers import seeding\nline = seeding.UploadProgress('model', 3_000_000)\n"
+            "for _ in range(3):\n    line(1_000_000)\nline.close()"
+        ),
     ]
     nbformat.write(nb, src / "tiny.ipynb")
     out = tmp_path_factory.mktemp("executed")
@@ -135,6 +139,13 @@ def test_a_saved_progress_line_shows_where_it_ended_not_zero_percent(executed):
     (output,) = nbformat.read(executed, as_version=4).cells[4].outputs
     assert "application/vnd.jupyter.widget-view+json" not in output.data
     assert re.fullmatch(r"3/3 invocations in \d+ s \(done\)", output.data["text/plain"])
+
+
+def test_a_saved_upload_line_shows_what_was_uploaded_not_a_bar_at_zero_percent(executed):
+    """02's uploads were saved as 'uploading model:   0%|' (tqdm's widget, which a saved notebook cannot replay)."""
+    (output,) = nbformat.read(executed, as_version=4).cells[5].outputs
+    assert "application/vnd.jupyter.widget-view+json" not in output.data
+    assert re.fullmatch(r"uploaded model: 3\.0 MB in \d+ s", output.data["text/plain"])
 
 
 def test_the_runbook_embeds_linked_images_so_the_copy_stands_alone(executed):

@@ -72,7 +72,7 @@ def test_offline_export_is_byte_deterministic_and_says_predictions_are_not_meani
     second = model.export(tmp_path / "b", try_download=False, seed=3)
     assert first.files == second.files
     assert first.weights_source == "seeded-random:3" and not first.meaningful
-    assert "NOT meaningful" in model.summary(first)["warning"]
+    assert "not meaningful" in model.summary(first)
     other = model.export(tmp_path / "c", try_download=False, seed=4)
     assert other.files["resnet18.pt"]["sha256"] != first.files["resnet18.pt"]["sha256"]
 
@@ -211,3 +211,33 @@ def test_a_download_that_is_not_a_resnet18_leaves_the_seeded_initialisation_unto
     seeded, _ = model.load_weights(try_download=False, seed=2)
     assert source == "seeded-random:2"
     assert all(torch.equal(value, seeded.state_dict()[key]) for key, value in fallback.state_dict().items())
+
+
+def test_an_export_without_the_network_warns_once_and_its_summary_is_a_short_table(
+    tmp_path, monkeypatch, caplog, capsys
+):
+    """02 showed three warnings for one fact (the download failed, the seeded fallback, and the summary's
+    own), a torch.hub 'Downloading:' line, and the files' full sha256 hashes in a nested dict."""
+    import logging
+    import sys
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        sys.stderr.write(
+            'Downloading: "https://download.pytorch.org/models/resnet18.pth"\n'
+        )  # as torch.hub does
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(model, "_fetch_state_dict", offline)
+    with caplog.at_level(logging.INFO, logger=model.log.name):
+        exported = model.export(tmp_path / "m", seed=1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (
+        len(warnings) == 1 and "NOT meaningful" in warnings[0] and "Name or service not known" in warnings[0]
+    )
+    assert "Downloading" not in capsys.readouterr().err
+    shown = model.summary(exported)
+    assert shown.startswith("| file | MB | sha256 |") and "| resnet18.pt | 46.8 |" in shown
+    assert exported.files["resnet18.pt"]["sha256"] not in shown  # hashes shortened
+    assert exported.files["resnet18.pt"]["sha256"][:12] in shown
+    assert "NOT meaningful" not in shown  # the warning is said once, above
