@@ -8,6 +8,9 @@ Two walks, each failing on a missing action:
   parameters conventionally named for one (``lam``, ``s3``, ``logs``, ``cfn``...); paginators and waiters
   count as their operations. Each operation becomes its IAM action (``efs`` -> ``elasticfilesystem``,
   ``Invoke`` -> ``lambda:InvokeFunction``, ``HeadObject`` -> ``s3:GetObject``, ...).
+- the ``sagemaker`` SDK's resource classes (05): ``Model.get``, ``resources.Endpoint.create``, and methods of
+  what they return (``endpoint.invoke``) map to the operations the SDK calls (SDK_ACTIONS, read from
+  ``sagemaker/core/resources.py``); a method missing from that table fails the test until it is added.
 - the templates' resource types: CloudFormation acts with the caller's permissions (no service role),
   so creating and deleting each type needs the actions listed in RESOURCE_ACTIONS (from each type's
   resource schema, https://docs.aws.amazon.com/cloudformation-cli/latest/userguide/resource-type-schema.html,
@@ -57,6 +60,19 @@ OPERATION_ACTIONS = {
     ("s3", "download_file"): ["s3:GetObject"],
     ("s3", "download_fileobj"): ["s3:GetObject"],
 }
+SDK = "sagemaker-sdk"  # calls through sagemaker.core.resources, which makes its own boto3 clients
+# What each SDK method calls (sagemaker 3.27.0's sagemaker/core/resources.py): create calls get after it.
+SDK_ACTIONS = {
+    "Model.get": ["sagemaker:DescribeModel"],
+    "Model.create": ["sagemaker:CreateModel", "sagemaker:DescribeModel", "iam:PassRole"],
+    "EndpointConfig.get": ["sagemaker:DescribeEndpointConfig"],
+    "EndpointConfig.create": ["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
+    "Endpoint.get": ["sagemaker:DescribeEndpoint"],
+    "Endpoint.create": ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint"],
+    "Endpoint.invoke": ["sagemaker:InvokeEndpoint"],
+    "Endpoint.refresh": ["sagemaker:DescribeEndpoint"],
+}
+SDK_CLASSES = {key.split(".")[0] for key in SDK_ACTIONS}
 RESOURCE_ACTIONS = {
     "AWS::EC2::VPC": [
         "ec2:CreateVpc",
@@ -231,6 +247,9 @@ def waiter_operation(service: str, waiter: str) -> str:
 
 
 def to_actions(service: str, operation: str) -> list[str]:
+    if service == SDK:
+        assert operation in SDK_ACTIONS, f"add the sagemaker SDK's {operation} to SDK_ACTIONS (what it calls)"
+        return SDK_ACTIONS[operation]
     if (service, operation) in OPERATION_ACTIONS:
         return OPERATION_ACTIONS[(service, operation)]
     if service == "apigatewayv2":  # HTTP APIs are authorised by HTTP verb on the API's path
@@ -284,7 +303,7 @@ def calls_in(source: str) -> set[tuple[str, str]]:
                     for name, svc in zip(target.elts, services, strict=False):
                         if isinstance(name, ast.Name):
                             known[name.id] = svc
-    found = set()
+    found = _sdk_calls(tree) if "sagemaker.core" in source else set()
     calls = {id(n.func): n for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):  # client.method, called or passed on (retry(s3.head_object, ...))
         if not isinstance(node, ast.Attribute):
@@ -303,6 +322,37 @@ def calls_in(source: str) -> set[tuple[str, str]]:
             found.add((service, api_methods(service)[method]))
         elif (service, method) in OPERATION_ACTIONS:
             found.add((service, method))
+    return found
+
+
+def _sdk_class(node: ast.AST, instances: dict[str, str]) -> tuple[str, bool] | None:
+    """(class, is_instance) of an SDK resource class (``Model``, ``resources.Model``) or of a variable
+    holding what one returned (``endpoint = Endpoint.get(...)``)."""
+    if isinstance(node, ast.Name) and node.id in SDK_CLASSES:
+        return node.id, False
+    if isinstance(node, ast.Attribute) and node.attr in SDK_CLASSES:
+        return node.attr, False
+    if isinstance(node, ast.Name) and node.id in instances:
+        return instances[node.id], True
+    return None
+
+
+def _sdk_calls(tree: ast.AST) -> set[tuple[str, str]]:
+    instances: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            made = _sdk_class(func.value, {}) if isinstance(func, ast.Attribute) else None
+            if made and func.attr in ("get", "create"):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        instances[target.id] = made[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = _sdk_class(node.func.value, instances)
+            if owner:
+                found.add((SDK, f"{owner[0]}.{node.func.attr}"))
     return found
 
 
@@ -351,6 +401,23 @@ session.client("lambda").invoke(FunctionName="f")
     }
 
 
+def test_the_walk_finds_the_sagemaker_sdks_calls():
+    source = """
+from sagemaker.core import resources
+from sagemaker.core.resources import Endpoint
+model = resources.Model.create(model_name="m")
+endpoint = Endpoint.get(endpoint_name="e")
+endpoint.invoke(body=b"x")
+"""
+    assert {c for c in calls_in(source) if c[0] == SDK} == {
+        (SDK, "Model.create"),
+        (SDK, "Endpoint.get"),
+        (SDK, "Endpoint.invoke"),
+    }
+    with pytest.raises(AssertionError, match="add the sagemaker SDK's Endpoint.delete to SDK_ACTIONS"):
+        to_actions(SDK, "Endpoint.delete")
+
+
 def test_every_boto3_call_of_the_workshop_is_allowed_by_the_learner_policy():
     missing, seen = {}, set()
     for name, source in workshop_sources().items():
@@ -360,6 +427,7 @@ def test_every_boto3_call_of_the_workshop_is_allowed_by_the_learner_policy():
                 if action not in allowed_actions() and action != "sts:GetCallerIdentity":
                     missing.setdefault(action, []).append(name)
     assert len(seen) >= 25, f"the walk found only {sorted(seen)}: it lost track of the workshop's calls"
+    assert {(SDK, "Model.create"), (SDK, "Endpoint.invoke")} <= seen, "the walk lost 05's sagemaker SDK calls"
     assert not missing, f"add these actions to {POLICY.name}: " + "; ".join(
         f"{action} (used in {', '.join(sorted(set(files)))})" for action, files in sorted(missing.items())
     )
