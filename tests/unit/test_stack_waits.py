@@ -181,3 +181,26 @@ def test_other_s3_errors_are_raised(s3):
     s3.add_client_error("head_object", "500", "Internal", http_status_code=500)
     with pytest.raises(Exception, match="500"):
         functions.object_metadata("bucket", "k")
+
+
+def test_99_on_aws_tells_what_still_bills_while_it_waits_and_nothing_locally(monkeypatch):
+    """cleanup.delete_stacks hands each delete the sentence its heartbeat lines repeat, priced from prices.json."""
+    from helpers import cleanup, cost
+    from helpers.config import load_settings
+
+    monkeypatch.delenv("WORKSHOP_PREFIX", raising=False)
+    told = {}
+    monkeypatch.setattr(
+        cleanup.stacks, "delete", lambda name, **kw: told.setdefault(name, kw["meanwhile"]) is None
+    )
+    monkeypatch.setenv("WORKSHOP_BACKEND", "aws")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    cleanup.delete_stacks(load_settings(), echo=None)
+    prices = cost.load_prices()
+    sentence = cleanup.still_billing()
+    assert set(told) == set(cleanup.stack_names()) and set(told.values()) == {sentence}
+    assert f"${prices.efs.storage_gb_month:.2f} per GB-month" in sentence and "artifact bucket" in sentence
+    told.clear()
+    monkeypatch.setenv("WORKSHOP_BACKEND", "local")
+    cleanup.delete_stacks(load_settings(), echo=None)
+    assert set(told.values()) == {""}  # nothing bills on the local backend
