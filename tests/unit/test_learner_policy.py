@@ -168,6 +168,9 @@ RESOURCE_ACTIONS = {
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeSubnets",
         "ec2:DescribeVpcs",
+        # without it CloudFormation does not wait for a deleted VPC function's network interfaces, and the
+        # storage stack's subnets and security groups then fail to delete:
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-lambda-function-vpcconfig.html
         "ec2:DescribeNetworkInterfaces",
         "elasticfilesystem:DescribeMountTargets",
         "s3:GetObject",
