@@ -91,7 +91,7 @@ def provisioned_concurrency(
         return default
     if not quota["fits"]:
         message = f"Provisioned Concurrency 0: {quota['advice']}"
-        log.warning(message)
+        log.info(message)
         if echo:
             echo(message)
     return quota["provisioned_concurrency"]
