@@ -204,3 +204,18 @@ def test_the_executed_copies_cover_every_workshop_notebook():
     for folder in {p.parent for p in copies}:
         missing = sorted(sources - {p.name for p in copies if p.parent == folder})
         assert not missing, f"{folder} has no executed copy of {missing}: run make demo again"
+
+
+@pytest.mark.parametrize("path", _executed_copies(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_markdown_output_of_an_executed_notebook_renders_as_maths(path):
+    """The Markdown the helpers show at run time (the sweep's table, 05's comparison, cost tables) is read
+    by JupyterLab as the cells are: two unescaped dollar amounts in one block become a formula."""
+    from tests.unit.test_markdown_maths import maths
+
+    garbled = {}
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        for out in cell.get("outputs", []):
+            text = out.get("data", {}).get("text/markdown")
+            if text and (spans := maths(text)):
+                garbled[index] = spans
+    assert not garbled, f"{path}: Markdown outputs that render as maths: {garbled}"
