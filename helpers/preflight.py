@@ -242,6 +242,11 @@ def concurrency(wanted: int | None = None, function: str | None = None) -> dict:
     fits = wanted <= room
     if fits:
         advice = f"room for {room} Provisioned Concurrency environment(s); 03 will use {wanted}."
+        if 2 * wanted > room:  # 04's provisioned burst allocates as many again, on a fresh version
+            advice += (
+                f" 04's provisioned burst needs {wanted} more at the same time, so it gets {room - wanted} "
+                "(its requests spill over to on-demand) unless the quota is raised."
+            )
     else:
         advice = (
             f"the account's concurrency quota is {total} with {unreserved} unreserved, and Lambda keeps "
@@ -259,6 +264,17 @@ def concurrency(wanted: int | None = None, function: str | None = None) -> dict:
         "fits": fits,
         "advice": advice,
     }
+
+
+def spare_provisioned() -> int:
+    """Provisioned Concurrency the account can allocate now, on top of what is allocated already.
+
+    For 04's provisioned burst, which allocates its own on a fresh version while 03's alias keeps its
+    environments: ``min(ENVIRONMENTS, spare_provisioned())`` is what it can get without AWS refusing the
+    PutProvisionedConcurrencyConfig (Lambda keeps 100 unreserved).
+    """
+    limit = session.client("lambda").get_account_settings()["AccountLimit"]
+    return max(0, limit["UnreservedConcurrentExecutions"] - UNRESERVED_MINIMUM)
 
 
 def run(cfg: Settings | None = None, echo=print) -> dict:

@@ -238,3 +238,21 @@ def test_the_environment_03_already_holds_counts_as_room_when_03_runs_again(aws)
 def test_an_unreadable_account_setting_keeps_the_default(aws):
     aws["lambda"].add_client_error("get_account_settings", "AccessDeniedException", "no", 403)
     assert preflight.provisioned_concurrency(echo=None) == 1
+
+
+def test_room_for_03_but_not_for_04s_burst_says_the_burst_spills_over(aws):
+    account(aws, 101, 101)
+    quota = preflight.concurrency(wanted=1, function="lambda-efs-inference")
+    assert (
+        quota["fits"]
+        and "04's provisioned burst needs 1 more at the same time, so it gets 0" in quota["advice"]
+    )
+    account(aws, 1000, 1000)
+    assert "04's" not in preflight.concurrency(wanted=1, function="lambda-efs-inference")["advice"]
+
+
+def test_the_spare_room_is_what_can_still_be_allocated_beside_03s_alias(aws):
+    aws["lambda"].add_response("get_account_settings", settings_of(101, 100), {})  # 03 holds 1
+    assert preflight.spare_provisioned() == 0
+    aws["lambda"].add_response("get_account_settings", settings_of(1000, 999), {})
+    assert preflight.spare_provisioned() == 899
