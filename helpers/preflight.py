@@ -190,9 +190,13 @@ def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambd
                 )
                 results = [r for page in pages for r in page["EvaluationResults"]]
             except ClientError as exc:
+                code = exc.response["Error"]["Code"]
                 reason = (
-                    f"the policy simulator is not open to you ({exc.response['Error']['Code']}): "
-                    "iam:SimulatePrincipalPolicy on your own role or user would let this cell check"
+                    f"the policy simulator does not know {principal} (NoSuchEntity): a role with a path, such "
+                    "as an IAM Identity Center role, needs iam:GetRole on itself for this cell to find its ARN"
+                    if code == "NoSuchEntity"
+                    else f"the policy simulator is not open to you ({code}): iam:SimulatePrincipalPolicy on "
+                    "your own role or user would let this cell check"
                 )
                 unchecked += batch
                 continue

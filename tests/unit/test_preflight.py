@@ -256,3 +256,13 @@ def test_the_spare_room_is_what_can_still_be_allocated_beside_03s_alias(aws):
     assert preflight.spare_provisioned() == 0
     aws["lambda"].add_response("get_account_settings", settings_of(1000, 999), {})
     assert preflight.spare_provisioned() == 899
+
+
+def test_a_role_whose_path_could_not_be_read_is_said_so_not_called_a_closed_simulator(aws):
+    who(aws)
+    aws["iam"].add_client_error("get_role", "AccessDenied", "no")
+    aws["iam"].add_client_error("simulate_principal_policy", "NoSuchEntity", "no such role", 404)
+    account(aws, 1000, 1000)
+    perms = preflight.run(echo=None)["permissions"]
+    assert not perms["checked"] and "needs iam:GetRole on itself" in perms["reason"]
+    assert "arn:aws:iam::123456789012:role/WorkshopLearner" in perms["reason"]
