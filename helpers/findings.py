@@ -185,21 +185,22 @@ def _cost_lines(
     rate = cost.break_even_requests_per_month(
         warm["billed_ms"], memory_mb, arch, environments, billed_ms_provisioned=prov["billed_ms"]
     )
-    if rate is None:
-        return [
-            "- **Cost:** at these billed durations Provisioned Concurrency never costs less than on-demand."
-        ]
     capacity = cost.max_requests_per_month(prov["billed_ms"], environments)
-    if rate > capacity:  # no environment is busy more than all the time: this break-even is never reached
+    if rate is None or rate > capacity:  # never cheaper, or only past what the environments can serve
         same = (cost.break_even_requests_per_month(warm["billed_ms"], memory_mb, arch, environments) or 0) / (
             cost.max_requests_per_month(warm["billed_ms"], environments)
         )
+        where = (
+            "it never costs less than on-demand"
+            if rate is None
+            else f"its break-even ({rate:,.0f} requests a month) is more than {environments} provisioned "
+            f"environment(s) can serve ({rate / capacity:.0%} busy)"
+        )
         return [
             f"- **Cost:** with {environments} x {memory_mb} MB ({arch}) and provisioned requests billed "
-            f"{ms(prov['billed_ms'])} against {ms(warm['billed_ms'])}, the break-even ({rate:,.0f} requests a "
-            f"month) is more than {environments} provisioned environment(s) can serve ({rate / capacity:.0%} "
-            "busy): here Provisioned Concurrency never pays for itself on price, it buys freedom from cold "
-            f"starts. Billed the same on both sides, it breaks even at {same:.0%} utilisation, at any memory size."
+            f"{ms(prov['billed_ms'])} against {ms(warm['billed_ms'])} on demand, {where}: here Provisioned "
+            "Concurrency never pays for itself on price, it buys freedom from cold starts. Billed the same on "
+            f"both sides, it breaks even at {same:.0%} utilisation of a provisioned environment, at any memory size."
         ]
     monthly = cost.monthly_cost_on_demand(rate, warm["billed_ms"], memory_mb, arch)
     return [

@@ -273,3 +273,13 @@ def test_a_break_even_beyond_what_the_environments_can_serve_is_no_break_even():
     assert "more than 1 provisioned environment(s) can serve" in text
     same = cost.break_even_requests_per_month(58, 2048, "x86_64", 1) / cost.max_requests_per_month(58, 1)
     assert f"at {same:.0%} utilisation" in text
+
+
+def test_no_break_even_at_all_still_gives_the_break_even_at_equal_durations():
+    records = [rec("warm", 30, 20, billed=21)] * 12 + [
+        rec("provisioned", 80, 70, billed=71, init_type="provisioned-concurrency")
+    ] * 12
+    assert cost.break_even_requests_per_month(21, 2048, "x86_64", 1, billed_ms_provisioned=71) is None
+    text = findings.conclusion(records, memory_mb=2048, arch="x86_64", environments=1)
+    assert "71.0 ms against 21.0 ms on demand, it never costs less than on-demand" in text
+    assert "breaks even at 60% utilisation of a provisioned environment" in text
