@@ -19,7 +19,8 @@ def run_notebook(name: str) -> list[str]:
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
     ).execute()
     return [
-        "".join(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        "".join(o.get("text", ""))
+        + str(o.get("data", {}).get("text/markdown", o.get("data", {}).get("text/plain", "")))
         for cell in nb.cells
         if cell.cell_type == "code"
         for o in cell.get("outputs", [])
@@ -43,7 +44,7 @@ def test_setup_twice_then_cleanup_twice(tmp_path, monkeypatch):
         run_notebook("99_cleanup.ipynb")
         assert not state.exists()
         again = "\n".join(run_notebook("99_cleanup.ipynb"))
-        assert "'rerun-storage': 'not there'" in again
+        assert "| rerun-storage | not there |" in again  # 99's table of what each stack's delete found
         assert not state.exists() and server.status(state) is None
     finally:
         server.stop(state)
