@@ -216,11 +216,13 @@ class FreshVersions:
         self.changed: set[str] = set()
         return self
 
-    def publish(self, purpose: str, **configuration: Any) -> str:
+    def publish(self, purpose: str, variables: dict[str, str] | None = None, **configuration: Any) -> str:
+        """A new version with ``BENCH_COLD_START`` changed, ``variables`` added to the environment and
+        ``configuration`` applied; ``$LATEST`` gets its own back on exit."""
         stamp = f"{time.time_ns()}-{len(self.published)}"
         self.lam.update_function_configuration(
             FunctionName=self.name,
-            Environment={"Variables": {**self.variables, "BENCH_COLD_START": stamp}},
+            Environment={"Variables": {**self.variables, **(variables or {}), "BENCH_COLD_START": stamp}},
             **configuration,
         )
         self.changed |= set(configuration)

@@ -1,13 +1,17 @@
 """The cold-cache scenario: forced cold starts after the framework's and the model's pages were dropped
 from the page cache, set beside the ordinary (warm-cache) cold starts.
 
-Before each cold-cache start the seeder function (which mounts the same access point) runs
-``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file of ``framework/current`` and ``model/current``
+The kernel keeps every page a live process maps, and environments that imported torch from the bundle
+(the provisioned one, an idle on-demand one) keep the pages of ``libtorch_cpu.so`` they touched. So
+the scenario does not read ``current``: the seeder first copies the framework and the model to
+``<name>/copies/cold-cache`` on the same file system (``seeding.copy``: new files, mapped by nobody),
+and each round publishes a version whose ``FRAMEWORK_DIR`` and ``MODEL_DIR`` point at the copy. Before
+each round the seeder runs ``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file of the copy
 (``seeding.evict``), so the new environment's init reads PyTorch and the weights from the file system,
-as the first cold start after seeding does. The kernel keeps the pages a live process maps: an
-environment that imported torch from the bundle (the provisioned one, an idle on-demand one) keeps the
-pages of ``libtorch_cpu.so`` it touched. Each round's version is therefore deleted as soon as it has
-answered, and every record says how many bytes stayed cached (``cached_after_evict_bytes``).
+as the first cold start after seeding does. Each round's version is deleted as soon as it has
+answered, so its environment ends and maps nothing when the next round evicts; every record says how
+many bytes stayed cached all the same (``cached_after_evict_bytes``, expected 0). The copies are
+removed at the end.
 
 On Lambda every execution environment runs in a microVM of its own and environments are never shared
 across functions (https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html):
@@ -18,6 +22,7 @@ the bundle from EFS anyway. There both scenarios measure a first read; locally o
 from __future__ import annotations
 
 import logging
+import posixpath
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +30,7 @@ from typing import Any
 from helpers import seeding, stats
 from helpers.bench import COLD_CACHE, INIT_PHASES, FreshVersions, Progress, record
 from helpers.invoke import invoke
+from helpers.seeding import SeedFailed
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,19 @@ log = logging.getLogger(__name__)
 WARM_CACHE = "cold"
 #: A difference below this share of the warm-cache median is reported as none (this machine is noisy).
 NOTICEABLE = 0.05
+#: The label of the seeder's copies the scenario reads (``<name>/copies/cold-cache``).
+COPY = "cold-cache"
+#: Where the inference function finds the framework and the model (its template's defaults).
+DIRECTORIES = {"FRAMEWORK_DIR": "/mnt/ml/framework/current", "MODEL_DIR": "/mnt/ml/model/current"}
+
+
+def copy_variables(variables: Mapping[str, str], label: str = COPY) -> dict[str, str]:
+    """``FRAMEWORK_DIR`` and ``MODEL_DIR`` pointed at the copies: ``.../framework/current`` becomes
+    ``.../framework/copies/<label>``."""
+    return {
+        key: posixpath.join(posixpath.dirname(variables.get(key, default).rstrip("/")), "copies", label)
+        for key, default in DIRECTORIES.items()
+    }
 
 
 def cold_cache_starts(
@@ -43,30 +62,40 @@ def cold_cache_starts(
     *,
     settle_s: float = 5.0,
 ) -> list[dict]:
-    """``rounds`` forced cold starts on fresh versions, each right after ``seeding.evict``.
+    """``rounds`` forced cold starts on fresh versions that read the seeder's copies, each right after
+    ``seeding.evict`` of the copies.
 
     Each round's version is deleted once it has answered (its environment ends with it), and the
     eviction is repeated for up to ``settle_s`` while pages stay cached: the previous round's
-    environment may still be ending. What stays after that is mapped by an environment that lives on.
+    environment may still be ending.
     """
     records = []
     with FreshVersions(function_name) as versions:
-        for index in range(rounds):
-            version = versions.publish("cold start, cold cache")
-            evicted = seeding.evict(seeder_name)
-            deadline = time.monotonic() + settle_s
-            while evicted["resident_after_bytes"] and time.monotonic() < deadline:
-                time.sleep(0.5)
-                evicted = seeding.evict(seeder_name)
-            if evicted["resident_after_bytes"]:
-                log.info("cold-cache start %d: %s", index, evicted["note"])
-            result = record(COLD_CACHE, index, invoke(function_name, payload, version, client=versions.lam))
-            result["evicted_bytes"] = evicted["bytes"]
-            result["cached_after_evict_bytes"] = evicted["resident_after_bytes"]
-            records.append(result)
-            versions.retire(version)
-            if progress:
-                progress.step("cold starts, cold cache")
+        seeding.copy(seeder_name, COPY)
+        try:
+            redirect = copy_variables(versions.variables)
+            for index in range(rounds):
+                version = versions.publish("cold start, cold cache", variables=redirect)
+                evicted = seeding.evict(seeder_name, copy=COPY)
+                deadline = time.monotonic() + settle_s
+                while evicted["resident_after_bytes"] and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    evicted = seeding.evict(seeder_name, copy=COPY)
+                if evicted["resident_after_bytes"]:
+                    log.info("cold-cache start %d: %s", index, evicted["note"])
+                call = invoke(function_name, payload, version, client=versions.lam)
+                result = record(COLD_CACHE, index, call)
+                result["evicted_bytes"] = evicted["bytes"]
+                result["cached_after_evict_bytes"] = evicted["resident_after_bytes"]
+                records.append(result)
+                versions.retire(version)
+                if progress:
+                    progress.step("cold starts, cold cache")
+        finally:
+            try:
+                seeding.drop_copy(seeder_name, COPY)
+            except SeedFailed as exc:  # the records stand; the copies go with 99's file system anyway
+                log.warning("the cold-cache copies stay on EFS: %s", exc)
     return records
 
 

@@ -144,12 +144,29 @@ def clean(function_name: str, keep: int = 1) -> dict:
     return call(function_name, {"action": "clean", "keep": keep})
 
 
-def evict(function_name: str, names: tuple[str, ...] = ("framework", "model")) -> dict:
-    """Drop the current framework's and model's pages from the page cache of the machine the seeder runs
-    on (``posix_fadvise(DONTNEED)``); the answer counts the bytes still cached before and after. Pages
-    that a live process maps stay (``resident_after_bytes``); on Lambda each environment's cache is its
-    own, so this empties the seeder's only, and a new environment's is cold anyway."""
-    return call(function_name, {"action": "evict", "names": list(names)})
+def evict(
+    function_name: str, names: tuple[str, ...] = ("framework", "model"), *, copy: str | None = None
+) -> dict:
+    """Drop the current framework's and model's pages (or those of their copy labelled ``copy``) from the
+    page cache of the machine the seeder runs on (``posix_fadvise(DONTNEED)``); the answer counts the
+    bytes still cached before and after. Pages that a live process maps stay (``resident_after_bytes``);
+    on Lambda each environment's cache is its own, so this empties the seeder's only, and a new
+    environment's is cold anyway."""
+    event: dict[str, Any] = {"action": "evict", "names": list(names)}
+    if copy is not None:
+        event["copy"] = copy
+    return call(function_name, event)
+
+
+def copy(function_name: str, label: str) -> dict:
+    """Copy the current framework and model to ``<name>/copies/<label>`` on EFS: new files, whose pages
+    no live environment maps. Answers each copy's path (relative to the mount) and bytes."""
+    return call(function_name, {"action": "copy", "as": label})
+
+
+def drop_copy(function_name: str, label: str) -> dict:
+    """Remove the copies labelled ``label`` from EFS."""
+    return call(function_name, {"action": "drop_copy", "as": label})
 
 
 def size_table(framework_bytes: int, model_bytes: int, framework_note: str = "") -> list[dict]:

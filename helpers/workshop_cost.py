@@ -42,6 +42,7 @@ class RunAssumptions:
     seeder_runs: int = 2
     seeder_billed_ms: float = 120_000
     bundle_read_gb: float = 0.3  # what one init reads from EFS (torch CPU build, weights)
+    cold_cache_copies: int = 1  # 04's cold-cache scenario copies the framework and the model once
     efs_stored_gb: float = round(sum(SEEDED_MB.values()) / 1000, 2)  # the framework bundle and the model
     artifacts_gb: float = round(sum(ARCHIVES_MB.values()) / 1000, 2)  # the archives in the artifact bucket
     s3_requests: int = 50
@@ -109,6 +110,14 @@ def workshop_run(run: RunAssumptions | None = None, arch: str = "x86_64") -> lis
             "EFS Elastic Throughput, writes (seeding)",
             f"{run.efs_stored_gb:g} GB",
             efs_cost(gb_written=run.efs_stored_gb),
+        ),
+        LineItem(
+            "EFS Elastic Throughput, 04's cold-cache copy (one read and one write of the bundle)",
+            f"{run.cold_cache_copies} x {run.efs_stored_gb:g} GB",
+            efs_cost(
+                gb_read=run.cold_cache_copies * run.efs_stored_gb,
+                gb_written=run.cold_cache_copies * run.efs_stored_gb,
+            ),
         ),
         LineItem(
             "EFS storage",

@@ -26,7 +26,13 @@ Actions (the event's ``action``):
   says so instead of pretending. On an NFS mount such as EFS, DONTNEED drops this client's cache only:
   on Lambda each execution environment reads EFS through a cache of its own, so a new environment's
   cache is cold whatever this does. Links are not followed, and a ``current`` that points outside its
-  ``versions`` folder is refused.
+  ``versions`` folder is refused. With ``copy`` (a label), the files of ``<name>/copies/<label>``.
+- ``copy`` (``as``, a label such as ``cold-cache``; ``names``, default both): copy each name's
+  ``current`` version to ``<name>/copies/<label>``, replacing an older copy. The copy's files are new
+  files, so their pages are in nobody's mapping: a function pointed at the copy, after ``evict`` of
+  it, reads every byte from the file system, whatever live environments keep of ``current``. A name
+  not seeded is listed under ``not_seeded``.
+  ``drop_copy`` (``as``) removes the copies again; ``clean`` removes interrupted ones.
 
 Precompiling: before the switch, every ``.py`` of the new version is compiled with this function's own
 interpreter (``sys.executable``: the python3.12 runtime the inference function shares, so the cache
@@ -54,6 +60,7 @@ import logging
 import mmap
 import os
 import py_compile
+import re
 import shutil
 import stat
 import sys
@@ -71,6 +78,8 @@ log.setLevel(logging.INFO)
 
 EFS_MOUNT = Path(os.environ.get("EFS_MOUNT", "/mnt/ml"))
 NAMES = ("model", "framework")
+COPIES = "copies"  # <name>/copies/<label>: see the copy action
+_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MANIFEST = "manifest.json"
 PYCACHE = "__pycache__"
 CHUNK = 1024 * 1024
@@ -103,8 +112,29 @@ def handler(event: dict, context: object) -> dict:
             raise SeedError(
                 f"names must be a list of {' and '.join(NAMES)} (or left out for both), not {names!r}."
             )
-        return evict(names)
-    raise SeedError(f"Unknown action {action!r}: use 'seed', 'inspect', 'clean' or 'evict'.")
+        return evict(names, copy=_label(event["copy"]) if "copy" in event else None)
+    if action in ("copy", "drop_copy"):
+        label = _label(event.get("as"))
+        if action == "drop_copy":
+            return drop_copy(label)
+        names = event.get("names", list(NAMES))
+        if not isinstance(names, list) or not names or not all(n in NAMES for n in names):
+            raise SeedError(
+                f"names must be a list of {' and '.join(NAMES)} (or left out for both), not {names!r}."
+            )
+        return copy(label, names)
+    raise SeedError(
+        f"Unknown action {action!r}: use 'seed', 'inspect', 'clean', 'evict', 'copy' or 'drop_copy'."
+    )
+
+
+def _label(value: object) -> str:
+    """A copy's label: lower-case letters, digits and dashes (it becomes a folder name)."""
+    if not isinstance(value, str) or not _LABEL.fullmatch(value):
+        raise SeedError(
+            f"A copy needs a label of lower-case letters, digits and dashes, such as 'cold-cache', not {value!r}."
+        )
+    return value
 
 
 def _root(name: str) -> Path:
@@ -362,6 +392,9 @@ def clean(keep: int = 1) -> dict:
         for pointer in (EFS_MOUNT / name).glob(".current-*"):  # a switch interrupted before its rename
             pointer.unlink()
             removed.append(f"{name}/{pointer.name}")
+        for leftover in (EFS_MOUNT / name / COPIES).glob(".tmp-*"):  # a copy interrupted
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(f"{name}/{COPIES}/{leftover.name}")
         others = sorted(
             (p for p in versions.iterdir() if p.is_dir() and p.name != current),
             key=lambda p: p.stat().st_mtime,
@@ -387,6 +420,53 @@ def _current_folder(name: str) -> Path | None:
             f"{name}/current points outside {name}/versions ({os.readlink(link)!r}): seed {name} again."
         )
     return target
+
+
+def copy(label: str, names: list[str] | tuple[str, ...] = NAMES) -> dict:
+    """Copy each name's ``current`` version to ``<name>/copies/<label>`` (new files: pages no process
+    maps), replacing an older copy once the new one is complete; answer each copy's path and bytes, and
+    under ``not_seeded`` the names that have no ``current`` to copy."""
+    result: dict = {"not_seeded": []}
+    for name in names:
+        source = _current_folder(name)
+        if source is None:
+            result["not_seeded"].append(name)
+            continue
+        copies = _root(name) / COPIES
+        copies.mkdir(exist_ok=True)
+        staging = copies / f".tmp-{label}-{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(source, staging, symlinks=True)  # links copied as links, never followed
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            reason = exc.strerror or str(exc)
+            raise SeedError(
+                f"Could not copy {name} to {name}/{COPIES}/{label}: {reason}. The copy needs as much free "
+                "space as the current version ('inspect' shows both); free some, then retry."
+            ) from exc
+        target = copies / label
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+        result[name] = {"path": f"{name}/{COPIES}/{label}", "bytes": _size(target)}
+    log.info("copied %s", result)
+    return result
+
+
+def drop_copy(label: str) -> dict:
+    """Remove every ``<name>/copies/<label>``; answer what was removed."""
+    removed = []
+    for name in NAMES:
+        target = _root(name) / COPIES / label
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+            removed.append(f"{name}/{COPIES}/{label}")
+    return {"removed": removed}
+
+
+def _copy_folder(name: str, label: str) -> Path | None:
+    target = _root(name) / COPIES / label
+    return target if target.is_dir() and not target.is_symlink() else None
 
 
 _LIBC = None
@@ -437,17 +517,18 @@ def _counted(fd: int, size: int, countable: bool, uncounted: list[str]) -> int:
         return 0
 
 
-def evict(names: list[str] | tuple[str, ...] = NAMES) -> dict:
-    """Drop the ``current`` files of ``names`` from the page cache; count what was and still is cached."""
+def evict(names: list[str] | tuple[str, ...] = NAMES, copy: str | None = None) -> dict:
+    """Drop the ``current`` files of ``names`` (or those of their copy labelled ``copy``) from the page
+    cache; count what was and still is cached."""
     started = time.monotonic()
     result = {"files": 0, "bytes": 0, "resident_before_bytes": 0, "resident_after_bytes": 0}
     result |= {"unverified_bytes": 0, "skipped_links": [], "not_seeded": [], "still_cached": {}}
     still: dict[str, int] = {}
     uncounted: list[str] = []  # why mincore could not answer, once it failed (then it is not asked again)
     for name in names:
-        folder = _current_folder(name)
+        folder = _current_folder(name) if copy is None else _copy_folder(name, copy)
         if folder is None:
-            result["not_seeded"].append(name)
+            result["not_seeded"].append(name if copy is None else f"{name}/{COPIES}/{copy}")
             continue
         for directory, folders, files in os.walk(folder):  # links to folders are listed, never followed
             for entry in sorted(files) + [f for f in folders if os.path.islink(os.path.join(directory, f))]:

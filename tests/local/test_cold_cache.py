@@ -1,6 +1,7 @@
 """The cold-cache scenario on the local backend, through the deployed seeder and a function mounting the
-same access point: the eviction reaches what a new environment sees at its mount, the scenario records
-cold starts with their init phases, and pages a live environment maps are reported as still cached."""
+same access point: the eviction reaches what a new environment sees at its mount, pages a live
+environment maps stay cached, and the scenario, which reads the seeder's copies instead, finds nothing
+cached all the same and records cold starts with their init phases."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ PROBE = """
 import mmap, os, time
 from seeder_app import resident_bytes
 _started = time.perf_counter()
-PATH = "/mnt/ml/model/current/resnet18.pt"
+PATH = os.path.join(os.environ.get("MODEL_DIR", "/mnt/ml/model/current"), "resnet18.pt")
 _fd = os.open(PATH, os.O_RDONLY)
 CACHED_AT_INIT = resident_bytes(_fd, os.fstat(_fd).st_size)
 MAPPED = mmap.mmap(_fd, 0, prot=mmap.PROT_READ)
@@ -34,7 +35,7 @@ _load_ms = (time.perf_counter() - _started) * 1000
 _init = {"phases_ms": {"runtime_start": 1.0, "import_torch": 2.0, "load_weights": _load_ms}, "total_ms": 3.0 + _load_ms}
 def handler(event, context):
     global _init
-    body = {"init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "cached_at_init": CACHED_AT_INIT}
+    body = {"init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "cached_at_init": CACHED_AT_INIT, "path": PATH}
     if _init:
         body, _init = {**body, "init": _init}, None
     return body
@@ -105,26 +106,38 @@ def test_the_scenario_records_cold_starts_with_init_phases_and_what_was_evicted(
     assert {v["Version"] for v in left} == {"$LATEST"}  # every round's version deleted
 
 
-def test_pages_a_live_environment_maps_stay_cached_and_the_records_say_so(deployed):
-    """The caveat the scenario is built around: an idle environment that mapped the weights keeps them,
-    and only ending it (here: deleting its version) lets the eviction take them."""
-    lam = deployed["lam"]
-    kept = lam.publish_version(FunctionName=deployed["probe"], Description="an environment that lives on")
+def test_the_scenario_reads_a_copy_that_a_live_environment_cannot_keep_cached(deployed):
+    """The caveat the scenario is built around: an idle environment that mapped the weights keeps their
+    pages whatever the eviction does. The scenario's versions read the seeder's copy instead, which no
+    live environment maps, so their environment finds nothing cached."""
+    lam, seeder, probe = deployed["lam"], deployed["seeder"], deployed["probe"]
+    kept = lam.publish_version(FunctionName=probe, Description="an environment that lives on")
     lam.get_waiter("published_version_active").wait(
-        FunctionName=deployed["probe"], Qualifier=kept["Version"], WaiterConfig={"Delay": 0.2}
+        FunctionName=probe, Qualifier=kept["Version"], WaiterConfig={"Delay": 0.2}
     )
     try:
-        invoke(deployed["probe"], {}, kept["Version"], client=lam).raise_for_error()  # idle afterwards
-        answer = seeding.evict(deployed["seeder"])
+        invoke(probe, {}, kept["Version"], client=lam).raise_for_error()  # idle afterwards, weights mapped
+        answer = seeding.evict(seeder)
         assert answer["resident_after_bytes"] == WEIGHTS and "stayed in the page cache" in answer["note"]
-        (r,) = cold_cache.cold_cache_starts(deployed["probe"], deployed["seeder"], 1, {}, settle_s=1)
-        assert r["cached_after_evict_bytes"] == WEIGHTS
-        line = cold_cache.conclusion_line([r, {**r, "scenario": "cold", "cached_after_evict_bytes": None}])
-        assert "stayed cached, mapped by environments still alive" in line
+        copied = seeding.copy(seeder, cold_cache.COPY)
+        assert copied["not_seeded"] == ["framework"] and copied["model"]["path"] == "model/copies/cold-cache"
+        assert copied["model"]["bytes"] > WEIGHTS  # the weights and the manifest
+        with bench.FreshVersions(probe, lam) as versions:
+            version = versions.publish("test", variables=cold_cache.copy_variables(versions.variables))
+            assert seeding.evict(seeder, copy=cold_cache.COPY)["resident_after_bytes"] == 0
+            body = invoke(probe, {}, version, client=lam).raise_for_error().payload
+        assert body["path"] == "/mnt/ml/model/copies/cold-cache/resnet18.pt" and body["cached_at_init"] == 0
+        (r,) = cold_cache.cold_cache_starts(probe, seeder, 1, {}, settle_s=1)
+        assert r["error"] is None and r["cold"] and r["cached_after_evict_bytes"] == 0
+        assert seeding.evict(seeder, copy=cold_cache.COPY)["not_seeded"] == [
+            "framework/copies/cold-cache",
+            "model/copies/cold-cache",
+        ]  # the scenario removed its copy
+        assert seeding.evict(seeder)["resident_after_bytes"] == WEIGHTS  # current: still mapped
     finally:
-        lam.delete_function(FunctionName=deployed["probe"], Qualifier=kept["Version"])
+        lam.delete_function(FunctionName=probe, Qualifier=kept["Version"])
     for _ in range(20):  # the engine ends a deleted version's environment at its next sweep (0.5 s)
-        if not (answer := seeding.evict(deployed["seeder"]))["resident_after_bytes"]:
+        if not (answer := seeding.evict(seeder))["resident_after_bytes"]:
             break
         time.sleep(0.5)
     assert answer["resident_after_bytes"] == 0

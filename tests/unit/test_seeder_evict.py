@@ -157,3 +157,96 @@ def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_say
     assert result["unverified_bytes"] == SIZE + 2 and result["resident_after_bytes"] == 0
     assert "could not be counted: mincore failed ([Errno 1] Operation not permitted)" in result["note"]
     assert cached(seeder, folder / "resnet18.pt") == 0  # dropped all the same
+
+
+def _holding(path: Path) -> subprocess.Popen:
+    """A process that maps every page of ``path`` until its stdin closes (a live environment's torch)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import mmap, sys\n"
+            "with open(sys.argv[1], 'rb') as fh:\n"
+            "    m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "    sum(m[i] for i in range(0, len(m), mmap.PAGESIZE))\n"
+            "    print('mapped', flush=True)\n"
+            "    sys.stdin.read()\n",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "mapped"
+    return holder
+
+
+def test_a_copy_of_current_can_be_evicted_whole_while_current_stays_mapped(seeder, tmp_path):
+    """The cold-cache scenario's way around live mappings: a copy is new files, mapped by nobody."""
+    efs = tmp_path / "efs"
+    library = "torch/lib/libtorch_cpu.so"
+    folder = seeded(efs, "framework", {library: os.urandom(SIZE), "torch/__init__.py": b"x = 1\n"})
+    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    holder = _holding(folder / library)
+    try:
+        copied = seeder.handler({"action": "copy", "as": "cold-cache"}, None)
+        assert copied["framework"] == {"path": "framework/copies/cold-cache", "bytes": SIZE + 6}
+        assert copied["model"]["path"] == "model/copies/cold-cache"
+        copy = efs / "framework/copies/cold-cache"
+        assert (copy / library).read_bytes() == (folder / library).read_bytes()
+        assert os.stat(copy / library).st_ino != os.stat(folder / library).st_ino  # new files
+        assert seeder.evict(["framework"])["resident_after_bytes"] == SIZE  # current: kept by the mapping
+        result = seeder.handler({"action": "evict", "copy": "cold-cache"}, None)
+        assert result["files"] == 3 and result["resident_after_bytes"] == 0 and result["not_seeded"] == []
+        assert cached(seeder, copy / library) == 0
+    finally:
+        holder.communicate("")
+    again = seeder.copy("cold-cache", ["model"])  # a second copy replaces the first
+    assert again["model"]["bytes"] == SIZE and sorted(os.listdir(efs / "model/copies")) == ["cold-cache"]
+    assert seeder.handler({"action": "drop_copy", "as": "cold-cache"}, None)["removed"] == [
+        "model/copies/cold-cache",
+        "framework/copies/cold-cache",
+    ]
+    assert not (efs / "framework/copies/cold-cache").exists() and (folder / library).is_file()
+    assert seeder.evict(copy="cold-cache")["not_seeded"] == [
+        "model/copies/cold-cache",
+        "framework/copies/cold-cache",
+    ]
+
+
+def test_a_copy_that_fails_leaves_no_partial_copy_and_says_how_to_fix_it(seeder, tmp_path, monkeypatch):
+    efs = tmp_path / "efs"
+    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    seeder.copy("cold-cache", ["model"])
+    real = seeder.shutil.copytree
+
+    def full_disk(src, dst, **kwargs):
+        real(src, dst, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(seeder.shutil, "copytree", full_disk)
+    with pytest.raises(
+        seeder.SeedError, match=r"No space left on device\. The copy needs as much free space"
+    ):
+        seeder.copy("cold-cache", ["model"])
+    assert os.listdir(efs / "model/copies") == ["cold-cache"]  # the older copy stays, no staging left
+    monkeypatch.setattr(seeder.shutil, "copytree", real)
+    assert seeder.copy("cold-cache") == {
+        "not_seeded": ["framework"],
+        "model": {"path": "model/copies/cold-cache", "bytes": SIZE},
+    }
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"action": "copy"},
+        {"action": "copy", "as": "../versions"},
+        {"action": "copy", "as": "Cold Cache"},
+        {"action": "drop_copy", "as": ""},
+        {"action": "evict", "copy": "a/b"},
+    ],
+)
+def test_a_copy_label_must_be_a_plain_folder_name(seeder, event):
+    with pytest.raises(seeder.SeedError, match="a label of lower-case letters, digits and dashes"):
+        seeder.handler(event, None)
