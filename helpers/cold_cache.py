@@ -133,7 +133,7 @@ def table(records: Iterable[Mapping[str, Any]]) -> str:
             "index": r["index"],
             "init (ms)": _init_ms(r),
             "import torch (ms)": r.get("init_import_torch_ms"),
-            "evicted (MB)": (r.get("evicted_bytes") or 0) / 1e6,
+            "evicted (MB, bytecode included)": (r.get("evicted_bytes") or 0) / 1e6,
             "still cached (MB)": (r.get("cached_after_evict_bytes") or 0) / 1e6,
             "error": r.get("error") or "–",
         }

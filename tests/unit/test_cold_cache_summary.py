@@ -120,7 +120,7 @@ def test_the_table_shows_each_cold_cache_start_in_megabytes():
     )
     assert (
         text.splitlines()[0]
-        == "| index | init (ms) | import torch (ms) | evicted (MB) | still cached (MB) | error |"
+        == "| index | init (ms) | import torch (ms) | evicted (MB, bytecode included) | still cached (MB) | error |"
     )
     assert "| 3,000.0 | 2,400.0 | 646.4 | 175.5 | – |" in text and len(text.splitlines()) == 3
     assert cold_cache.table(WARM) == "_No cold-cache starts in these records._"
