@@ -11,7 +11,9 @@ It prints and never asserts; the goals are those of the engine's issue:
     with its yardstick in the same run: the same boto3 client's round trip to a bare loopback WSGI
     echo served the same way (werkzeug ``make_server``, threaded, the server's request handler class,
     in a process of its own) that answers Invoke with a canned response. The engine's share is
-    (b) minus the echo (goal p50 <= 0.5 ms): what the engine adds beyond HTTP, WSGI and boto3.
+    (b) minus the echo (goal p50 <= 0.5 ms): what the engine adds beyond HTTP, WSGI and boto3, measured
+    back to back (blocks of 10 alternating with the echo's) and spaced (alternating one by one after
+    1 ms of quiet, so that neither carries the other's after-work on 2 cores).
     Next to it, the CPU time each server process spent per request (user + system, from /proc): on a
     loaded machine latencies swing from run to run, CPU time much less;
 (c) 200 invocations by 16 threads over 4 environments: errors (goal 0) and throughput.
