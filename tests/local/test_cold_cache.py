@@ -24,7 +24,7 @@ WEIGHTS = 6 * 1024 * 1024
 # code, shipped beside it), then maps the file and touches every page, as torch.load(mmap=True) would.
 PROBE = """
 import mmap, os, time
-from seeder_app import resident_bytes
+from page_cache import resident_bytes
 _started = time.perf_counter()
 PATH = os.path.join(os.environ.get("MODEL_DIR", "/mnt/ml/model/current"), "resnet18.pt")
 _fd = os.open(PATH, os.O_RDONLY)
@@ -62,7 +62,7 @@ def deployed(local_aws, tmp_path_factory):
             Handler="app.handler",
             Code={
                 "ZipFile": lambda_zip(
-                    {"app.py": PROBE, "seeder_app.py": (ROOT / "functions/seeder/app.py").read_text()}
+                    {"app.py": PROBE, "page_cache.py": (ROOT / "functions/seeder/page_cache.py").read_text()}
                 )
             },
             MemorySize=512,

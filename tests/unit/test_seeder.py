@@ -35,6 +35,7 @@ def seeder(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     (tmp_path / "efs").mkdir()
+    monkeypatch.syspath_prepend(str(ROOT / "functions/seeder"))  # its page_cache module
     spec = importlib.util.spec_from_file_location("seeder_app", ROOT / "functions/seeder/app.py")
     module = importlib.util.module_from_spec(spec)
     with mock_aws():

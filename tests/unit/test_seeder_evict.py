@@ -19,6 +19,7 @@ SIZE = 4 * 1024 * 1024 + 123  # not a whole number of pages
 @pytest.fixture
 def seeder(tmp_path, monkeypatch):
     monkeypatch.setenv("EFS_MOUNT", str(tmp_path / "efs"))
+    monkeypatch.syspath_prepend(str(ROOT / "functions/seeder"))  # its page_cache module
     spec = importlib.util.spec_from_file_location("seeder_evict_app", ROOT / "functions/seeder/app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -139,20 +140,18 @@ def test_files_mincore_cannot_answer_for_are_counted_apart(seeder, tmp_path, mon
     assert "could not be counted" in result["note"]
 
 
-def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_says_why(seeder, tmp_path):
+def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_says_why(
+    seeder, tmp_path, monkeypatch
+):
     folder = seeded(tmp_path / "efs", "model", {"resnet18.pt": os.urandom(SIZE), "b.json": b"[]"})
-    count = seeder.resident_bytes
     calls = []
 
     def refused(fd, size):
         calls.append(fd)
         raise OSError(1, "Operation not permitted")
 
-    seeder.resident_bytes = refused
-    try:
-        result = seeder.evict(["model"])
-    finally:
-        seeder.resident_bytes = count
+    monkeypatch.setattr(seeder.page_cache, "resident_bytes", refused)
+    result = seeder.evict(["model"])
     assert len(calls) == 1  # asked once, not once per file
     assert result["unverified_bytes"] == SIZE + 2 and result["resident_after_bytes"] == 0
     assert "could not be counted: mincore failed ([Errno 1] Operation not permitted)" in result["note"]

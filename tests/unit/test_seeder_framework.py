@@ -30,6 +30,7 @@ def seeded(tmp_path_factory):
         mp.setenv(key, "t")
     mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
     mp.delenv("AWS_ENDPOINT_URL", raising=False)
+    mp.syspath_prepend(str(ROOT / "functions/seeder"))  # its page_cache module
     spec = importlib.util.spec_from_file_location("seeder_framework_app", ROOT / "functions/seeder/app.py")
     seeder = importlib.util.module_from_spec(spec)
     with mock_aws():
