@@ -44,6 +44,28 @@ def cached(seeder, path: Path) -> int:
         os.close(fd)
 
 
+def _holding(path: Path) -> subprocess.Popen:
+    """A process that maps every page of ``path`` until its stdin closes (a live environment's torch)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import mmap, sys\n"
+            "with open(sys.argv[1], 'rb') as fh:\n"
+            "    m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "    sum(m[i] for i in range(0, len(m), mmap.PAGESIZE))\n"  # fault every page in
+            "    print('mapped', flush=True)\n"
+            "    sys.stdin.read()\n",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "mapped"
+    return holder
+
+
 def test_evict_drops_the_current_files_from_the_page_cache_and_counts_them(seeder, tmp_path):
     efs = tmp_path / "efs"
     folder = seeded(efs, "framework", {"torch/lib/libtorch_cpu.so": os.urandom(SIZE), "a.py": b"x = 1\n"})
@@ -69,24 +91,8 @@ def test_evict_takes_only_the_names_asked_for_and_says_which_are_not_seeded(seed
 def test_pages_a_live_process_maps_stay_cached_and_the_answer_says_so(seeder, tmp_path):
     """The kernel does not drop mapped pages (an environment that imported torch keeps them)."""
     folder = seeded(tmp_path / "efs", "framework", {"torch/lib/libtorch_cpu.so": os.urandom(SIZE)})
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import mmap, sys\n"
-            "with open(sys.argv[1], 'rb') as fh:\n"
-            "    m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)\n"
-            "    sum(m[i] for i in range(0, len(m), mmap.PAGESIZE))\n"  # fault every page in
-            "    print('mapped', flush=True)\n"
-            "    sys.stdin.read()\n",
-            str(folder / "torch/lib/libtorch_cpu.so"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _holding(folder / "torch/lib/libtorch_cpu.so")
     try:
-        assert holder.stdout.readline().strip() == "mapped"
         result = seeder.evict(["framework"])
         assert result["resident_after_bytes"] == SIZE
         assert result["still_cached"] == {"framework/torch/lib/libtorch_cpu.so": SIZE}
@@ -156,28 +162,6 @@ def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_say
     assert result["unverified_bytes"] == SIZE + 2 and result["resident_after_bytes"] == 0
     assert "could not be counted: mincore failed ([Errno 1] Operation not permitted)" in result["note"]
     assert cached(seeder, folder / "resnet18.pt") == 0  # dropped all the same
-
-
-def _holding(path: Path) -> subprocess.Popen:
-    """A process that maps every page of ``path`` until its stdin closes (a live environment's torch)."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import mmap, sys\n"
-            "with open(sys.argv[1], 'rb') as fh:\n"
-            "    m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)\n"
-            "    sum(m[i] for i in range(0, len(m), mmap.PAGESIZE))\n"
-            "    print('mapped', flush=True)\n"
-            "    sys.stdin.read()\n",
-            str(path),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "mapped"
-    return holder
 
 
 def test_a_copy_of_current_can_be_evicted_whole_while_current_stays_mapped(seeder, tmp_path):
