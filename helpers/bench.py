@@ -37,6 +37,7 @@ from typing import Any
 from helpers import session
 from helpers.config import REPO_ROOT, load_settings
 from helpers.invoke import Invocation, fields, invoke
+from helpers.progress import LiveLine
 from helpers.reports import init_phases
 
 log = logging.getLogger(__name__)
@@ -131,32 +132,13 @@ def record(scenario: str, index: int, inv: Invocation) -> dict[str, Any]:
     }
 
 
-class Progress:
-    """A progress line that ends as a summary: in a notebook one output updated in place (so a saved
-    notebook shows the final count, not a bar at 0%); elsewhere a tqdm bar; or nothing."""
+class Progress(LiveLine):
+    """A progress line over the benchmark's invocations: ``12/40 invocations in 9 s (warm)``, with an HTML
+    progress bar in a notebook; ``done`` at the end."""
 
     def __init__(self, total: int, enabled: bool = True, unit: str = "invocation"):
-        self.total, self.unit, self.count, self.label = total, unit, 0, ""
-        self.started = time.monotonic()
-        self.lock = threading.Lock()
-        self.handle = self.bar = None
-        self._shown = 0.0
-        if not enabled:
-            return
-        try:
-            from IPython import get_ipython
-
-            in_kernel = getattr(get_ipython(), "kernel", None) is not None
-        except ImportError:
-            in_kernel = False
-        if in_kernel:
-            from IPython.display import display
-
-            self.handle = display(self._bundle(), raw=True, display_id=True)
-        else:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit=unit)
+        self.unit, self.count, self.label = unit, 0, ""
+        super().__init__(total, enabled=enabled, unit=unit)
 
     def _text(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -164,7 +146,7 @@ class Progress:
         label = "done" if done else self.label
         return f"{self.count}/{self.total} {self.unit}s in {elapsed:.0f} s" + (f" ({label})" if label else "")
 
-    def _bundle(self) -> dict[str, str]:
+    def bundle(self) -> dict[str, str]:
         text = self._text()
         return {
             "text/plain": text,
@@ -175,21 +157,11 @@ class Progress:
         with self.lock:
             self.count += 1
             self.label = label
-            if self.bar is not None:
-                self.bar.set_description(label)
-                self.bar.update(1)
-            elif self.handle is not None and (
-                time.monotonic() - self._shown > 0.2 or self.count >= self.total
-            ):
-                self._shown = time.monotonic()
-                self.handle.update(self._bundle(), raw=True)
+            self.advance(1, description=label, at_end=self.count >= self.total)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.handle is not None:
-            self.total = self.count  # the summary says what ran, even after a failure
-            self.handle.update(self._bundle(), raw=True)
+        self.total = self.count  # the summary says what ran, even after a failure
+        super().close()
 
 
 class FreshVersions:

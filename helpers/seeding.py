@@ -8,7 +8,6 @@ and it answers when it is done (with what it did, or with the reason it refused)
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from helpers import functions, session, stacks
 from helpers.archives import ArchiveInfo
 from helpers.config import Settings, load_settings
 from helpers.invoke import FunctionFailed, invoke
+from helpers.progress import LiveLine
 
 log = logging.getLogger(__name__)
 
@@ -27,55 +27,27 @@ class SeedFailed(RuntimeError):
     """The seeder refused or failed; the message is the seeder's own, which says what to fix."""
 
 
-class UploadProgress:
-    """An upload's progress as boto3's ``Callback`` sees it: in a notebook one output line updated in
-    place that ends as ``uploaded model: 43.4 MB in 2 s`` (a saved notebook cannot replay tqdm's widget,
-    so it showed the bar at 0%); elsewhere a tqdm bar."""
+class UploadProgress(LiveLine):
+    """An upload's progress as boto3's ``Callback`` sees it; in a notebook the line ends as
+    ``uploaded model: 43.4 MB in 2 s``."""
 
     def __init__(self, name: str, total_bytes: int):
-        self.name, self.total, self.done = name, total_bytes, 0
-        self.started = time.monotonic()
-        self.lock = threading.Lock()
-        self.handle = self.bar = None
-        self._shown = 0.0
-        if getattr(_ipython(), "kernel", None) is not None:
-            from IPython.display import display
+        self.name, self.done = name, 0
+        super().__init__(total_bytes, unit="B", unit_scale=True, desc=f"uploading {name}")
 
-            self.handle = display({"text/plain": self._text()}, raw=True, display_id=True)
-        else:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=f"uploading {name}")
-
-    def _text(self, final: bool = False) -> str:
-        if final:
-            return (
+    def bundle(self) -> dict[str, str]:
+        if self.closed:
+            text = (
                 f"uploaded {self.name}: {self.done / 1e6:.1f} MB in {time.monotonic() - self.started:.0f} s"
             )
-        return f"uploading {self.name}: {self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB"
+        else:
+            text = f"uploading {self.name}: {self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB"
+        return {"text/plain": text}
 
     def __call__(self, sent: int) -> None:
         with self.lock:  # boto3 calls back from its transfer threads
             self.done += sent
-            if self.bar is not None:
-                self.bar.update(sent)
-            elif self.handle is not None and time.monotonic() - self._shown > 0.2:
-                self._shown = time.monotonic()
-                self.handle.update({"text/plain": self._text()}, raw=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.handle is not None:
-            self.handle.update({"text/plain": self._text(final=True)}, raw=True)
-
-
-def _ipython() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return get_ipython()
+            self.advance(sent)
 
 
 def archive_key(archive: ArchiveInfo) -> str:
