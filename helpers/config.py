@@ -67,10 +67,15 @@ def _configured_region() -> str | None:
     try:
         return boto3.session.Session().region_name
     except ProfileNotFound as exc:  # a typo in AWS_PROFILE: one sentence, not botocore's traceback
-        raise ConfigError(
-            f"AWS_PROFILE names a profile that is not configured ({exc}): run 'aws configure --profile <name>' "
-            "or 'aws configure sso', or unset AWS_PROFILE."
-        ) from exc
+        raise profile_not_found(exc) from exc
+
+
+def profile_not_found(exc: Exception) -> ConfigError:
+    """The error for botocore's ``ProfileNotFound``, naming the fix."""
+    return ConfigError(
+        f"AWS_PROFILE names a profile that is not configured ({exc}): run 'aws configure --profile <name>' "
+        "or 'aws configure sso', or unset AWS_PROFILE."
+    )
 
 
 def load_settings() -> Settings:

@@ -15,7 +15,7 @@ import boto3
 import botocore.config
 from botocore.exceptions import ProfileNotFound
 
-from helpers.config import ConfigError, Settings, load_settings
+from helpers.config import ConfigError, Settings, load_settings, profile_not_found
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +102,18 @@ class _AwsSession(boto3.Session):
     clients are refused while an ``AWS_ENDPOINT_URL*`` variable is set (even one set after the session)."""
 
     def client(self, *args, **kwargs):
-        _check_no_endpoint_override()
-        given = kwargs.get("config")
-        kwargs["config"] = _AWS_CLIENT_CONFIG if given is None else given.merge(_AWS_ONLY)
-        return super().client(*args, **kwargs)
+        return super().client(*args, **_aws_only(kwargs))
 
     def resource(self, *args, **kwargs):
-        _check_no_endpoint_override()
-        given = kwargs.get("config")
-        kwargs["config"] = _AWS_CLIENT_CONFIG if given is None else given.merge(_AWS_ONLY)
-        return super().resource(*args, **kwargs)
+        return super().resource(*args, **_aws_only(kwargs))
+
+
+def _aws_only(kwargs: dict) -> dict:
+    """A client's or resource's arguments with the aws backend's config merged into any given (after
+    refusing an ``AWS_ENDPOINT_URL*`` variable)."""
+    _check_no_endpoint_override()
+    given = kwargs.get("config")
+    return {**kwargs, "config": _AWS_CLIENT_CONFIG if given is None else given.merge(_AWS_ONLY)}
 
 
 @functools.lru_cache(maxsize=4)
@@ -122,10 +124,7 @@ def _session(backend: str, region: str, endpoint: str | None) -> boto3.Session:
     try:
         sess = _AwsSession(region_name=region)
     except ProfileNotFound as exc:
-        raise ConfigError(
-            f"AWS_PROFILE names a profile that is not configured ({exc}): run 'aws configure --profile <name>' "
-            "or 'aws configure sso', or unset AWS_PROFILE."
-        ) from exc
+        raise profile_not_found(exc) from exc
     if sess.get_credentials() is None:
         raise ConfigError(
             "WORKSHOP_BACKEND=aws but no AWS credentials were found: run 'aws configure' (or set "
