@@ -69,7 +69,6 @@ from pathlib import Path, PurePosixPath
 import boto3
 import page_cache  # beside this file (the function's code folder is on sys.path)
 from botocore.exceptions import ClientError
-from page_cache import resident_bytes  # noqa: F401  (part of this module's interface for its tests)
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -105,25 +104,24 @@ def handler(event: dict, context: object) -> dict:
             raise SeedError(f"keep must be a whole number of versions to keep, such as 1, not {keep!r}.")
         return clean(keep)
     if action == "evict":
-        names = event.get("names", list(NAMES))
-        if not isinstance(names, list) or not names or not all(n in NAMES for n in names):
-            raise SeedError(
-                f"names must be a list of {' and '.join(NAMES)} (or left out for both), not {names!r}."
-            )
-        return evict(names, copy=_label(event["copy"]) if "copy" in event else None)
-    if action in ("copy", "drop_copy"):
-        label = _label(event.get("as"))
-        if action == "drop_copy":
-            return drop_copy(label)
-        names = event.get("names", list(NAMES))
-        if not isinstance(names, list) or not names or not all(n in NAMES for n in names):
-            raise SeedError(
-                f"names must be a list of {' and '.join(NAMES)} (or left out for both), not {names!r}."
-            )
-        return copy(label, names)
+        return evict(_names(event), copy=_label(event["copy"]) if "copy" in event else None)
+    if action == "copy":
+        return copy(_label(event.get("as")), _names(event))
+    if action == "drop_copy":
+        return drop_copy(_label(event.get("as")))
     raise SeedError(
         f"Unknown action {action!r}: use 'seed', 'inspect', 'clean', 'evict', 'copy' or 'drop_copy'."
     )
+
+
+def _names(event: dict) -> list[str]:
+    """The event's ``names``: a non-empty list of NAMES, both when left out."""
+    names = event.get("names", list(NAMES))
+    if not isinstance(names, list) or not names or not all(n in NAMES for n in names):
+        raise SeedError(
+            f"names must be a list of {' and '.join(NAMES)} (or left out for both), not {names!r}."
+        )
+    return names
 
 
 def _label(value: object) -> str:

@@ -67,15 +67,15 @@ def _counted(fd: int, size: int, countable: bool, uncounted: list[str]) -> int:
         return 0
 
 
-def drop(folders: list[tuple[str, Path]], not_seeded: list[str]) -> dict:
-    """Drop every file under each ``(name, folder)`` from the page cache (see ``app``'s ``evict``
-    action); ``not_seeded`` is passed through into the answer."""
+def drop(roots: list[tuple[str, Path]], not_seeded: list[str]) -> dict:
+    """Drop every file under each ``(name, folder)`` of ``roots`` from the page cache (see ``app``'s
+    ``evict`` action); ``not_seeded`` is passed through into the answer."""
     started = time.monotonic()
     result = {"files": 0, "bytes": 0, "resident_before_bytes": 0, "resident_after_bytes": 0}
     result |= {"unverified_bytes": 0, "skipped_links": [], "not_seeded": not_seeded, "still_cached": {}}
     still: dict[str, int] = {}
     uncounted: list[str] = []  # why mincore could not answer, once it failed (then it is not asked again)
-    for name, folder in folders:
+    for name, folder in roots:
         for directory, folders, files in os.walk(folder):  # links to folders are listed, never followed
             for entry in sorted(files) + [f for f in folders if os.path.islink(os.path.join(directory, f))]:
                 path = os.path.join(directory, entry)

@@ -39,7 +39,7 @@ def seeded(efs: Path, name: str, files: dict[str, bytes], version: str = "v1") -
 def cached(seeder, path: Path) -> int:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return seeder.resident_bytes(fd, os.fstat(fd).st_size)
+        return seeder.page_cache.resident_bytes(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
 
@@ -156,8 +156,9 @@ def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_say
         calls.append(fd)
         raise OSError(1, "Operation not permitted")
 
-    monkeypatch.setattr(seeder.page_cache, "resident_bytes", refused)
-    result = seeder.evict(["model"])
+    with monkeypatch.context() as patch:
+        patch.setattr(seeder.page_cache, "resident_bytes", refused)
+        result = seeder.evict(["model"])
     assert len(calls) == 1  # asked once, not once per file
     assert result["unverified_bytes"] == SIZE + 2 and result["resident_after_bytes"] == 0
     assert "could not be counted: mincore failed ([Errno 1] Operation not permitted)" in result["note"]
