@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Prices:
     s3: S3Prices
     http_api_per_million: float
     logs_ingest_gb: float
+    sagemaker_serverless: dict[str, Any]  # SageMaker Serverless Inference's rates, with their source
 
     def for_arch(self, arch: str) -> ArchitecturePrices:
         """Rates for ``arch`` (``x86_64`` or ``arm64``; ``x86`` is accepted for ``x86_64``)."""
@@ -106,6 +108,7 @@ def load_prices(path: Path = PRICES_FILE) -> Prices:
         s3=S3Prices(**data["s3"]),
         http_api_per_million=data["api_gateway_http"]["per_million"],
         logs_ingest_gb=data["cloudwatch_logs"]["ingest_gb"],
+        sagemaker_serverless=data["sagemaker_serverless"],
     )
 
 
@@ -257,12 +260,6 @@ def cost_per_million(
     return monthly / requests_per_month * 1_000_000
 
 
-@cache
-def sagemaker_prices() -> dict[str, float]:
-    """SageMaker Serverless Inference's rates (the ``sagemaker_serverless`` block of prices.json)."""
-    return json.loads(PRICES_FILE.read_text())["sagemaker_serverless"]
-
-
 def sagemaker_monthly(
     requests_per_month: float,
     duration_ms: float,
@@ -274,7 +271,7 @@ def sagemaker_monthly(
     """USD per month on a serverless endpoint: GB-seconds of request processing, data processed in and
     out, and with ``provisioned`` containers their GB-seconds for ``hours`` (the requests they serve then
     bill the lower provisioned duration price). Model setup (a cold start) is not billed."""
-    prices, gb = sagemaker_prices(), memory_mb / 1024
+    prices, gb = load_prices().sagemaker_serverless, memory_mb / 1024
     seconds = requests_per_month * duration_ms / 1000
     data = requests_per_month * bytes_per_request / 1e9 * prices["data_processed_gb"]
     if not provisioned:
