@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = [
+    "cloudformation_yaml",
     "cloudformation",
     "cloudformation_serial",
     "ec2",
