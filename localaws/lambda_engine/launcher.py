@@ -18,6 +18,7 @@ from pathlib import Path
 from localaws.lambda_engine import mounts
 from localaws.lambda_engine.function_spec import FunctionSpec
 from localaws.lambda_engine.sandbox import Launch, Sandbox
+from localaws.lambda_engine.sandbox.filesystem import Beneath
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 CLIENT_SETTING = "LOCALAWS_LAMBDA_RUNTIME_CLIENT"  # "builtin" forces the built-in runtime loop
@@ -59,7 +60,7 @@ def sandboxed(
     launch = sandbox.prepare(
         task_root=task_root,
         opt_dir=opt_dir,
-        efs={m.path: m.folder for m in efs},
+        efs={m.path: Beneath(m.file_system, m.relative) if m.file_system else m.folder for m in efs},
         efs_read_only={m.path for m in efs if m.read_only},
         posix_users=[m.posix_user for m in efs],
         tmp_mb=spec.ephemeral_storage_mb,

@@ -11,6 +11,9 @@ Gaps of stock moto 5.2.5 filled here (each refused with AWS's exception name and
 - A zip above 50 MB uploaded directly, or code + layers above 250 MB unzipped, is accepted
   (``RequestEntityTooLargeException`` / ``InvalidParameterValueException`` on AWS); a file that is
   not a zip is accepted too.
+- ``FileSystemConfigs[].LocalMountPath`` is not checked against Lambda's pattern ``^/mnt/[a-zA-Z0-9-_.]+$``
+  (max 160: https://docs.aws.amazon.com/lambda/latest/api/API_FileSystemConfig.html), so a path such as
+  ``/../../x`` reached the sandbox's mount code; refused with ``ValidationException``.
 - Deprecated runtimes (python2.7, python3.6-3.8) can be created; any runtime string is accepted, and
   a function of a runtime this engine cannot run (Node.js, Java, container images...) is created and
   then fails at invoke. Runtimes: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
@@ -33,6 +36,7 @@ import io
 import json
 import logging
 import os
+import re
 import zipfile
 from typing import Any
 
@@ -53,6 +57,7 @@ ZIPPED_BYTES = 52428800  # 50 MB, direct upload
 UNZIPPED_BYTES = 262144000  # 250 MB, code + layers
 TOTAL_CODE_BYTES = 80530636800  # 75 GB of function and layer storage per Region
 UNRESERVED_MINIMUM = 100
+LOCAL_MOUNT_PATH = r"^/mnt/[a-zA-Z0-9-_.]+$"
 DEPRECATED_RUNTIMES = {"python2.7", "python3.6", "python3.7", "python3.8"}
 LATEST_PYTHON = "python3.13"
 # The runtime keys Lambda sets itself and refuses in a function's configuration (TZ is listed as
@@ -205,6 +210,17 @@ def _check_unzipped(backend, data: bytes | None, layers: list[str] | None) -> No
         raise InvalidParameterValueException(f"Unzipped size must be smaller than {UNZIPPED_BYTES} bytes")
 
 
+def _check_file_systems(configs: Any) -> None:
+    for index, config in enumerate(configs if isinstance(configs, list) else [], start=1):
+        path = (config or {}).get("LocalMountPath") if isinstance(config, dict) else None
+        if not isinstance(path, str) or len(path) > 160 or not re.match(LOCAL_MOUNT_PATH, path):
+            raise ValidationException(
+                str(path)[:200],
+                f"fileSystemConfigs.{index}.member.localMountPath",
+                f"Member must satisfy regular expression pattern: {LOCAL_MOUNT_PATH}",
+            )
+
+
 def _check_configuration(spec: dict[str, Any]) -> None:
     _check_range(spec.get("MemorySize"), "memorySize", *MEMORY_MB)
     _check_range(spec.get("Timeout"), "timeout", *TIMEOUT_S)
@@ -212,6 +228,8 @@ def _check_configuration(spec: dict[str, Any]) -> None:
         _check_range(spec["EphemeralStorage"].get("Size"), "ephemeralStorage.size", *EPHEMERAL_MB)
     if "Environment" in spec:
         _check_environment(spec["Environment"])
+    if spec.get("FileSystemConfigs"):
+        _check_file_systems(spec["FileSystemConfigs"])
 
 
 def _reserved_elsewhere(backend, function_name: str) -> int:

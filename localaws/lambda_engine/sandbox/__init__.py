@@ -180,7 +180,7 @@ class Sandbox:
         *,
         task_root: Path,
         opt_dir: Path | None,
-        efs: dict[str, Path],
+        efs: dict[str, Path | filesystem.Beneath],
         posix_users: list[dict],
         efs_read_only: set[str] | frozenset[str] = frozenset(),
         tmp_mb: int,
