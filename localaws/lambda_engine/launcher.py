@@ -19,6 +19,7 @@ from localaws.lambda_engine import mounts
 from localaws.lambda_engine.function_spec import FunctionSpec
 from localaws.lambda_engine.sandbox import Launch, Sandbox
 from localaws.lambda_engine.sandbox.filesystem import Beneath
+from localaws.lambda_engine.task_root import left_out_note
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 CLIENT_SETTING = "LOCALAWS_LAMBDA_RUNTIME_CLIENT"  # "builtin" forces the built-in runtime loop
@@ -95,4 +96,5 @@ def on_host(spec: FunctionSpec, *, task_root: Path, efs: list[mounts.EfsMount], 
         command = [sys.executable, str(BOOTSTRAP), spec.handler]
     else:
         command = [sys.executable, "-m", "awslambdaric", spec.handler]
-    return Launch(command=command, env=env, cwd=str(task_root), notes=["runs on this machine's interpreter"])
+    notes = ["runs on this machine's interpreter", *left_out_note(task_root)]
+    return Launch(command=command, env=env, cwd=str(task_root), notes=notes)
