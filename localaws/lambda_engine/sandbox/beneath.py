@@ -38,6 +38,7 @@ _WALK = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_LINKS = 40  # the kernel's MAXSYMLINKS: more links than this in one resolution is ELOOP
+_KEEP = 128  # folder descriptors a Tree keeps open between members
 
 
 def parts(relative: str) -> list[str]:
@@ -116,10 +117,10 @@ class Tree:
     def __init__(self, root: str | Path, *, replace: bool = False):
         self.root_fd = os.open(root, _OPEN_DIR)
         self.replace = replace
-        self._open: list[tuple[str, int]] = []  # the descriptors of the last parent reached, in order
+        self._dirs: dict[tuple[str, ...], int] = {}  # descriptors of the folders reached so far
 
     def close(self) -> None:
-        self._trim(0)
+        self._forget()
         os.close(self.root_fd)
 
     def __enter__(self) -> Tree:
@@ -128,55 +129,95 @@ class Tree:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _trim(self, depth: int) -> None:
-        while len(self._open) > depth:
-            os.close(self._open.pop()[1])
+    def _forget(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
 
-    def _clear(self, name: str, dir_fd: int, *, keep_dirs: bool) -> None:
-        """Make room for ``name``: remove a file or link there; a folder only in ``replace`` mode."""
+    def _clear(self, names: list[str], dir_fd: int, *, keep_dirs: bool) -> None:
+        """Make room for ``names``: remove a file or link there; a folder only in ``replace`` mode."""
+        name = names[-1]
         kind = _kind(name, dir_fd)
         if kind is None or (kind == stat.S_IFDIR and keep_dirs):
             return
         if kind == stat.S_IFDIR:
             if not self.replace:
                 raise TreeError(errno.EISDIR, f"{name} is a folder")
+            gone = tuple(names)
+            for key in [k for k in self._dirs if k[: len(gone)] == gone]:  # never reuse a removed folder's
+                os.close(self._dirs.pop(key))
             shutil.rmtree(name, dir_fd=dir_fd)
         elif keep_dirs and not self.replace:  # a folder is needed where a file or a link stands
             raise TreeError(errno.ENOTDIR, f"{name} is not a folder")
         else:
             os.unlink(name, dir_fd=dir_fd)
 
+    def _open_folder(self, names: list[str], parent: int) -> int:
+        name = names[-1]
+        try:
+            return os.open(name, _OPEN_DIR, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # ENOTDIR or ELOOP: a file or a link stands there
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            self._clear(names, parent, keep_dirs=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=parent)
+        try:
+            return os.open(name, _OPEN_DIR, dir_fd=parent)
+        except OSError as exc:  # a link raced in: never followed
+            raise TreeError(exc.errno or errno.ELOOP, f"{name} is not a folder") from None
+
     def folder(self, names: list[str]) -> int:
-        """The descriptor of folder ``names`` (created as needed; owned by this Tree, do not close)."""
-        depth = 0
-        while depth < min(len(names), len(self._open)) and self._open[depth][0] == names[depth]:
-            depth += 1
-        self._trim(depth)
-        for name in names[depth:]:
-            parent = self._open[-1][1] if self._open else self.root_fd
-            self._clear(name, parent, keep_dirs=True)
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o755, dir_fd=parent)
-            try:
-                fd = os.open(name, _OPEN_DIR, dir_fd=parent)
-            except OSError as exc:  # a link raced in: never followed
-                raise TreeError(exc.errno or errno.ELOOP, f"{name} is not a folder") from None
-            self._open.append((name, fd))
-        return self._open[-1][1] if self._open else self.root_fd
+        """The descriptor of folder ``names`` (created as needed; owned by this Tree, do not close).
+
+        Folders reached are kept open for the next members (at most ``_KEEP``, so a deep or wide archive
+        never runs out of descriptors); a deeper path is walked with the intermediate ones closed."""
+        if not names:
+            return self.root_fd
+        key = tuple(names)
+        if key in self._dirs:
+            return self._dirs[key]
+        if len(self._dirs) + len(names) > _KEEP:
+            self._forget()
+        depth = len(names) - 1
+        while depth and tuple(names[:depth]) not in self._dirs:
+            depth -= 1
+        parent = self._dirs[tuple(names[:depth])] if depth else self.root_fd
+        keep = len(names) <= _KEEP // 2
+        for index in range(depth, len(names)):
+            child = self._open_folder(names[: index + 1], parent)
+            if not keep and parent != self.root_fd and tuple(names[:index]) not in self._dirs:
+                os.close(parent)  # an intermediate folder of a deep path: not kept
+            if keep or index == len(names) - 1:
+                self._dirs[tuple(names[: index + 1])] = child
+            parent = child
+        return parent
 
     def write(self, names: list[str], chunks: Iterable[bytes], mode: int = 0o644) -> None:
         parent = self.folder(names[:-1])
-        self._clear(names[-1], parent, keep_dirs=False)
-        fd = os.open(names[-1], _NEW_FILE, mode, dir_fd=parent)
-        with open(fd, "wb", closefd=True) as out:
+        try:
+            fd = os.open(names[-1], _NEW_FILE, mode, dir_fd=parent)
+        except FileExistsError:
+            self._clear(names, parent, keep_dirs=False)
+            fd = os.open(names[-1], _NEW_FILE, mode, dir_fd=parent)
+        try:
             os.fchmod(fd, mode)  # whatever the umask
             for chunk in chunks:
-                out.write(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     def symlink(self, names: list[str], target: str) -> None:
         parent = self.folder(names[:-1])
-        self._clear(names[-1], parent, keep_dirs=False)
-        os.symlink(target, names[-1], dir_fd=parent)
+        try:
+            os.symlink(target, names[-1], dir_fd=parent)
+        except FileExistsError:
+            self._clear(names, parent, keep_dirs=False)
+            os.symlink(target, names[-1], dir_fd=parent)
 
     def leaves_root(self, names: list[str]) -> bool:
         """Whether the path ``names`` (under the root), resolved as the kernel resolves it, lands outside
