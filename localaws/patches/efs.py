@@ -20,6 +20,7 @@ Gaps of stock moto 5.2.5 filled here:
   (https://docs.aws.amazon.com/efs/latest/ug/API_CreationInfo.html), and an unknown file system with
   ``FileSystemNotFound`` (404). :func:`root_path_problems` is also what the Lambda engine checks again
   before it mounts an access point.
+- ``DescribeFileSystems`` pages at 10 file systems where EFS pages at 100.
 - ``AWS::EFS::FileSystem``'s ``FileSystemPolicy`` is dropped, so ``DescribeFileSystemPolicy`` answers
   PolicyNotFound and the file system looks as open as one without a policy (EFS then grants full access
   to any client of a mount target:
@@ -82,6 +83,10 @@ def root_path_problems(path: object, where: str = "rootDirectory.path") -> list[
 
 def _check_access_point(backend, file_system_id: str, root_directory: dict | None) -> None:
     root_directory = root_directory or {}
+    if not isinstance(root_directory, dict):
+        raise ValidationException(
+            ["Value at 'rootDirectory' failed to satisfy constraint: Member must be a structure"]
+        )
     problems = root_path_problems(root_directory["Path"]) if "Path" in root_directory else []
     permissions = (root_directory.get("CreationInfo") or {}).get("Permissions")
     if permissions is not None and not re.match(PERMISSIONS_PATTERN, str(permissions)):
@@ -283,7 +288,28 @@ def client_access(account_id: str, region: str, access_point_arn: str, role_arn:
     return {"mount": mount, "write": mount and allowed(WRITE)}
 
 
+def _describe_file_systems(self):
+    """moto's EFSResponse.describe_file_systems with EFS's page size: MaxItems "is automatically set to 100"
+    (https://docs.aws.amazon.com/efs/latest/ug/API_DescribeFileSystems.html); moto pages at 10, so a caller
+    that reads one page missed file systems past the tenth."""
+    next_marker, file_systems = self.efs_backend.describe_file_systems(
+        marker=self._get_param("Marker"),
+        max_items=self._get_int_param("MaxItems", 100),
+        creation_token=self._get_param("CreationToken"),
+        file_system_id=self._get_param("FileSystemId"),
+    )
+    answer: dict = {"FileSystems": [fs.info_json() for fs in file_systems]}
+    if self._get_param("Marker"):
+        answer["Marker"] = self._get_param("Marker")
+    if next_marker:
+        answer["NextMarker"] = next_marker
+    return json.dumps(answer), {"Content-Type": "application/json"}
+
+
 def apply() -> None:
+    from moto.efs.responses import EFSResponse
+
+    EFSResponse.describe_file_systems = _describe_file_systems
     models.FileSystem.create_from_cloudformation_json = _wrap_create_file_system(
         models.FileSystem.create_from_cloudformation_json
     )

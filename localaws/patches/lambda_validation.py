@@ -230,6 +230,10 @@ def _check_unzips(data: bytes) -> None:
 def _check_file_systems(configs: Any) -> None:
     for index, config in enumerate(configs if isinstance(configs, list) else [], start=1):
         path = (config or {}).get("LocalMountPath") if isinstance(config, dict) else None
+        if path is None:
+            raise ValidationException(
+                "null", f"fileSystemConfigs.{index}.member.localMountPath", "Member must not be null"
+            )
         if not isinstance(path, str) or len(path) > 160 or not re.match(LOCAL_MOUNT_PATH, path):
             raise ValidationException(
                 str(path)[:200],
