@@ -85,9 +85,10 @@ class Engine(ProvisionedConcurrency):
         self.max_environments = int(
             max_environments or os.environ.get("LOCALAWS_LAMBDA_MAX_ENVIRONMENTS", 10)
         )
-        self._code = CodeCache(self.state_dir / "lambda" / "code")
-        self._layers = LayerCache(self.state_dir / "lambda" / "opt", self._code)
         self.sandbox = Sandbox(self.state_dir, launcher.BOOTSTRAP)
+        # Links leading out of /var/task are kept only where each function has a root of its own.
+        self._code = CodeCache(self.state_dir / "lambda" / "code", outside_links=self.sandbox.enabled)
+        self._layers = LayerCache(self.state_dir / "lambda" / "opt", self._code)
         self._cond = threading.Condition()
         self._envs: list[Environment] = []
         self._owner: dict[str, tuple[str, str, str, str]] = {}  # environment id -> provisioned config key

@@ -18,6 +18,8 @@ from pathlib import Path
 from localaws.lambda_engine import mounts
 from localaws.lambda_engine.function_spec import FunctionSpec
 from localaws.lambda_engine.sandbox import Launch, Sandbox
+from localaws.lambda_engine.sandbox.filesystem import Beneath
+from localaws.lambda_engine.task_root import left_out_note
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 CLIENT_SETTING = "LOCALAWS_LAMBDA_RUNTIME_CLIENT"  # "builtin" forces the built-in runtime loop
@@ -59,7 +61,7 @@ def sandboxed(
     launch = sandbox.prepare(
         task_root=task_root,
         opt_dir=opt_dir,
-        efs={m.path: m.folder for m in efs},
+        efs={m.path: Beneath(m.file_system, m.relative) if m.file_system else m.folder for m in efs},
         efs_read_only={m.path for m in efs if m.read_only},
         posix_users=[m.posix_user for m in efs],
         tmp_mb=spec.ephemeral_storage_mb,
@@ -94,4 +96,5 @@ def on_host(spec: FunctionSpec, *, task_root: Path, efs: list[mounts.EfsMount], 
         command = [sys.executable, str(BOOTSTRAP), spec.handler]
     else:
         command = [sys.executable, "-m", "awslambdaric", spec.handler]
-    return Launch(command=command, env=env, cwd=str(task_root), notes=["runs on this machine's interpreter"])
+    notes = ["runs on this machine's interpreter", *left_out_note(task_root)]
+    return Launch(command=command, env=env, cwd=str(task_root), notes=notes)

@@ -9,6 +9,18 @@ Gaps of stock moto 5.2.5 filled here:
   access point id (the model has no ``physical_resource_id``).
 - Numbers in an access point's ``PosixUser`` and ``RootDirectory.CreationInfo`` that a template gives
   as strings (as CloudFormation allows) are stored and returned as strings; the EFS API returns numbers.
+- ``CreateAccessPoint`` (and ``AWS::EFS::AccessPoint``) accepts any ``RootDirectory.Path``, ``..`` included
+  (``/../../..`` mounted the host's ``/`` into a function), and an unknown ``FileSystemId``. EFS refuses a
+  path that does not match the pattern of its API reference (:data:`ROOT_PATH_PATTERN`), length 1 to 100
+  (https://docs.aws.amazon.com/efs/latest/ug/API_RootDirectory.html: up to four components, none starting
+  with a dot), with ``ValidationException`` "1 validation error detected: Value
+  '...' at 'rootDirectory.path' failed to satisfy constraint: Member must satisfy regular expression
+  pattern: ..." (as quoted in https://github.com/kubernetes-sigs/aws-efs-csi-driver/issues/1073), a
+  ``CreationInfo.Permissions`` that is not 3 or 4 octal digits likewise
+  (https://docs.aws.amazon.com/efs/latest/ug/API_CreationInfo.html), and an unknown file system with
+  ``FileSystemNotFound`` (404). :func:`root_path_problems` is also what the Lambda engine checks again
+  before it mounts an access point.
+- ``DescribeFileSystems`` pages at 10 file systems where EFS pages at 100.
 - ``AWS::EFS::FileSystem``'s ``FileSystemPolicy`` is dropped, so ``DescribeFileSystemPolicy`` answers
   PolicyNotFound and the file system looks as open as one without a policy (EFS then grants full access
   to any client of a mount target:
@@ -28,9 +40,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import re
 
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+from moto.core.exceptions import JsonRESTError
 from moto.efs import models
+from moto.efs.exceptions import FileSystemNotFound
 
 _ATTRIBUTES = {
     models.FileSystem: {"Arn": "file_system_arn", "FileSystemId": "file_system_id"},
@@ -39,7 +54,58 @@ _ATTRIBUTES = {
 }
 _NUMERIC_KEYS = ("Uid", "Gid", "OwnerUid", "OwnerGid")
 MOUNT, WRITE = "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"
+ROOT_PATH_PATTERN = r"^(\/|(\/(?!\.)+[^$#<>;`|&?{}^*/\n]+){1,4})$"
+PERMISSIONS_PATTERN = r"^[0-7]{3,4}$"
 log = logging.getLogger(__name__)
+
+
+class ValidationException(JsonRESTError):
+    code = 400
+
+    def __init__(self, problems: list[str]):
+        count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''} detected"
+        super().__init__("ValidationException", f"{count}: {'; '.join(problems)}")
+
+
+def root_path_problems(path: object, where: str = "rootDirectory.path") -> list[str]:
+    """What EFS's API reference says is wrong with an access point's ``RootDirectory.Path`` ([]: nothing)."""
+    text = path if isinstance(path, str) else str(path)
+    shown = f"Value '{text[:200]}' at '{where}' failed to satisfy constraint: Member must"
+    problems = []
+    if not 1 <= len(text) <= 100:
+        problems.append(
+            f"{shown} have length {'less than or equal to 100' if text else 'greater than or equal to 1'}"
+        )
+    if not isinstance(path, str) or "\x00" in text or not re.match(ROOT_PATH_PATTERN, text):
+        problems.append(f"{shown} satisfy regular expression pattern: {ROOT_PATH_PATTERN}")
+    return problems
+
+
+def _check_access_point(backend, file_system_id: str, root_directory: dict | None) -> None:
+    root_directory = root_directory or {}
+    if not isinstance(root_directory, dict):
+        raise ValidationException(
+            ["Value at 'rootDirectory' failed to satisfy constraint: Member must be a structure"]
+        )
+    problems = root_path_problems(root_directory["Path"]) if "Path" in root_directory else []
+    permissions = (root_directory.get("CreationInfo") or {}).get("Permissions")
+    if permissions is not None and not re.match(PERMISSIONS_PATTERN, str(permissions)):
+        problems.append(
+            f"Value '{str(permissions)[:20]}' at 'rootDirectory.creationInfo.permissions' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {PERMISSIONS_PATTERN}"
+        )
+    if problems:
+        raise ValidationException(problems)
+    if file_system_id not in backend.file_systems_by_id:
+        raise FileSystemNotFound(file_system_id)
+
+
+def _wrap_create_access_point(original):
+    def create_access_point(self, client_token, tags, file_system_id, posix_user, root_directory):
+        _check_access_point(self, file_system_id, root_directory)
+        return original(self, client_token, tags, file_system_id, posix_user, root_directory)
+
+    return create_access_point
 
 
 def _attribute_methods(names: dict[str, str]):
@@ -185,7 +251,9 @@ def client_access(account_id: str, region: str, access_point_arn: str, role_arn:
     access_point = backend.access_points.get(access_point_arn.rsplit("/", 1)[-1])
     if access_point is None:
         return {"mount": False, "write": False}
-    fs = backend.file_systems_by_id[access_point.file_system_id]
+    fs = backend.file_systems_by_id.get(access_point.file_system_id)
+    if fs is None:  # deleted since: nothing to mount
+        return {"mount": False, "write": False}
     if not fs.file_system_policy:
         return {"mount": True, "write": True}  # EFS's default policy: full access for any client
     resource_policy = _listed(json.loads(fs.file_system_policy).get("Statement", []))
@@ -220,7 +288,28 @@ def client_access(account_id: str, region: str, access_point_arn: str, role_arn:
     return {"mount": mount, "write": mount and allowed(WRITE)}
 
 
+def _describe_file_systems(self):
+    """moto's EFSResponse.describe_file_systems with EFS's page size: MaxItems "is automatically set to 100"
+    (https://docs.aws.amazon.com/efs/latest/ug/API_DescribeFileSystems.html); moto pages at 10, so a caller
+    that reads one page missed file systems past the tenth."""
+    next_marker, file_systems = self.efs_backend.describe_file_systems(
+        marker=self._get_param("Marker"),
+        max_items=self._get_int_param("MaxItems", 100),
+        creation_token=self._get_param("CreationToken"),
+        file_system_id=self._get_param("FileSystemId"),
+    )
+    answer: dict = {"FileSystems": [fs.info_json() for fs in file_systems]}
+    if self._get_param("Marker"):
+        answer["Marker"] = self._get_param("Marker")
+    if next_marker:
+        answer["NextMarker"] = next_marker
+    return json.dumps(answer), {"Content-Type": "application/json"}
+
+
 def apply() -> None:
+    from moto.efs.responses import EFSResponse
+
+    EFSResponse.describe_file_systems = _describe_file_systems
     models.FileSystem.create_from_cloudformation_json = _wrap_create_file_system(
         models.FileSystem.create_from_cloudformation_json
     )
@@ -229,3 +318,4 @@ def apply() -> None:
         model.has_cfn_attr, model.get_cfn_attribute = _attribute_methods(names)
     models.AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)
     models.AccessPoint.__init__ = _wrap_access_point_init(models.AccessPoint.__init__)
+    models.EFSBackend.create_access_point = _wrap_create_access_point(models.EFSBackend.create_access_point)

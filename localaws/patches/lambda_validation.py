@@ -11,6 +11,13 @@ Gaps of stock moto 5.2.5 filled here (each refused with AWS's exception name and
 - A zip above 50 MB uploaded directly, or code + layers above 250 MB unzipped, is accepted
   (``RequestEntityTooLargeException`` / ``InvalidParameterValueException`` on AWS); a file that is
   not a zip is accepted too.
+- A zip Lambda could not unzip onto Linux is accepted, and fails at invoke with an HTML 500 (CreateFunction,
+  UpdateFunctionCode, PublishLayerVersion): a file that is also a folder (``a`` and ``a/b``), a name over
+  255 bytes, a member whose CRC-32 lies. Lambda answers ``InvalidParameterValueException`` "Could not unzip
+  uploaded file. Please check your file, then try to upload again." (checked by :mod:`.lambda_engine.unzip`).
+- ``FileSystemConfigs[].LocalMountPath`` is not checked against Lambda's pattern ``^/mnt/[a-zA-Z0-9-_.]+$``
+  (max 160: https://docs.aws.amazon.com/lambda/latest/api/API_FileSystemConfig.html), so a path such as
+  ``/../../x`` reached the sandbox's mount code; refused with ``ValidationException``.
 - Deprecated runtimes (python2.7, python3.6-3.8) can be created; any runtime string is accepted, and
   a function of a runtime this engine cannot run (Node.js, Java, container images...) is created and
   then fails at invoke. Runtimes: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
@@ -33,6 +40,7 @@ import io
 import json
 import logging
 import os
+import re
 import zipfile
 from typing import Any
 
@@ -53,6 +61,7 @@ ZIPPED_BYTES = 52428800  # 50 MB, direct upload
 UNZIPPED_BYTES = 262144000  # 250 MB, code + layers
 TOTAL_CODE_BYTES = 80530636800  # 75 GB of function and layer storage per Region
 UNRESERVED_MINIMUM = 100
+LOCAL_MOUNT_PATH = r"^/mnt/[a-zA-Z0-9-_.]+$"
 DEPRECATED_RUNTIMES = {"python2.7", "python3.6", "python3.7", "python3.8"}
 LATEST_PYTHON = "python3.13"
 # The runtime keys Lambda sets itself and refuses in a function's configuration (TZ is listed as
@@ -203,6 +212,34 @@ def _check_unzipped(backend, data: bytes | None, layers: list[str] | None) -> No
     unzipped = (_unzipped_size(data) if data else 0) + _layers_size(backend, layers or [])
     if unzipped > UNZIPPED_BYTES:
         raise InvalidParameterValueException(f"Unzipped size must be smaller than {UNZIPPED_BYTES} bytes")
+    if data:
+        _check_unzips(data)
+
+
+def _check_unzips(data: bytes) -> None:
+    """Every member readable, named as Linux allows, and matching its CRC: what Lambda's unzip needs."""
+    from localaws.lambda_engine import unzip  # the engine's package imports these patches' backends
+
+    try:
+        unzip.check(data)
+    except unzip.UnzipError as exc:
+        log.info("refused a zip: %s", exc.detail)
+        raise InvalidParameterValueException(unzip.UNZIP_MESSAGE) from None
+
+
+def _check_file_systems(configs: Any) -> None:
+    for index, config in enumerate(configs if isinstance(configs, list) else [], start=1):
+        path = (config or {}).get("LocalMountPath") if isinstance(config, dict) else None
+        if path is None:
+            raise ValidationException(
+                "null", f"fileSystemConfigs.{index}.member.localMountPath", "Member must not be null"
+            )
+        if not isinstance(path, str) or len(path) > 160 or not re.match(LOCAL_MOUNT_PATH, path):
+            raise ValidationException(
+                str(path)[:200],
+                f"fileSystemConfigs.{index}.member.localMountPath",
+                f"Member must satisfy regular expression pattern: {LOCAL_MOUNT_PATH}",
+            )
 
 
 def _check_configuration(spec: dict[str, Any]) -> None:
@@ -212,6 +249,8 @@ def _check_configuration(spec: dict[str, Any]) -> None:
         _check_range(spec["EphemeralStorage"].get("Size"), "ephemeralStorage.size", *EPHEMERAL_MB)
     if "Environment" in spec:
         _check_environment(spec["Environment"])
+    if spec.get("FileSystemConfigs"):
+        _check_file_systems(spec["FileSystemConfigs"])
 
 
 def _reserved_elsewhere(backend, function_name: str) -> int:
@@ -306,8 +345,19 @@ def _wrap_put_concurrency(original):
     return put_function_concurrency
 
 
+def _wrap_publish_layer_version(original):
+    def publish_layer_version(self, spec: dict[str, Any]):
+        data = _code_bytes(self.account_id, self.region_name, spec.get("Content"))
+        if data:
+            _check_unzips(data)
+        return original(self, spec)
+
+    return publish_layer_version
+
+
 def apply() -> None:
     backend = models.LambdaBackend
+    backend.publish_layer_version = _wrap_publish_layer_version(backend.publish_layer_version)
     backend.create_function = _wrap_create_function(backend.create_function)
     backend.update_function_configuration = _wrap_update_configuration(backend.update_function_configuration)
     backend.update_function_code = _wrap_update_code(backend.update_function_code)

@@ -137,7 +137,8 @@ class Container:
 
     def _sandboxed(self, sandbox: Sandbox, image: Path, env: dict) -> tuple[list[str], object, str]:
         spec = self.spec
-        mounts = {MODEL_MOUNT: spec.model_dir}
+        # The extracted archive is opened inside the models folder without following links, as an access point.
+        mounts: dict = {MODEL_MOUNT: filesystem.Beneath(spec.model_dir.parent, spec.model_dir.name)}
         if spec.framework_dir is not None:
             mounts[FRAMEWORK_MOUNT] = spec.framework_dir
             env["LOCALAWS_FRAMEWORK_PATH"] = FRAMEWORK_MOUNT

@@ -55,7 +55,10 @@ def test_an_archive_that_is_not_a_tar_gz_fails_the_endpoint(local):
     url = sm.upload(local, b"not a tarball", "broken/model.tar.gz")
     described = sm.create_endpoint(local, "ep-broken-archive", url)
     assert described["EndpointStatus"] == "Failed"
-    assert "not a tar.gz archive" in described["FailureReason"]
+    assert (
+        "Please ensure that the object located at the URL is a valid tar.gz archive."
+        in described["FailureReason"]
+    )
 
 
 def test_an_image_other_than_pytorch_inference_fails_the_endpoint(local, tiny_url):

@@ -253,3 +253,13 @@ def test_an_endpoint_whose_route_table_went_first_still_deletes(local_aws):
     ec2.delete_route_table(RouteTableId=route_table)
     cfn.delete_stack(StackName=name)
     assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_describe_file_systems_pages_at_100_as_efs_does(own_local_aws):
+    """moto paged at 10: a caller reading one page (as AWS's 100 allows) missed file systems past the tenth."""
+    efs = own_local_aws.client("efs")
+    created = {efs.create_file_system(CreationToken=f"page-{i}")["FileSystemId"] for i in range(12)}
+    page = efs.describe_file_systems()
+    assert {f["FileSystemId"] for f in page["FileSystems"]} == created and "NextMarker" not in page
+    first = efs.describe_file_systems(MaxItems=5)
+    assert len(first["FileSystems"]) == 5 and first["NextMarker"]

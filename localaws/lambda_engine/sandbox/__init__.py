@@ -9,7 +9,10 @@ of its own, so a reader sees which ones a platform lacks:
   environment variables and nothing from the host;
 - :mod:`.identity`: never root (Lambda's user, or the access point's PosixUser), own PID namespace;
 - :mod:`.cgroups`: CPU scaled with MemorySize, memory capped by the kernel, idle environments frozen;
-- :mod:`.caller`: the Runtime API answers only its own environment.
+- :mod:`.caller`: the Runtime API answers only its own environment;
+- :mod:`.beneath`: what a tenant put on disk (an EFS file system, an archive) is walked and written
+  without ever following a link out of its folder; :mod:`.confined`: archives are extracted in a thread
+  whose root is the target folder, as an unprivileged user.
 
 It needs Linux and either root (``CAP_SYS_ADMIN`` for mount namespaces) or, for a server that is not
 root, unprivileged user namespaces (:mod:`.userns`: the same root and namespaces; no cgroups unless one is
@@ -180,7 +183,7 @@ class Sandbox:
         *,
         task_root: Path,
         opt_dir: Path | None,
-        efs: dict[str, Path],
+        efs: dict[str, Path | filesystem.Beneath],
         posix_users: list[dict],
         efs_read_only: set[str] | frozenset[str] = frozenset(),
         tmp_mb: int,

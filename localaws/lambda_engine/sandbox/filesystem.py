@@ -9,7 +9,11 @@ In its own mount namespace, on an empty tmpfs that becomes its root (read-only o
 - ``/tmp``: a private tmpfs of ``EphemeralStorage`` MB, empty at each cold start (a write past it
   fails with ENOSPC);
 - each ``FileSystemConfigs`` entry: its access point's folder bind-mounted at its ``LocalMountPath``
-  (read-only where the file-system policy denies the role ``ClientWrite``), so hard-coded paths such as ``/mnt/ml`` work and nothing reaches the host's ``/mnt``;
+  (read-only where the file-system policy denies the role ``ClientWrite``), so hard-coded paths such as
+  ``/mnt/ml`` work and nothing reaches the host's ``/mnt``. The folder is a :class:`Beneath`: opened inside
+  its file system's folder one component at a time, never following a link (:mod:`.beneath`), and the
+  descriptor opened is what is mounted (``/proc/self/fd/N``), so a link a function put on its file
+  system can never make the mount show the host;
 - the system folders (``/usr`` and the ``/bin``, ``/lib`` links), a few ``/etc`` files (name
   resolution, the dynamic linker's cache, CA certificates, and a passwd naming the sandbox user) and
   the ``/dev`` nodes Lambda has (null, zero, full, random, urandom; no ``/dev/shm``, as on Lambda);
@@ -33,7 +37,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from localaws.lambda_engine.sandbox import libc
+from localaws.lambda_engine.sandbox import beneath, libc
 
 TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
@@ -69,13 +73,21 @@ _LOCKED = (  # statvfs flag -> mount flag, for the flags a user namespace locks 
 
 @dataclass(frozen=True)
 class Mount:
-    """One step of building the root: ``kind`` is bind, tmpfs, symlink or dir."""
+    """One step of building the root: ``kind`` is bind, beneath, tmpfs, symlink or dir."""
 
     target: str  # inside the sandbox
     kind: str
-    source: str = ""  # host path (bind) or link text (symlink)
+    source: str = ""  # host path (bind; beneath: the root to walk from) or link text (symlink)
     read_only: bool = True
-    data: str = ""  # tmpfs options
+    data: str = ""  # tmpfs options; beneath: the folder's path inside ``source``
+
+
+@dataclass(frozen=True)
+class Beneath:
+    """A folder to mount that is reached inside ``root`` without following links (an access point's)."""
+
+    root: Path
+    relative: str = ""
 
 
 def plan(
@@ -86,7 +98,7 @@ def plan(
     etc_dir: Path,
     lang_prefix: Path,
     lang_masks: list[str],
-    efs: dict[str, Path],
+    efs: dict[str, Path | Beneath],
     tmp_mb: int,
     efs_read_only: set[str] | frozenset[str] = frozenset(),
 ) -> list[Mount]:
@@ -121,7 +133,11 @@ def plan(
     steps.append(Mount("/tmp", "tmpfs", read_only=False, data=f"size={int(tmp_mb)}m,mode=1777"))
     steps.append(Mount("/proc", "dir"))
     for mount_path, folder in sorted(efs.items()):
-        steps.append(Mount(mount_path, "bind", str(folder), read_only=mount_path in efs_read_only))
+        read_only = mount_path in efs_read_only
+        if isinstance(folder, Beneath):
+            steps.append(Mount(mount_path, "beneath", str(folder.root), read_only, data=folder.relative))
+        else:
+            steps.append(Mount(mount_path, "bind", str(folder), read_only=read_only))
     return steps
 
 
@@ -145,6 +161,17 @@ def _locked(target: bytes) -> int:
     return flags
 
 
+def _bind(source: bytes, target: bytes, step: Mount) -> None:
+    _make_target(target, not os.path.isdir(source))
+    libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC, None)
+    flags = libc.MS_REMOUNT | libc.MS_BIND | libc.MS_NOSUID | _locked(target)
+    if step.read_only:
+        flags |= libc.MS_RDONLY
+    if not step.target.startswith("/dev/"):
+        flags |= libc.MS_NODEV
+    libc.mount(None, target, None, flags, None)
+
+
 def apply(root: bytes, steps: list[Mount], *, enter: bool = True) -> None:
     """Build the root at ``root`` (an empty host folder) in this process's own mount namespace, then
     (``enter``) chroot into it with ``/var/task`` as the working directory. Child side: call after unshare."""
@@ -162,16 +189,14 @@ def apply(root: bytes, steps: list[Mount], *, enter: bool = True) -> None:
             libc.mount(b"tmpfs", target, b"tmpfs", _RO, step.data.encode())
             if step.read_only and step.target != "/etc" and step.target != "/dev":
                 libc.mount(None, target, None, libc.MS_REMOUNT | libc.MS_RDONLY | _RO, None)
+        elif step.kind == "beneath":
+            fd = beneath.open_dir(step.source, beneath.parts(step.data))
+            try:
+                _bind(f"/proc/self/fd/{fd}".encode(), target, step)
+            finally:
+                os.close(fd)
         else:
-            source = step.source.encode()
-            _make_target(target, not os.path.isdir(source))
-            libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC, None)
-            flags = libc.MS_REMOUNT | libc.MS_BIND | libc.MS_NOSUID | _locked(target)
-            if step.read_only:
-                flags |= libc.MS_RDONLY
-            if not step.target.startswith("/dev/"):
-                flags |= libc.MS_NODEV
-            libc.mount(None, target, None, flags, None)
+            _bind(step.source.encode(), target, step)
     for folder in (b"/etc", b"/dev"):  # filled above; now read-only like the rest
         libc.mount(None, root + folder, None, libc.MS_REMOUNT | libc.MS_RDONLY | _RO, None)
     libc.mount(None, root, None, libc.MS_REMOUNT | libc.MS_RDONLY | _RO, None)

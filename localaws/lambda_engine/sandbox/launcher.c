@@ -10,7 +10,8 @@
  *      root) first a user namespace too, in which the server's uid and gid are 0 (so it may mount); with a
  *      PID namespace, fork: the child is pid 1 of the new namespace and this process waits for it and
  *      exits as it did;
- *   2. make "/" private, mount a tmpfs at --root, apply the --step list (bind, tmpfs, symlink, dir), mount
+ *   2. make "/" private, mount a tmpfs at --root, apply the --step list (bind, beneath: a folder opened
+ *      inside a root without following links, then bind-mounted from its descriptor; tmpfs, symlink, dir), mount
  *      /proc (the namespace's own), remount /etc, /dev and the root read-only; with --userns, enter a
  *      second user namespace whose only uid and gid (--uid, --gid) are the first one's 0: every capability
  *      is gone at exec (the function is not root there) and setgroups is denied; chroot, chdir;
@@ -108,6 +109,45 @@ static void map_ids(unsigned long inner_uid, unsigned long outer_uid, unsigned l
     write_file("/proc/self/uid_map", line);
 }
 
+/* The folder `relative` inside `root`, opened one component at a time with O_NOFOLLOW: a link anywhere on
+ * the way (or `.`, `..`) ends the launch. The descriptor is what gets mounted, so what was checked is what
+ * the function sees (an EFS access point's folder, which functions may have filled with links). */
+static int open_beneath(const char *root, const char *relative) {
+    const int flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(root, flags);
+    if (fd < 0) die("open", root);
+    if (!relative) return fd;
+    char buffer[4096], *save = NULL;
+    if (strlen(relative) >= sizeof buffer) { errno = ENAMETOOLONG; die("path", relative); }
+    strcpy(buffer, relative);
+    for (char *part = strtok_r(buffer, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+        if (strcmp(part, ".") == 0 || strcmp(part, "..") == 0) { errno = EINVAL; die("path", relative); }
+        int next = openat(fd, part, flags);
+        if (next < 0) die("open beneath", relative);
+        close(fd);
+        fd = next;
+    }
+    return fd;
+}
+
+static void bind(const char *source, const char *target, const struct step *s) {
+    struct stat st;
+    if (stat(source, &st) != 0) die("stat", source);
+    if (S_ISDIR(st.st_mode)) {
+        mkdir_p(target);
+    } else {
+        make_parent(target);
+        int fd = open(target, O_CREAT | O_WRONLY, 0644);
+        if (fd < 0) die("create", target);
+        close(fd);
+    }
+    if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) != 0) die("bind", target);
+    unsigned long flags = MS_BIND | MS_NOSUID | locked_flags(target);
+    if (s->ro) flags |= MS_RDONLY;
+    if (strncmp(s->target, "/dev/", 5) != 0) flags |= MS_NODEV;
+    remount(target, flags);
+}
+
 static void apply(const char *root, struct step *steps, int count) {
     char target[4096];
     unsigned long quiet = MS_NOSUID | MS_NODEV;
@@ -126,22 +166,14 @@ static void apply(const char *root, struct step *steps, int count) {
             if (mount("tmpfs", target, "tmpfs", quiet, s->data) != 0) die("mount tmpfs", target);
             if (s->ro && strcmp(s->target, "/etc") != 0 && strcmp(s->target, "/dev") != 0)
                 remount(target, MS_RDONLY | quiet);
+        } else if (strcmp(s->kind, "beneath") == 0) {  /* source: the root; data: the folder inside it */
+            int fd = open_beneath(s->source, s->data);
+            char proc[64];
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+            bind(proc, target, s);
+            close(fd);
         } else {  /* bind */
-            struct stat st;
-            if (stat(s->source, &st) != 0) die("stat", s->source);
-            if (S_ISDIR(st.st_mode)) {
-                mkdir_p(target);
-            } else {
-                make_parent(target);
-                int fd = open(target, O_CREAT | O_WRONLY, 0644);
-                if (fd < 0) die("create", target);
-                close(fd);
-            }
-            if (mount(s->source, target, NULL, MS_BIND | MS_REC, NULL) != 0) die("bind", target);
-            unsigned long flags = MS_BIND | MS_NOSUID | locked_flags(target);
-            if (s->ro) flags |= MS_RDONLY;
-            if (strncmp(s->target, "/dev/", 5) != 0) flags |= MS_NODEV;
-            remount(target, flags);
+            bind(s->source, target, s);
         }
     }
 }
