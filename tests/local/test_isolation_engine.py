@@ -9,12 +9,21 @@ a flood of connections to another environment's Runtime API, and a clean stop th
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 
 import pytest
 
-from tests.local.test_lambda_engine import create_function, invoke
+from localaws.server import log_file
+from tests.local.test_lambda_engine import (
+    create_function,
+    invoke,
+    tail_text,
+    wait_for,
+)
+from tests.sandbox_support import WHOAMI
 
 linux_root = pytest.mark.skipif(
     os.geteuid() != 0 or not sys.platform.startswith("linux"),
@@ -73,3 +82,90 @@ def test_an_environment_cannot_start_more_than_1024_processes_and_threads(local_
     assert answer["error"] == refusal or refusal in answer["error"], answer
     _, again, _ = invoke(local_aws, name, {"kind": kind, "n": 10})  # the environment goes on afterwards
     assert again == {"started": 10, "error": None}
+
+
+# --- 5. a second GET /next ---------------------------------------------------------------------------
+
+OWN_NEXT = """
+import os, urllib.request
+
+def handler(event, context):
+    if not event.get("ask"):
+        return {"request_id": context.aws_request_id}
+    url = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/next"
+    try:
+        with urllib.request.urlopen(url, timeout=event["ask"]) as answer:
+            return {"status": answer.status, "request_id": answer.headers["Lambda-Runtime-Aws-Request-Id"],
+                    "event": answer.read().decode(), "mine": context.aws_request_id}
+    except Exception as exc:
+        return {"error": repr(exc)}
+"""
+
+
+def test_a_handler_asking_its_own_runtime_api_for_the_next_invocation_gets_its_own(local_aws):
+    """As Lambda's runtime API does (the Runtime Interface Emulator: a ``/next`` while an invocation runs
+    renders that invocation again); the next invocation is not swallowed."""
+    name = create_function(local_aws, OWN_NEXT, Timeout=10)
+    _, seen, _ = invoke(local_aws, name, {"ask": 3})
+    for _ in range(3):
+        response, answer, _ = invoke(local_aws, name, {})
+        assert "FunctionError" not in response, answer
+        assert answer["request_id"] == response["ResponseMetadata"]["RequestId"]
+    assert seen.get("status") == 200, seen
+    assert seen["request_id"] == seen["mine"]
+    assert json.loads(seen["event"]) == {"ask": 3}
+
+
+# --- 7b. what AWS refuses is refused before anything starts; descriptors above 1,024 ----------------
+
+
+PRINTER = """
+import os
+
+def handler(event, context):
+    print("said by the handler", event["n"])
+    if event.get("exit"):
+        os._exit(3)
+    return event["n"]
+"""
+
+
+def test_a_server_holding_more_than_1024_descriptors_still_reads_its_environments(own_local_aws):
+    """``select()`` cannot watch a descriptor above 1,024: the environments started once the server held
+    1,100 connections lost their output and their exit."""
+    pid = json.loads((own_local_aws.state_dir / "server.json").read_text())["pid"]
+    host, port = "127.0.0.1", own_local_aws.port
+    held = []
+    try:
+        for _ in range(1100):
+            held.append(socket.create_connection((host, port), timeout=30))
+        assert wait_for(lambda: len(os.listdir(f"/proc/{pid}/fd")) > 1100, 60)
+        name = create_function(own_local_aws, PRINTER, Timeout=10)
+        response, answer, _ = invoke(own_local_aws, name, {"n": 1})
+        assert answer == 1 and "said by the handler 1" in tail_text(response)
+        response, answer, _ = invoke(own_local_aws, name, {"n": 2, "exit": True})
+        assert answer["errorType"] == "Runtime.ExitError", answer
+        assert "said by the handler 2" in tail_text(response)
+    finally:
+        for conn in held:
+            conn.close()
+    assert "out of range in select" not in log_file(own_local_aws.state_dir).read_text()
+
+
+# --- 11. noise and leftovers -------------------------------------------------------------------------
+
+
+@linux_root
+def test_a_flood_of_connections_to_another_environments_runtime_api_is_refused_quietly(own_local_aws):
+    victim = create_function(own_local_aws, WHOAMI)
+    address = invoke(own_local_aws, victim)[1]["runtime_api"]
+    host, port = address.split(":")
+    for _ in range(500):
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 403")
+    warnings = [
+        line for line in log_file(own_local_aws.state_dir).read_text().splitlines() if "refused a" in line
+    ]
+    assert 1 <= len(warnings) <= 3, warnings
+    assert invoke(own_local_aws, victim)[1]["runtime_api"] == address  # still served
