@@ -47,7 +47,8 @@ def _now_iso() -> str:
 
 class ProvisionedConcurrency:
     """The Provisioned Concurrency half of :class:`~localaws.lambda_engine.engine.Engine` (its state and
-    lock live there: ``_cond``, ``_envs``, ``_owner``, ``_provisioned``, ``_spawn``, ``_retire``)."""
+    lock live there: ``_cond``, ``_envs``, ``_owner``, ``_provisioned``, ``_starting``, ``_start``,
+    ``_retire``)."""
 
     def put_provisioned_concurrency(
         self, function_name: str, qualifier: str | None, count: int, *, account_id: str, region: str
@@ -136,22 +137,35 @@ class ProvisionedConcurrency:
         threading.Thread(target=self._provision, args=(record,), daemon=True).start()
 
     def _provision(self, record: _Provisioned) -> None:
+        """Start the environments ``record`` lacks, one at a time and with the engine's lock not held (each
+        start extracts code, makes cgroups and spawns a process); counted while they start, so that a
+        second provisioning of the same configuration (a PUT meanwhile) never starts more than requested."""
+        fresh: list[Environment] = []
         try:
             spec = resolve(record.name, record.qualifier, account_id=record.account_id, region=record.region)
             with self._cond:
                 if self._provisioned.get(record.key) is not record or self._closed:
                     return
                 record.spec_key = spec.key
-                have = [
-                    e
-                    for e in self._envs
-                    if self._owner.get(e.id) == record.key and e.alive and e.spec.key == spec.key
-                ]
-                fresh = []
-                for _ in range(record.requested - len(have)):
-                    env = self._spawn(spec, provisioned=True)
-                    self._owner[env.id] = record.key
-                    fresh.append(env)
+            while True:
+                with self._cond:
+                    have = [
+                        e
+                        for e in self._envs
+                        if self._owner.get(e.id) == record.key and e.alive and e.spec.key == spec.key
+                    ]
+                    starting = self._starting.get(record.key, 0)
+                    current = self._provisioned.get(record.key) is record and not self._closed
+                    if not current or len(have) + starting >= record.requested:
+                        break
+                    self._starting[record.key] = starting + 1
+                try:
+                    fresh.append(self._start(spec, owner=record.key))
+                finally:
+                    with self._cond:
+                        self._starting[record.key] -= 1
+                        if not self._starting[record.key]:
+                            del self._starting[record.key]
             for env in fresh:
                 env.wait_settled(PROVISIONED_INIT_CAP_S)
             failed = [e for e in fresh if not e.ready]
@@ -165,11 +179,14 @@ class ProvisionedConcurrency:
                 )
                 with self._cond:
                     self._retire(failed)
-        except LambdaServiceError as exc:
-            record.failure = exc.message
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: FAILED with a reason, never IN_PROGRESS forever
-            log.exception("provisioning %s:%s", record.name, record.qualifier)
-            record.failure = f"FUNCTION_ERROR_INIT_FAILURE: could not start an environment: {exc}"
+            if isinstance(exc, LambdaServiceError):
+                record.failure = exc.message
+            else:
+                log.exception("provisioning %s:%s", record.name, record.qualifier)
+                record.failure = f"FUNCTION_ERROR_INIT_FAILURE: could not start an environment: {exc}"
+            with self._cond:  # what this round started goes too: it failed as a whole
+                self._retire(fresh)
         finally:
             record.provisioning = False
 

@@ -8,9 +8,10 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
+
+from localaws.lambda_engine.keyed_locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,13 @@ class CodeCache:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._lock = threading.Lock()
+        self._locks = KeyedLocks()  # one per hash: extracting one zip never holds up another's
 
     def task_root(self, code_sha256: str, code_bytes: bytes) -> Path:
         target = self.root / code_sha256
         if target.is_dir():
             return target
-        with self._lock:
+        with self._locks.hold(code_sha256):
             if target.is_dir():
                 return target
             self.root.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ class LayerCache:
     def __init__(self, root: Path, code: CodeCache):
         self.root = Path(root)
         self.code = code
-        self._lock = threading.Lock()
+        self._locks = KeyedLocks()
 
     def opt_dir(self, layers: list[tuple[str, bytes]]) -> Path | None:
         """``layers`` = [(sha256 hex, zip bytes), ...]; None when the function has no layers."""
@@ -58,7 +59,7 @@ class LayerCache:
             return None
         key = hashlib.sha256("/".join(sha for sha, _ in layers).encode()).hexdigest()[:32]
         target = self.root / key
-        with self._lock:
+        with self._locks.hold(key):
             if target.is_dir():
                 return target
             self.root.mkdir(parents=True, exist_ok=True)

@@ -9,18 +9,27 @@ a flood of connections to another environment's Runtime API, and a clean stop th
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import resource
 import socket
 import sys
+import threading
+import zipfile
+from pathlib import Path
 
 import pytest
 
+from localaws import server
 from localaws.server import log_file
+from tests.conftest import start_local_aws
 from tests.local.test_lambda_engine import (
     create_function,
     invoke,
     tail_text,
+    unique,
     wait_for,
 )
 from tests.sandbox_support import WHOAMI
@@ -116,7 +125,54 @@ def test_a_handler_asking_its_own_runtime_api_for_the_next_invocation_gets_its_o
     assert json.loads(seen["event"]) == {"ask": 3}
 
 
+# --- 7. one function's cold start never stalls another's invocations --------------------------------
+
+
+def _zip_of_many_files(count: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return 'big'\n")
+        for i in range(count):
+            archive.writestr(f"data/{i % 100}/{i}.txt", b"")
+    return buffer.getvalue()
+
+
+def test_a_cold_start_extracting_a_60000_file_zip_never_holds_up_another_functions_invocations(local_aws):
+    """The first invocation of a function with a 60,000-file zip extracts it (seconds); meanwhile another
+    function's warm invocations are answered: all five of them before that extraction is done."""
+    lam = local_aws.client("lambda")
+    warm = create_function(local_aws, "def handler(event, context):\n    return 'warm'\n")
+    assert invoke(local_aws, warm)[1] == "warm"
+    code = _zip_of_many_files(60_000)
+    big = unique("big")
+    lam.create_function(
+        FunctionName=big, Runtime="python3.12", Role=local_aws.lambda_role(), Handler="app.handler",
+        Code={"ZipFile": code}, Timeout=300,
+    )  # fmt: skip
+    lam.get_waiter("function_active_v2").wait(FunctionName=big, WaiterConfig={"Delay": 0.1})
+    code_root = Path(local_aws.state_dir) / "lambda" / "code"
+    extracted = code_root / hashlib.sha256(code).hexdigest()
+    before = set(code_root.iterdir())
+    cold: dict = {}
+    first = threading.Thread(target=lambda: cold.update(answer=invoke(local_aws, big)[1]))
+    first.start()
+    try:
+        assert wait_for(lambda: set(code_root.iterdir()) - before, 120), "the extraction did not begin"
+        answers = [invoke(local_aws, warm)[1] for _ in range(5)]
+        done_meanwhile = extracted.exists()
+    finally:
+        first.join(600)
+    assert answers == ["warm"] * 5
+    assert not done_meanwhile, "the warm invocations waited for another function's extraction"
+    assert cold["answer"] == "big"
+
+
 # --- 7b. what AWS refuses is refused before anything starts; descriptors above 1,024 ----------------
+
+
+def _published(handle, code: str = "def handler(event, context):\n    return 1\n") -> tuple[str, str]:
+    name = create_function(handle, code)
+    return name, handle.client("lambda").publish_version(FunctionName=name)["Version"]
 
 
 PRINTER = """
@@ -152,6 +208,56 @@ def test_a_server_holding_more_than_1024_descriptors_still_reads_its_environment
     assert "out of range in select" not in log_file(own_local_aws.state_dir).read_text()
 
 
+def _environment_groups(pid: int) -> list[Path]:
+    """The cgroups of a server's environments, in every hierarchy (read while it runs)."""
+    groups = []
+    for base in _server_bases(pid):
+        groups += [child for child in base.iterdir() if child.is_dir()] if base.is_dir() else []
+    return groups
+
+
+def _server_bases(pid: int) -> list[Path]:
+    """Where a server's ``localaws-<pid>`` groups are (or were), from its /proc/<pid>/cgroup."""
+    bases = []
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else ["unified"]:
+            bases.append(Path("/sys/fs/cgroup", controller, path.lstrip("/"), f"localaws-{pid}"))
+    return [b for b in bases if b.parent.is_dir()]
+
+
+def _empty(group: Path) -> bool:
+    try:
+        return not (group / "cgroup.procs").read_text().split()
+    except OSError:
+        return False  # removed meanwhile
+
+
+@linux_root
+def test_environments_that_fail_to_start_leave_no_cgroup_behind(own_local_aws):
+    """Provisioned Concurrency starting environments until the server runs out of descriptors: the
+    configuration fails, and no environment's cgroup outlives it."""
+    state = own_local_aws.state_dir
+    pid = json.loads((state / "server.json").read_text())["pid"]
+    name, version = _published(own_local_aws)
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 30, hard))
+    try:
+        own_local_aws.client("lambda").put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=40
+        )
+        assert wait_for(lambda: f"provisioning {name}:{version}" in log_file(state).read_text(), 120)
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    config = own_local_aws.client("lambda").get_provisioned_concurrency_config(
+        FunctionName=name, Qualifier=version
+    )
+    assert config["Status"] == "FAILED" and "could not start an environment" in config["StatusReason"]
+    assert wait_for(lambda: not [g for g in _environment_groups(pid) if _empty(g)], 30), [
+        g for g in _environment_groups(pid) if _empty(g)
+    ]
+
+
 # --- 11. noise and leftovers -------------------------------------------------------------------------
 
 
@@ -169,3 +275,17 @@ def test_a_flood_of_connections_to_another_environments_runtime_api_is_refused_q
     ]
     assert 1 <= len(warnings) <= 3, warnings
     assert invoke(own_local_aws, victim)[1]["runtime_api"] == address  # still served
+
+
+@linux_root
+def test_a_clean_stop_leaves_no_cgroup(tmp_path):
+    handle = start_local_aws(tmp_path / "state")
+    try:
+        pid = json.loads((handle.state_dir / "server.json").read_text())["pid"]
+        bases = _server_bases(pid)
+        name = create_function(handle, "def handler(event, context):\n    return 1\n")
+        assert invoke(handle, name)[1] == 1
+        assert [b for b in bases if b.is_dir()], "the sandbox made no cgroup: nothing to check"
+    finally:
+        server.stop(handle.state_dir)
+    assert [b for b in bases if b.exists()] == []

@@ -156,6 +156,11 @@ class Sandbox:
                 else (done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}")
             )
 
+    def close(self) -> None:
+        """Remove this server's cgroups, once every process it started has ended (at a clean stop)."""
+        if self.layout is not None:
+            cgroups.close(self.layout)
+
     # --- describing --------------------------------------------------------------------------------
 
     @property

@@ -294,6 +294,12 @@ class Group:
                     return int(line.split()[1])
         return 0
 
+    def destroy(self) -> None:
+        """End whatever is still in the groups (a process that left its process group), then remove them."""
+        for path in self.paths:
+            _end_orphans(path)
+        self.remove()
+
     def remove(self) -> None:
         """Remove the groups once their processes are gone (retried briefly: exits are asynchronous)."""
         self.thaw()
