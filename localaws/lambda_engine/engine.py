@@ -42,6 +42,7 @@ from localaws.lambda_engine.logs import tail
 from localaws.lambda_engine.provisioned import ProvisionedConcurrency, _Provisioned
 from localaws.lambda_engine.sandbox import Sandbox
 from localaws.lambda_engine.task_root import CodeCache, LayerCache
+from localaws.patches import lambda_validation
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Engine(ProvisionedConcurrency):
         self._starting: dict[tuple, int] = {}  # function or provisioned config -> environments starting
         self._closed = False
         self._wake = threading.Event()
+        lambda_validation.count_provisioned_with(self.provisioned_totals)  # it claims account concurrency
         threading.Thread(target=self._sweep_loop, name="lambda-sweeper", daemon=True).start()
         threading.Thread(target=self._watchdog_loop, name="lambda-watchdog", daemon=True).start()
 

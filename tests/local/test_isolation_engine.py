@@ -21,11 +21,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from localaws import server
 from localaws.server import log_file
 from tests.conftest import start_local_aws
 from tests.local.test_lambda_engine import (
+    _live_with,
     create_function,
     invoke,
     tail_text,
@@ -170,9 +172,70 @@ def test_a_cold_start_extracting_a_60000_file_zip_never_holds_up_another_functio
 # --- 7b. what AWS refuses is refused before anything starts; descriptors above 1,024 ----------------
 
 
+@pytest.fixture
+def small_account(tmp_path, monkeypatch):
+    """A server of its own whose account has a concurrency of 110 (as a new account's low quota), so
+    that crossing the 100 that must stay unreserved takes a few environments, not hundreds."""
+    monkeypatch.setenv("LOCALAWS_LAMBDA_CONCURRENCY_LIMIT", "110")
+    handle = start_local_aws(tmp_path / "state")
+    yield handle
+    server.stop(handle.state_dir)
+
+
 def _published(handle, code: str = "def handler(event, context):\n    return 1\n") -> tuple[str, str]:
     name = create_function(handle, code)
     return name, handle.client("lambda").publish_version(FunctionName=name)["Version"]
+
+
+def _refused(call, **kwargs) -> str:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidParameterValueException", error
+    return error["Message"]
+
+
+def _running(name: str) -> list[int]:
+    return _live_with(f"AWS_LAMBDA_FUNCTION_NAME={name}".encode())
+
+
+def test_provisioned_and_reserved_concurrency_past_the_unreserved_minimum_are_refused_before_starting(
+    small_account,
+):
+    lam = small_account.client("lambda")
+    greedy, version = _published(small_account)
+    put = lam.put_provisioned_concurrency_config
+    message = _refused(put, FunctionName=greedy, Qualifier=version, ProvisionedConcurrentExecutions=11)
+    assert message == (
+        "Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
+        "below its minimum value of [100]."
+    )
+    message = _refused(put, FunctionName=greedy, Qualifier=version, ProvisionedConcurrentExecutions=111)
+    assert (
+        message
+        == "Specified ConcurrentExecutions for function is greater than account's unreserved concurrency [110]."
+    )
+    assert not _running(greedy), "an environment started for a refused request"
+    with pytest.raises(lam.exceptions.ProvisionedConcurrencyConfigNotFoundException):
+        lam.get_provisioned_concurrency_config(FunctionName=greedy, Qualifier=version)
+    # Provisioned Concurrency claims account concurrency: it and reservations leave 100 unreserved together.
+    put(FunctionName=greedy, Qualifier=version, ProvisionedConcurrentExecutions=2)
+    other, other_version = _published(small_account)
+    reserve = lam.put_function_concurrency
+    assert "below its minimum value of [100]" in _refused(
+        reserve, FunctionName=other, ReservedConcurrentExecutions=9
+    )
+    reserve(FunctionName=other, ReservedConcurrentExecutions=8)
+    message = _refused(put, FunctionName=other, Qualifier=other_version, ProvisionedConcurrentExecutions=9)
+    assert message == (
+        "Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution "
+        "for function"
+    )
+    third, third_version = _published(small_account)
+    assert "below its minimum value of [100]" in _refused(
+        put, FunctionName=third, Qualifier=third_version, ProvisionedConcurrentExecutions=1
+    )
+    assert not _running(other) and not _running(third)
 
 
 PRINTER = """
