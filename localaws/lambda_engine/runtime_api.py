@@ -293,12 +293,51 @@ class RuntimeAPIServer:
             sock.close()
 
 
+_REFUSAL = b'{"errorMessage": "This Runtime API serves only its own execution environment.", "errorType": "AccessDenied"}'
+LINGER_S = 1.0  # how long a refused connection's request is read and dropped before it is closed
+_MAX_LINGERING = 64  # refused connections closed gracefully at once; past that, at once
+_lingering = threading.BoundedSemaphore(_MAX_LINGERING)
+
+
 def _refuse(conn: socket.socket) -> None:
-    body = b'{"errorMessage": "This Runtime API serves only its own execution environment.", "errorType": "AccessDenied"}'
-    head = f"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    """Answer 403 and close, once the client's request is read and dropped: closing a socket with its
+    request unread resets the connection, and the client could then lose the answer (BrokenPipeError)
+    instead of reading the 403. A request not there yet is waited for by a short-lived thread (at most
+    ``LINGER_S``, at most ``_MAX_LINGERING`` at once)."""
+    head = (
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(_REFUSAL)}\r\nConnection: close\r\n\r\n"
+    )
     try:
-        conn.sendall(head.encode() + body)
+        conn.setblocking(False)
+        try:
+            arrived = conn.recv(65536)  # the request, when it came with the connection (usually)
+        except BlockingIOError:
+            arrived = None
+        conn.setblocking(True)
+        conn.sendall(head.encode() + _REFUSAL)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        conn.close()
+        return
+    if arrived is not None or not _lingering.acquire(blocking=False):
+        conn.close()
+        return
+    try:
+        threading.Thread(target=_drain_and_close, args=(conn,), daemon=True).start()
+    except RuntimeError:  # no thread to be had: close now
+        _lingering.release()
+        conn.close()
+
+
+def _drain_and_close(conn: socket.socket) -> None:
+    try:
+        conn.settimeout(LINGER_S)
+        deadline = time.monotonic() + LINGER_S
+        while time.monotonic() < deadline and conn.recv(65536):
+            pass
     except OSError:
         pass
     finally:
         conn.close()
+        _lingering.release()
