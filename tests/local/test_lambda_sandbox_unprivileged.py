@@ -258,7 +258,7 @@ def handler(event, context):
         time.sleep(5)
     if event.get("mode") == "memory":
         block = bytearray(400 * 1024 * 1024)  # touched: bytearray zero-fills
-        time.sleep(3)  # long enough for the sampler, which stands in for the missing memory cgroup
+        time.sleep(50)  # held until the sampler (standing in for the missing memory cgroup) ends it
         return len(block)
     return os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
 """
@@ -274,7 +274,7 @@ def test_a_timeout_ends_the_environment_across_the_user_namespaces(nobody_aws, t
 
 
 def test_memory_above_memory_size_ends_as_out_of_memory_without_a_memory_cgroup(nobody_aws, tmp_path):
-    name = create_function(nobody_aws, ENDS, MemorySize=256, Timeout=10)
+    name = create_function(nobody_aws, ENDS, MemorySize=256, Timeout=60)
     answer, payload = cli_invoke(nobody_aws, name, {"mode": "memory"}, tmp_path)
     assert answer["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.OutOfMemory"
