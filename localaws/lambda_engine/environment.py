@@ -77,7 +77,7 @@ class Environment:
         self._out_lock = threading.Lock()
         self._partial = b""
         self.group = launch.group  # the sandbox's cgroups, or None
-        self._mailbox = Mailbox(self.id, self.group.thaw if self.group is not None else _nothing)
+        self._mailbox = Mailbox(self.id, self.group.thaw if self.group is not None else lambda: None)
         self._api = RuntimeAPIServer(self, callers=self._own_pids if check_callers else None)
         self._launch = launch
         self._env = {
@@ -441,10 +441,6 @@ class Environment:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
-
-
-def _nothing() -> None:
-    """No cgroup to thaw."""
 
 
 def _readable(fd: int) -> bool:
