@@ -42,6 +42,7 @@ from localaws.lambda_engine.logs import tail
 from localaws.lambda_engine.provisioned import ProvisionedConcurrency, _Provisioned
 from localaws.lambda_engine.sandbox import Sandbox
 from localaws.lambda_engine.task_root import CodeCache, LayerCache
+from localaws.patches import lambda_validation
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class Engine(ProvisionedConcurrency):
         self._envs: list[Environment] = []
         self._owner: dict[str, tuple[str, str, str, str]] = {}  # environment id -> provisioned config key
         self._provisioned: dict[tuple[str, str, str, str], _Provisioned] = {}
+        self._starting: dict[tuple, int] = {}  # function or provisioned config -> environments starting
         self._closed = False
         self._wake = threading.Event()
+        lambda_validation.count_provisioned_with(self.provisioned_totals)  # it claims account concurrency
         threading.Thread(target=self._sweep_loop, name="lambda-sweeper", daemon=True).start()
         threading.Thread(target=self._watchdog_loop, name="lambda-watchdog", daemon=True).start()
 
@@ -169,14 +172,16 @@ class Engine(ProvisionedConcurrency):
     def _acquire(self, spec: FunctionSpec) -> Environment:
         deadline = time.monotonic() + spec.timeout_s + 10.0
         pc_key = (spec.account_id, spec.region, spec.name, spec.qualifier or "")
+        function = _function_of(spec)
         with self._cond:
             while True:
                 if self._closed:
                     raise LambdaServiceError(
                         503, "ServiceException", "The local Lambda engine is shutting down."
                     )
-                mine = [e for e in self._envs if _function_of(e.spec) == _function_of(spec)]
-                busy = sum(1 for e in mine if e.busy)
+                mine = [e for e in self._envs if _function_of(e.spec) == function]
+                starting = self._starting.get(function, 0)  # cold starts under way: busy, not listed yet
+                busy = sum(1 for e in mine if e.busy) + starting
                 if spec.reserved_concurrency is not None and busy >= spec.reserved_concurrency:
                     raise errors.throttled(
                         "Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -191,8 +196,9 @@ class Engine(ProvisionedConcurrency):
                     chosen.busy = True
                     return chosen
                 spawned = [e for e in mine if e.id not in self._owner and e.alive]
-                if len(spawned) < self.max_environments:
-                    return self._spawn(spec, provisioned=False)
+                if len(spawned) + starting < self.max_environments:
+                    self._starting[function] = starting + 1
+                    break
                 stale = [e for e in spawned if not e.busy and e.spec.key != spec.key]
                 if stale:
                     self._retire(stale[:1])
@@ -201,34 +207,59 @@ class Engine(ProvisionedConcurrency):
                 if remaining <= 0:
                     raise errors.throttled("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
                 self._cond.wait(remaining)
+        try:  # outside the lock: one function's cold start never holds up another's invocations
+            return self._start(spec)
+        finally:
+            with self._cond:
+                self._starting[function] -= 1
+                if not self._starting[function]:
+                    del self._starting[function]
+                self._cond.notify_all()
 
-    def _spawn(self, spec: FunctionSpec, *, provisioned: bool) -> Environment:
-        """A new environment (call with the lock held); busy unless provisioned."""
-        efs = mounts.local_mounts(
-            spec.file_systems,
-            state_dir=self.state_dir,
-            account_id=spec.account_id,
-            region=spec.region,
-            role_arn=spec.role,
-        )
-        task_root = self._code.task_root(spec.code_sha256, spec.code_bytes)
-        if self.sandbox.enabled:
-            opt_dir = self._layers.opt_dir(_layer_code(spec))
-            launch = launcher.sandboxed(
-                self.sandbox, spec, task_root=task_root, opt_dir=opt_dir, efs=efs, url=self.url,
-                name=uuid.uuid4().hex[:12],
-            )  # fmt: skip
-        else:
-            launch = launcher.on_host(spec, task_root=task_root, efs=efs, url=self.url)
-        env = Environment(
-            spec,
-            launch=launch,
-            provisioned=provisioned,
-            check_callers="runtime_api" not in self.sandbox.off,
-            sandbox_summary=self.sandbox.summary(),
-        )
-        env.busy = not provisioned
-        self._envs.append(env)
+    def _start(self, spec: FunctionSpec, owner: tuple[str, str, str, str] | None = None) -> Environment:
+        """Start a new environment, with the engine's lock NOT held: extracting the code (a first
+        invocation of a 100,000-file zip takes seconds), EFS folders, cgroups and the process are this
+        environment's alone. Registered once started: busy for its caller, or provisioned for ``owner``.
+        If it cannot start, what was made for it (its cgroups) is removed before the error is raised."""
+        launch = None
+        try:
+            efs = mounts.local_mounts(
+                spec.file_systems,
+                state_dir=self.state_dir,
+                account_id=spec.account_id,
+                region=spec.region,
+                role_arn=spec.role,
+            )
+            task_root = self._code.task_root(spec.code_sha256, spec.code_bytes)
+            if self.sandbox.enabled:
+                opt_dir = self._layers.opt_dir(_layer_code(spec))
+                launch = launcher.sandboxed(
+                    self.sandbox, spec, task_root=task_root, opt_dir=opt_dir, efs=efs, url=self.url,
+                    name=uuid.uuid4().hex[:12],
+                )  # fmt: skip
+            else:
+                launch = launcher.on_host(spec, task_root=task_root, efs=efs, url=self.url)
+            env = Environment(
+                spec,
+                launch=launch,
+                provisioned=owner is not None,
+                check_callers="runtime_api" not in self.sandbox.off,
+                sandbox_summary=self.sandbox.summary(),
+            )
+        except BaseException:
+            if launch is not None and launch.group is not None:
+                launch.group.remove()
+            raise
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                env.busy = owner is None
+                self._envs.append(env)
+                if owner is not None:
+                    self._owner[env.id] = owner
+        if closed:  # the engine stopped while it started
+            env.stop()
+            raise LambdaServiceError(503, "ServiceException", "The local Lambda engine is shutting down.")
         log.info(
             "started %s environment %s for %s:%s (pid %s)",
             env.init_type,
@@ -342,7 +373,8 @@ class Engine(ProvisionedConcurrency):
             return [e.process.pid for e in self._envs if e.exit_code is None]
 
     def shutdown(self) -> None:
-        """End every environment process; the engine answers no more invocations."""
+        """End every environment process and remove the server's cgroups; the engine answers no more
+        invocations."""
         with self._cond:
             self._closed = True
             envs, self._envs = list(self._envs), []
@@ -351,6 +383,10 @@ class Engine(ProvisionedConcurrency):
         self._wake.set()
         for env in envs:
             env.stop()
+        for env in envs:  # its reader thread removes it too, but the server may exit first
+            if env.group is not None:
+                env.group.destroy()
+        self.sandbox.close()
 
 
 def _client_context(header: str | None) -> str | None:

@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import queue
 import select
 import signal
 import socket
@@ -33,10 +32,11 @@ import threading
 import time
 import uuid
 
-from localaws.lambda_engine import logs, memory, runtime_api
+from localaws.lambda_engine import logs, memory
+from localaws.lambda_engine.delivery import Answer, Mailbox
 from localaws.lambda_engine.function_spec import FunctionSpec
 from localaws.lambda_engine.invocation import Invocation, Outcome, error_body, error_type_of, exit_reason
-from localaws.lambda_engine.runtime_api import SENT, RuntimeAPIServer
+from localaws.lambda_engine.runtime_api import RuntimeAPIServer
 from localaws.lambda_engine.sandbox import Launch
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,12 @@ class Environment:
         self._tree: list[int] = []  # the process tree's pids, as the watchdog last saw them
         self.over_memory = False
         self._invocations = 0
-        self._queue: queue.Queue[Invocation | None] = queue.Queue()
         self._current: Invocation | None = None
         self._settled = threading.Event()  # ready, init error or exit
         self._out_lock = threading.Lock()
         self._partial = b""
         self.group = launch.group  # the sandbox's cgroups, or None
-        self._idle_lock = threading.Lock()  # orders freezing on /next against delivering an invocation
+        self._mailbox = Mailbox(self.id, self.group.thaw if self.group is not None else lambda: None)
         self._api = RuntimeAPIServer(self, callers=self._own_pids if check_callers else None)
         self._launch = launch
         self._env = {
@@ -89,9 +88,14 @@ class Environment:
         }
         self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
         self._superseded: set[int] = set()
-        self._waiting_since: float | None = None  # when the runtime began waiting for an invocation
-        self._parked: socket.socket | None = None  # the connection of the runtime's waiting GET /next
-        self._start_process()
+        try:
+            self._start_process()
+        except BaseException:  # out of descriptors, processes or threads: nothing of it is left running
+            self.retired = True
+            self._api.close()
+            if getattr(self, "process", None) is not None:
+                self._kill_group()
+            raise
         self._log([logs.init_start_line(spec.region, sandbox_summary, launch.notes)])
 
     def _start_process(self) -> None:
@@ -117,6 +121,7 @@ class Environment:
         """End the process and start it again (an on-demand init past 10 s is re-run, as on AWS)."""
         self._superseded.add(self.process.pid)  # before the kill: its reader must not settle for it
         self._kill_group()
+        self._mailbox.release(stop=False)  # a /next of the old process (init ended at the cap) is let go
         self._settled.clear()
         self.init_duration_ms, self.init_error = None, None
         self._start_process()
@@ -143,45 +148,14 @@ class Environment:
 
     # --- Runtime API delivery ----------------------------------------------------------------------
 
-    def next_invocation(
-        self, conn: socket.socket | None = None
-    ) -> tuple[str, bytes, dict[str, str]] | str | None:
-        """The next invocation for the runtime's ``GET /next`` on ``conn``: (request id, payload, headers);
-        ``SENT`` when the invoking thread wrote it on ``conn`` itself (see :meth:`_deliver`); None when
-        stopping."""
+    def next_invocation(self, conn: socket.socket | None = None) -> Answer:
+        """The answer to the runtime's ``GET /next`` on ``conn`` (see :class:`.delivery.Mailbox`); the first
+        one ends init."""
         if self.init_duration_ms is None:
             self.init_duration_ms = (time.perf_counter() - self._spawned) * 1000
             self._tree = memory.tree(self.process.pid)  # the runtime is up: its process is in the tree
             self._settled.set()
-        with self._idle_lock:
-            if self._queue.empty():
-                self._waiting_since = time.monotonic()  # the engine's watchdog freezes it soon
-                self._parked = conn
-        invocation = self._queue.get()
-        if invocation is None or invocation is SENT:
-            return invocation
-        with self._idle_lock:
-            self._parked = None
-        invocation.started = time.perf_counter()
-        return invocation.request_id, invocation.payload, invocation.runtime_headers()
-
-    def _deliver(self, invocation: Invocation) -> None:
-        """Hand ``invocation`` to the runtime. If its ``GET /next`` is waiting, it is answered from this
-        thread, on its connection: the Runtime API thread's wake-up is then not on the invocation's path."""
-        with self._idle_lock:
-            self._waiting_since = None
-            if self.group is not None:
-                self.group.thaw()  # a no-op unless the watchdog froze it
-            conn, self._parked = self._parked, None
-            if conn is None:
-                self._queue.put(invocation)
-                return
-            invocation.started = time.perf_counter()
-            try:
-                conn.sendall(runtime_api.next_response(invocation.payload, invocation.runtime_headers()))
-            except OSError:  # the process is gone: its exit settles the invocation
-                log.info("environment %s: its runtime's connection closed before an invocation", self.id)
-            self._queue.put(SENT)  # the Runtime API thread goes on reading the connection
+        return self._mailbox.next(conn, self._current)
 
     def complete(self, request_id: str, body: bytes, *, is_error: bool, error_type: str | None) -> bool:
         current = self._current
@@ -202,9 +176,9 @@ class Environment:
         do on Lambda until the runtime asks for the next invocation."""
         if self.group is None or self.group.frozen:
             return
-        with self._idle_lock:
-            since = self._waiting_since
-            if since is not None and self._queue.empty() and time.monotonic() - since >= after_s:
+        with self._mailbox.lock:
+            idle = self._mailbox.idle and time.monotonic() - self._mailbox.waiting_since >= after_s
+            if idle:
                 self.group.freeze()
 
     def thaw_if_killed(self) -> None:
@@ -216,10 +190,10 @@ class Environment:
         return memory.tree(self.process.pid)
 
     def _read_output(self, process: subprocess.Popen) -> None:
-        fd = process.stdout.fileno()
+        watch = select.poll()  # not select(): a server with many environments holds descriptors above 1,024
+        watch.register(process.stdout.fileno(), select.POLLIN)
         while True:
-            readable, _, _ = select.select([fd], [], [], 1.0)
-            if not readable:
+            if not watch.poll(1000):
                 if process.poll() is not None:  # exited, but a descendant holds the pipe
                     break
                 continue
@@ -256,8 +230,7 @@ class Environment:
             if not pending[0]:
                 if not eof:
                     return True
-                readable, _, _ = select.select([fd], [], [], 0)
-                if readable:  # readable with nothing pending: end of file
+                if _readable(fd):  # readable with nothing pending: end of file
                     self._flush_partial()
                     return False
                 return True
@@ -352,7 +325,7 @@ class Environment:
         start = logs.start_line(request_id, spec.version)
         self.stream.write([start])
         self._current = invocation
-        self._deliver(invocation)
+        self._mailbox.deliver(invocation)
         finished = invocation.done.wait(max(0.0, budget_s))
         if not finished and invocation.settle("timeout"):
             self.retired = True  # never handed another invocation, even before its exit is seen
@@ -461,10 +434,17 @@ class Environment:
     def stop(self) -> None:
         """End the process (and anything it started) and the Runtime API; safe to call twice."""
         self.retired = True
-        self._queue.put(None)
+        self._mailbox.release(stop=True)
         self._kill_group()
         self._api.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
+
+
+def _readable(fd: int) -> bool:
+    """Whether reading ``fd`` would not block (data, end of file or an error), asked without waiting."""
+    watch = select.poll()
+    watch.register(fd, select.POLLIN)
+    return bool(watch.poll(0))

@@ -6,6 +6,15 @@ ready, then ``READY``, or ``FAILED`` with a StatusReason when init fails. Invoca
 them first and spill over to on-demand environments (see :mod:`.engine`); if the alias moves or an
 environment dies, the sweeper replaces it. As documented in
 https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html.
+
+A request AWS refuses is refused before anything starts, with Lambda's ``InvalidParameterValueException``
+and its message: more than the account's concurrency (1,000 by default); leaving less than 100 of it
+unreserved, counting other functions' reservations and Provisioned Concurrency
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html); more, over all of the
+function's versions and aliases, than its own reserved concurrency. The messages are AWS's, as recorded
+by LocalStack's AWS-validated snapshots and as AWS answered PutProvisionedConcurrencyConfig in public
+reports ("Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution
+below its minimum value of [10].", an account of 10).
 """
 
 from __future__ import annotations
@@ -16,10 +25,13 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from moto.awslambda.utils import get_backend
+
 from localaws.lambda_engine import errors
 from localaws.lambda_engine.environment import PROVISIONED_INIT_CAP_S, Environment
 from localaws.lambda_engine.errors import LambdaServiceError
-from localaws.lambda_engine.function_spec import resolve, split_name
+from localaws.lambda_engine.function_spec import FunctionSpec, resolve, split_name
+from localaws.patches import lambda_validation
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +59,8 @@ def _now_iso() -> str:
 
 class ProvisionedConcurrency:
     """The Provisioned Concurrency half of :class:`~localaws.lambda_engine.engine.Engine` (its state and
-    lock live there: ``_cond``, ``_envs``, ``_owner``, ``_provisioned``, ``_spawn``, ``_retire``)."""
+    lock live there: ``_cond``, ``_envs``, ``_owner``, ``_provisioned``, ``_starting``, ``_start``,
+    ``_retire``)."""
 
     def put_provisioned_concurrency(
         self, function_name: str, qualifier: str | None, count: int, *, account_id: str, region: str
@@ -64,12 +77,52 @@ class ProvisionedConcurrency:
         spec = resolve(name, qualifier, account_id=account_id, region=region)
         record = _Provisioned(account_id, region, spec.name, qualifier, int(count), spec.key, _now_iso())
         with self._cond:
+            self._check_account(spec, record)  # under the lock: two PUTs at once cannot both fit
             self._provisioned[record.key] = record
             mine = [e for e in self._envs if self._owner.get(e.id) == record.key]
             surplus = mine[record.requested :] + [e for e in mine if e.spec.key != spec.key]
             self._retire(list(dict.fromkeys(surplus)))
         self._start_provisioning(record)
         return self._config(record)
+
+    def provisioned_totals(self, account_id: str, region: str) -> dict[str, int]:
+        """``{function name: Provisioned Concurrency configured over its versions and aliases}``."""
+        totals: dict[str, int] = {}
+        with self._cond:
+            for record in self._provisioned.values():
+                if (record.account_id, record.region) == (account_id, region):
+                    totals[record.name] = totals.get(record.name, 0) + record.requested
+        return totals
+
+    def _check_account(self, spec: FunctionSpec, record: _Provisioned) -> None:
+        """InvalidParameterValueException, as Lambda answers, for what the account cannot hold."""
+        limit = lambda_validation.concurrency_limit()
+        siblings = sum(  # the function's other versions and aliases (this one's old value is replaced)
+            r.requested
+            for r in self._provisioned.values()
+            if r.key[:3] == record.key[:3] and r.key != record.key
+        )
+        if spec.reserved_concurrency is not None:
+            if siblings + record.requested > spec.reserved_concurrency:
+                raise errors.invalid_parameter(
+                    "Requested Provisioned Concurrency should not be greater than the "
+                    "reservedConcurrentExecution for function"
+                )
+            return  # inside the function's reservation, which already counts against the account
+        if record.requested > limit:
+            raise errors.invalid_parameter(
+                "Specified ConcurrentExecutions for function is greater than account's unreserved "
+                f"concurrency [{limit}]."
+            )
+        unreserved = lambda_validation.unreserved_concurrency(
+            get_backend(spec.account_id, spec.region), spec.name
+        )
+        minimum = lambda_validation.UNRESERVED_MINIMUM
+        if unreserved - siblings - record.requested < minimum:
+            raise errors.invalid_parameter(
+                "Specified ConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{minimum}]."
+            )
 
     def get_provisioned_concurrency(
         self, function_name: str, qualifier: str | None, *, account_id: str, region: str
@@ -136,22 +189,35 @@ class ProvisionedConcurrency:
         threading.Thread(target=self._provision, args=(record,), daemon=True).start()
 
     def _provision(self, record: _Provisioned) -> None:
+        """Start the environments ``record`` lacks, one at a time and with the engine's lock not held (each
+        start extracts code, makes cgroups and spawns a process); counted while they start, so that a
+        second provisioning of the same configuration (a PUT meanwhile) never starts more than requested."""
+        fresh: list[Environment] = []
         try:
             spec = resolve(record.name, record.qualifier, account_id=record.account_id, region=record.region)
             with self._cond:
                 if self._provisioned.get(record.key) is not record or self._closed:
                     return
                 record.spec_key = spec.key
-                have = [
-                    e
-                    for e in self._envs
-                    if self._owner.get(e.id) == record.key and e.alive and e.spec.key == spec.key
-                ]
-                fresh = []
-                for _ in range(record.requested - len(have)):
-                    env = self._spawn(spec, provisioned=True)
-                    self._owner[env.id] = record.key
-                    fresh.append(env)
+            while True:
+                with self._cond:
+                    have = [
+                        e
+                        for e in self._envs
+                        if self._owner.get(e.id) == record.key and e.alive and e.spec.key == spec.key
+                    ]
+                    starting = self._starting.get(record.key, 0)
+                    current = self._provisioned.get(record.key) is record and not self._closed
+                    if not current or len(have) + starting >= record.requested:
+                        break
+                    self._starting[record.key] = starting + 1
+                try:
+                    fresh.append(self._start(spec, owner=record.key))
+                finally:
+                    with self._cond:
+                        self._starting[record.key] -= 1
+                        if not self._starting[record.key]:
+                            del self._starting[record.key]
             for env in fresh:
                 env.wait_settled(PROVISIONED_INIT_CAP_S)
             failed = [e for e in fresh if not e.ready]
@@ -165,11 +231,14 @@ class ProvisionedConcurrency:
                 )
                 with self._cond:
                     self._retire(failed)
-        except LambdaServiceError as exc:
-            record.failure = exc.message
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: FAILED with a reason, never IN_PROGRESS forever
-            log.exception("provisioning %s:%s", record.name, record.qualifier)
-            record.failure = f"FUNCTION_ERROR_INIT_FAILURE: could not start an environment: {exc}"
+            if isinstance(exc, LambdaServiceError):
+                record.failure = exc.message
+            else:
+                log.exception("provisioning %s:%s", record.name, record.qualifier)
+                record.failure = f"FUNCTION_ERROR_INIT_FAILURE: could not start an environment: {exc}"
+            with self._cond:  # what this round started goes too: it failed as a whole
+                self._retire(fresh)
         finally:
             record.provisioning = False
 

@@ -5,17 +5,22 @@ The runtime client in the environment's process (``awslambdaric`` or :mod:`boots
 ``.../invocation/{id}/error``; an init failure is ``POST /2018-06-01/runtime/init/error``.
 Sockets use TCP_NODELAY: without it Nagle + delayed ACK add ~40 ms to every keep-alive round trip.
 With ``callers``, a connection is served only if it comes from one of the environment's own processes
-(:mod:`.sandbox.caller`): no other process can take its invocations or post its responses.
+(:mod:`.sandbox.caller`): no other process can take its invocations or post its responses. Refusing is
+cheap (one netlink query) and its warning is rate-limited: the first refusal is logged, then at most one
+line a minute with the count, so a flood of connections grows neither the server's CPU time nor its log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from localaws.lambda_engine.sandbox import caller
@@ -29,12 +34,30 @@ RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # 6291556 bytes: synchronous response pa
 SENT = "sent"  # what next_invocation returns when the environment answered GET /next on the connection itself
 
 
+@dataclass(frozen=True)
+class InvalidState:
+    """What next_invocation returns for a ``GET /next`` the runtime's state does not allow: answered 403
+    ``InvalidStateTransition``, in the words of the Runtime Interface Emulator (see :mod:`.delivery`)."""
+
+    state: str
+
+    def body(self) -> bytes:
+        message = (
+            f"State transition from {self.state} to Ready failed for runtime. "
+            "Error: State transition is not allowed"
+        )
+        return json.dumps({"errorMessage": message, "errorType": "InvalidStateTransition"}).encode()
+
+
 class Delivery(Protocol):
     """What the server needs from its environment."""
 
-    def next_invocation(self, conn: socket.socket) -> tuple[str, bytes, dict[str, str]] | str | None:
+    def next_invocation(
+        self, conn: socket.socket
+    ) -> tuple[str, bytes, dict[str, str]] | str | InvalidState | None:
         """Block until there is an invocation: (request id, payload, headers), or ``SENT`` once the
-        environment has written it on ``conn`` itself; None when stopping."""
+        environment has written it on ``conn`` itself; an :class:`InvalidState` to refuse at once; None
+        when stopping."""
 
     def complete(self, request_id: str, body: bytes, *, is_error: bool, error_type: str | None) -> bool:
         """Record a response or error; False if ``request_id`` is not the current invocation."""
@@ -48,6 +71,32 @@ _UNKNOWN_PATH = b'{"errorMessage": "unknown path", "errorType": "InvalidRequest"
 _ACCEPTED = b'{"status": "OK"}'
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
+
+
+_TRANSIENT = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)  # accept() fails, then recovers
+REFUSAL_LOG_S = 60.0
+
+
+class _RefusalLog:
+    """The refusals' warning: the first at once, then one line per ``REFUSAL_LOG_S`` with the count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._unsaid = 0
+        self._said_at = float("-inf")
+
+    def refused(self, address: str, peer) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._unsaid += 1
+            if now - self._said_at < REFUSAL_LOG_S:
+                return
+            count, self._unsaid, self._said_at = self._unsaid, 0, now
+        more = f" ({count} refusals since the last of these lines)" if count > 1 else ""
+        log.warning("runtime api %s refused a connection from another process (%s)%s", address, peer, more)
+
+
+_refusals = _RefusalLog()  # one for the server: a flood spread over many environments says little more
 
 
 class _BadRequest(Exception):
@@ -137,6 +186,8 @@ def _answer(
         invocation = delivery.next_invocation(conn)
         if invocation is None or invocation == SENT:
             return None if invocation is None else b""
+        if isinstance(invocation, InvalidState):
+            return _response(403, invocation.body())
         _, payload, invocation_headers = invocation
         return next_response(payload, invocation_headers)
     if method != "POST":
@@ -174,12 +225,13 @@ class RuntimeAPIServer:
         while True:
             try:
                 conn, peer = self._socket.accept()
-            except OSError:
+            except OSError as exc:
+                if exc.errno in _TRANSIENT and not self._closed:  # out of descriptors for now: not the end
+                    time.sleep(0.05)
+                    continue
                 return
             if self.callers is not None and not self._from_environment(conn):
-                log.warning(
-                    "runtime api %s refused a connection from another process (%s)", self.address, peer
-                )
+                _refusals.refused(self.address, peer)
                 _refuse(conn)
                 continue
             with self._lock:
@@ -241,12 +293,51 @@ class RuntimeAPIServer:
             sock.close()
 
 
+_REFUSAL = b'{"errorMessage": "This Runtime API serves only its own execution environment.", "errorType": "AccessDenied"}'
+LINGER_S = 1.0  # how long a refused connection's request is read and dropped before it is closed
+_MAX_LINGERING = 64  # refused connections closed gracefully at once; past that, at once
+_lingering = threading.BoundedSemaphore(_MAX_LINGERING)
+
+
 def _refuse(conn: socket.socket) -> None:
-    body = b'{"errorMessage": "This Runtime API serves only its own execution environment.", "errorType": "AccessDenied"}'
-    head = f"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    """Answer 403 and close, once the client's request is read and dropped: closing a socket with its
+    request unread resets the connection, and the client could then lose the answer (BrokenPipeError)
+    instead of reading the 403. A request not there yet is waited for by a short-lived thread (at most
+    ``LINGER_S``, at most ``_MAX_LINGERING`` at once)."""
+    head = (
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(_REFUSAL)}\r\nConnection: close\r\n\r\n"
+    )
     try:
-        conn.sendall(head.encode() + body)
+        conn.setblocking(False)
+        try:
+            arrived = conn.recv(65536)  # the request, when it came with the connection (usually)
+        except BlockingIOError:
+            arrived = None
+        conn.setblocking(True)
+        conn.sendall(head.encode() + _REFUSAL)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        conn.close()
+        return
+    if arrived is not None or not _lingering.acquire(blocking=False):
+        conn.close()
+        return
+    try:
+        threading.Thread(target=_drain_and_close, args=(conn,), daemon=True).start()
+    except RuntimeError:  # no thread to be had: close now
+        _lingering.release()
+        conn.close()
+
+
+def _drain_and_close(conn: socket.socket) -> None:
+    try:
+        conn.settimeout(LINGER_S)
+        deadline = time.monotonic() + LINGER_S
+        while time.monotonic() < deadline and conn.recv(65536):
+            pass
     except OSError:
         pass
     finally:
         conn.close()
+        _lingering.release()

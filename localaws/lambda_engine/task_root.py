@@ -18,11 +18,11 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 from localaws.lambda_engine import unzip
 from localaws.lambda_engine.errors import LambdaServiceError
+from localaws.lambda_engine.keyed_locks import KeyedLocks
 from localaws.lambda_engine.sandbox import beneath
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,14 @@ class CodeCache:
     def __init__(self, root: Path, *, outside_links: bool = True):
         self.root = Path(root)
         self.outside_links = outside_links
-        self._lock = threading.Lock()
+        self._locks = KeyedLocks()  # one per hash: extracting one zip never holds up another's
         self._checked: set[str] = set()
 
     def task_root(self, code_sha256: str, code_bytes: bytes) -> Path:
         target = self.root / code_sha256
         if target.is_dir() and (self.outside_links or code_sha256 in self._checked):
             return target
-        with self._lock:
+        with self._locks.hold(code_sha256):
             if target.is_dir():
                 if not self.outside_links and code_sha256 not in self._checked:
                     self._neutralise(target)
@@ -141,7 +141,7 @@ class LayerCache:
     def __init__(self, root: Path, code: CodeCache):
         self.root = Path(root)
         self.code = code
-        self._lock = threading.Lock()
+        self._locks = KeyedLocks()
 
     def opt_dir(self, layers: list[tuple[str, bytes]]) -> Path | None:
         """``layers`` = [(sha256 hex, zip bytes), ...]; None when the function has no layers."""
@@ -150,7 +150,7 @@ class LayerCache:
         # "merged/": folders merged by earlier versions (which copied through links) are not reused.
         key = hashlib.sha256(("merged/" + "/".join(sha for sha, _ in layers)).encode()).hexdigest()[:32]
         target = self.root / key
-        with self._lock:
+        with self._locks.hold(key):
             if target.is_dir():
                 return target
             zips = [data for _, data in layers]

@@ -23,7 +23,11 @@ Gaps of stock moto 5.2.5 filled here (each refused with AWS's exception name and
   then fails at invoke. Runtimes: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
 - ``PutFunctionConcurrency`` can reserve the whole account (moto checks only with
   ``MOTO_LAMBDA_CONCURRENCY_QUOTA``); AWS keeps at least 100 of the account's 1000 unreserved:
-  https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+  https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html. What is unreserved
+  leaves out the Provisioned Concurrency of functions without a reservation too (the engine holds it and
+  tells through :func:`count_provisioned_with`): "allocated concurrency" is "the total reserved
+  concurrency plus total provisioned concurrency"
+  (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html).
 - ``GetAccountSettings`` (``GET /2016-08-19/account-settings``) is not served at all:
   https://docs.aws.amazon.com/lambda/latest/api/API_GetAccountSettings.html
 
@@ -42,6 +46,7 @@ import logging
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import botocore.session
@@ -261,13 +266,38 @@ def _reserved_elsewhere(backend, function_name: str) -> int:
     )
 
 
+def _no_provisioned(account_id: str, region: str) -> dict[str, int]:
+    return {}
+
+
+_provisioned: Callable[[str, str], dict[str, int]] = _no_provisioned
+
+
+def count_provisioned_with(totals: Callable[[str, str], dict[str, int]]) -> None:
+    """Where Provisioned Concurrency is held (the Lambda engine): ``totals(account_id, region)`` is
+    ``{function name: environments configured}``; it counts against the unreserved concurrency."""
+    global _provisioned
+    _provisioned = totals
+
+
+def unreserved_concurrency(backend, excluding: str = "") -> int:
+    """The account's concurrency minus what functions other than ``excluding`` reserve, and the
+    Provisioned Concurrency of those of them without a reservation (theirs lives inside it)."""
+    reserved = {
+        fn.function_name: int(fn.reserved_concurrency)
+        for fn in backend._lambdas.latest()
+        if fn.reserved_concurrency is not None
+    }
+    provisioned = _provisioned(backend.account_id, backend.region_name)
+    claimed = sum(n for name, n in reserved.items() if name != excluding)
+    claimed += sum(n for name, n in provisioned.items() if name != excluding and name not in reserved)
+    return concurrency_limit() - claimed
+
+
 def _check_reserved(backend, function_name: str, requested: Any) -> None:
     if requested is None:
         return
-    if (
-        concurrency_limit() - int(requested) - _reserved_elsewhere(backend, function_name)
-        < UNRESERVED_MINIMUM
-    ):
+    if unreserved_concurrency(backend, function_name) - int(requested) < UNRESERVED_MINIMUM:
         raise InvalidParameterValueException(
             "Specified ReservedConcurrentExecutions for function decreases account's "
             f"UnreservedConcurrentExecution below its minimum value of [{UNRESERVED_MINIMUM}]."

@@ -16,6 +16,9 @@ apply, ``identity``, ``cgroups``):
 - CPU and memory: "compute resources proportional to the memory you select"; AWS publishes no ratio,
   so Lambda's (one vCPU per 1,769 MB, capped at this machine's cores) is used, and memory is capped at
   ``MemorySizeInMB`` by the kernel.
+- processes: Lambda's 1,024 processes and threads (the sandbox's pids cgroup, or ``RLIMIT_NPROC`` in user
+  namespaces: :mod:`localaws.lambda_engine.sandbox.limits`), as on the infrastructure it runs on; SageMaker
+  documents no quota of its own, and a fork bomb in a model never reaches the host.
 
 Where the sandbox is off (not Linux, neither root nor user namespaces, ``LOCALAWS_SANDBOX=off``), the
 container runs as a host process with ``SAGEMAKER_BASE_PATH`` pointing at the extracted model, and its

@@ -136,7 +136,7 @@ def test_the_scenario_reads_a_copy_that_a_live_environment_cannot_keep_cached(de
         assert seeding.evict(seeder)["resident_after_bytes"] == WEIGHTS  # current: still mapped
     finally:
         lam.delete_function(FunctionName=probe, Qualifier=kept["Version"])
-    for _ in range(20):  # the engine ends a deleted version's environment at its next sweep (0.5 s)
+    for _ in range(120):  # the engine ends a deleted version's environment at its next sweep (0.5 s)
         if not (answer := seeding.evict(seeder))["resident_after_bytes"]:
             break
         time.sleep(0.5)

@@ -7,7 +7,6 @@ import importlib.util
 import io
 import json
 import os
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -134,19 +133,17 @@ def test_a_url_naming_the_environments_own_runtime_api_is_refused_and_the_next_r
     name = deployed["outputs"]["FunctionName"]
     assert invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error()
     [runtime_api] = _runtime_apis(name, "provisioned-concurrency")  # the alias's one environment
-    started = time.monotonic()
     attack = invoke.invoke(
         name, {"url": f"http://{runtime_api}/2018-06-01/runtime/invocation/next"}, "provisioned"
     )
-    assert (
+    assert (  # refused before connecting: a download that connected would end otherwise
         attack.ok
         and attack.payload["statusCode"] == 403
         and attack.payload["error"]["type"] == "UrlNotAllowed"
     )
-    assert time.monotonic() - started < 5  # refused before connecting, not after the download's timeout
-    started = time.monotonic()
+    # The next invocation was not swallowed: it is answered, not ended by the function's timeout (a
+    # wall-clock bound here failed on a loaded machine without telling anything more).
     assert invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error().payload["predictions"]
-    assert time.monotonic() - started < 10  # the next invocation was not swallowed
 
 
 def post(url: str, body: bytes, content_type: str):

@@ -232,7 +232,7 @@ def test_configuration_update_forces_a_cold_start(local_aws):
     assert after["env_id"] != before["env_id"]
     assert after["env"]["GREETING"] == "changed"
     assert report.init_duration_ms is not None
-    assert wait_for(lambda: not host_pids(before["env_id"]), 5)
+    assert wait_for(lambda: not host_pids(before["env_id"]), 30)
 
 
 def test_parallel_invocations_get_parallel_environments(local_aws):
@@ -278,7 +278,7 @@ def test_event_invocation_returns_202_and_runs_in_the_background(local_aws):
             return False
         return any(e["message"] == f"ran {marker}" for e in events)
 
-    assert wait_for(logged, 10)
+    assert wait_for(logged, 30)
 
 
 def test_dry_run_returns_204_without_running(local_aws, echo_fn):

@@ -12,7 +12,7 @@ from tests.conftest import start_local_aws
 from tests.local.test_lambda_engine import ECHO, create_function, environment_pids, invoke, wait_for
 
 
-def wait_status(lam, name: str, qualifier: str, timeout: float = 20.0) -> dict:
+def wait_status(lam, name: str, qualifier: str, timeout: float = 90.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         config = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=qualifier)
@@ -115,9 +115,9 @@ def test_removing_provisioned_concurrency_then_deleting_the_function_ends_its_pr
     invoke(own_local_aws, name)  # plus one on-demand environment on $LATEST
     assert len(environment_pids(own_local_aws.state_dir)) == 3
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
-    assert wait_for(lambda: len(environment_pids(own_local_aws.state_dir)) == 1, 5)
+    assert wait_for(lambda: len(environment_pids(own_local_aws.state_dir)) == 1, 30)
     lam.delete_function(FunctionName=name)
-    assert wait_for(lambda: environment_pids(own_local_aws.state_dir) == [], 5)
+    assert wait_for(lambda: environment_pids(own_local_aws.state_dir) == [], 30)
 
 
 def test_server_shutdown_ends_every_environment(tmp_path):
@@ -128,4 +128,4 @@ def test_server_shutdown_ends_every_environment(tmp_path):
         assert len(environment_pids(handle.state_dir)) == 2
     finally:
         server.stop(handle.state_dir)
-    assert wait_for(lambda: environment_pids(handle.state_dir) == [], 5)
+    assert wait_for(lambda: environment_pids(handle.state_dir) == [], 30)

@@ -49,7 +49,7 @@ def _messages(local_aws, group: str, stream: str | None = None, count: int = 1) 
         reports = [m for m in messages if '"platform.report"' in m or m.startswith("REPORT ")]
         return messages if len(reports) >= count else None
 
-    return wait_for(read, timeout=10) or []
+    return wait_for(read, timeout=30) or []
 
 
 def _platform(messages: list[str]) -> list[dict]:
@@ -146,7 +146,7 @@ def test_system_log_level_debug_adds_runtime_done_and_warn_leaves_no_platform_ev
     assert lam.get_function_configuration(FunctionName=name)["LoggingConfig"]["SystemLogLevel"] == "WARN"
     second = lam.invoke(FunctionName=name, Payload=b"{}")
     stream = json.loads(second["Payload"].read())["AWS_LAMBDA_LOG_STREAM_NAME"]
-    messages = wait_for(lambda: _messages_any(local_aws, group, stream), timeout=10)
+    messages = wait_for(lambda: _messages_any(local_aws, group, stream), timeout=30)
     assert messages and _platform(messages) == [], messages
     assert any('"an info line"' in m for m in messages)  # the application level is still INFO
 

@@ -17,7 +17,7 @@ import pytest
 
 from localaws import server
 from tests.conftest import free_port, lambda_zip
-from tests.local.test_lambda_engine import create_function, unique
+from tests.local.test_lambda_engine import create_function, host_pids, unique, wait_for
 from tests.sandbox_support import (
     ESCAPE,
     REPO,
@@ -116,35 +116,40 @@ CPU = """
 import time
 
 def handler(event, context):
-    started, total = time.perf_counter(), 0
+    started, cpu, total = time.perf_counter(), time.process_time(), 0
     for i in range(event["n"]):
         total += i * i
-    return time.perf_counter() - started
+    return (time.process_time() - cpu) / (time.perf_counter() - started)  # the share of a CPU it got
 """
 
 
 def test_cpu_time_scales_with_memory_size(local_aws, tmp_path):
-    small = create_function(local_aws, CPU, MemorySize=128, Timeout=60)
-    large = create_function(local_aws, CPU, MemorySize=1769, Timeout=60)
+    """The share of a CPU each function got while it computed, not its wall time: other load on this
+    machine's cores only lowers a share, so the 128 MB cap (0.072 vCPU) is checked from above, and the
+    1769 MB one is checked to get clearly more (the best of three: a loaded core slows it, not a quota)."""
+    small = create_function(local_aws, CPU, MemorySize=128, Timeout=120)
+    large = create_function(local_aws, CPU, MemorySize=1769, Timeout=120)
     n = {"n": 2_000_000}  # about 0.15 s of one core
     for name in (small, large):  # warm both
         cli_invoke(local_aws, name, {"n": 1}, tmp_path)
-    slow = cli_invoke(local_aws, small, n, tmp_path)[1]
-    # The best of three at 1769 MB: other load on this machine's cores slows it, not the 128 MB quota.
-    fast = min(cli_invoke(local_aws, large, n, tmp_path)[1] for _ in range(3))
-    assert slow >= 5 * fast, (slow, fast)  # Lambda's ratio is 1769 / 128 = 13.8
+    small_share = cli_invoke(local_aws, small, n, tmp_path)[1]
+    large_share = max(cli_invoke(local_aws, large, n, tmp_path)[1] for _ in range(3))
+    assert small_share <= 0.12, small_share  # Lambda: 128 / 1769 = 0.072 of a vCPU
+    assert large_share >= 2 * small_share, (large_share, small_share)
 
 
 def test_memory_above_memory_size_is_ended_by_the_kernel_as_out_of_memory(local_aws, tmp_path):
     code = "def handler(event, context):\n    block = bytearray(400 * 1024 * 1024)\n    return len(block)\n"
-    name = create_function(local_aws, code, MemorySize=256)
+    # Filling 256 MB at 256 MB's CPU share (0.14 vCPU) outran a 5 s timeout on a loaded machine: the
+    # kernel's limit, not the clock, must end it.
+    name = create_function(local_aws, code, MemorySize=256, Timeout=120)
     answer, payload = cli_invoke(local_aws, name, tmp_path=tmp_path)
     assert answer["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.OutOfMemory"
 
 
 IDLE = """
-import threading, time
+import os, threading, time
 TICKS = []
 
 def tick():
@@ -156,18 +161,34 @@ threading.Thread(target=tick, daemon=True).start()
 
 def handler(event, context):
     now = time.monotonic()
-    return len([t for t in TICKS if t > now - event["window"]])
+    return [len([t for t in TICKS if t > now - event["window"]]), os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]]
 """
+
+
+def frozen(env_id: str) -> bool:
+    """Whether the cgroup v1 freezer holds the environment (read on the host, as root)."""
+    for pid in host_pids(env_id):
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if "freezer" in controllers.split(","):
+                state = Path("/sys/fs/cgroup/freezer", path.lstrip("/"), "freezer.state")
+                return state.exists() and state.read_text().strip() == "FROZEN"
+    return False
 
 
 def test_an_idle_environment_is_frozen_so_background_threads_do_not_run(local_aws, tmp_path):
     import time
 
     name = create_function(local_aws, IDLE, MemorySize=512)
-    cli_invoke(local_aws, name, {"window": 1}, tmp_path)
+    env_id = cli_invoke(local_aws, name, {"window": 1}, tmp_path)[1][1]
+    assert wait_for(lambda: frozen(env_id), 30), "the idle environment was not frozen"
     time.sleep(2.0)
-    # While frozen for 2 s the thread ticked at most a few times (around the thaw), not 40 times.
-    assert cli_invoke(local_aws, name, {"window": 1.5}, tmp_path)[1] <= 5
+    # While frozen for 2 s the thread ticked at most a few times (around the thaw), not 30 times.
+    assert cli_invoke(local_aws, name, {"window": 1.5}, tmp_path)[1][0] <= 5
 
 
 def test_one_function_cannot_take_or_answer_another_ones_invocations(local_aws, tmp_path):
@@ -261,20 +282,23 @@ def test_environments_a_killed_server_left_frozen_are_ended_by_the_next_server(t
     import time
 
     from tests.conftest import start_local_aws
-    from tests.local.test_lambda_engine import environment_pids, invoke, wait_for
+    from tests.local.test_lambda_engine import environment_pids, invoke
 
     crashed = start_local_aws(tmp_path / "crashed")
-    name = create_function(crashed, "def handler(event, context):\n    return 1\n")
-    invoke(crashed, name)
+    name = create_function(
+        crashed,
+        "import os\n\ndef handler(event, context):\n    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n",
+    )
+    env_id = invoke(crashed, name)[1]
     orphans = environment_pids(crashed.state_dir)
     assert orphans
-    time.sleep(0.2)  # idle long enough to be frozen
+    assert wait_for(lambda: frozen(env_id), 30), "the idle environment was not frozen"
     os.kill(json.loads((crashed.state_dir / "server.json").read_text())["pid"], signal.SIGKILL)
     time.sleep(0.5)
     assert all(Path(f"/proc/{pid}").exists() for pid in orphans), "the frozen environment outlived its server"
     successor = start_local_aws(tmp_path / "next")
     try:
-        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans), 10)
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans), 30)
     finally:
         server.stop(successor.state_dir)
         server.stop(crashed.state_dir)

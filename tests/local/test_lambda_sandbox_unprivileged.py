@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -257,7 +258,7 @@ def handler(event, context):
         time.sleep(5)
     if event.get("mode") == "memory":
         block = bytearray(400 * 1024 * 1024)  # touched: bytearray zero-fills
-        time.sleep(3)  # long enough for the sampler, which stands in for the missing memory cgroup
+        time.sleep(50)  # held until the sampler (standing in for the missing memory cgroup) ends it
         return len(block)
     return os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
 """
@@ -273,7 +274,7 @@ def test_a_timeout_ends_the_environment_across_the_user_namespaces(nobody_aws, t
 
 
 def test_memory_above_memory_size_ends_as_out_of_memory_without_a_memory_cgroup(nobody_aws, tmp_path):
-    name = create_function(nobody_aws, ENDS, MemorySize=256, Timeout=10)
+    name = create_function(nobody_aws, ENDS, MemorySize=256, Timeout=60)
     answer, payload = cli_invoke(nobody_aws, name, {"mode": "memory"}, tmp_path)
     assert answer["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.OutOfMemory"
@@ -297,6 +298,32 @@ def test_the_workshops_inference_function_serves_from_efs_in_the_unprivileged_sa
     assert cold.report.init_duration_ms > 0 and cold.payload["model"]["weights_source"] == "seeded-random:2"
     assert provisioned.payload["init_type"] == "provisioned-concurrency"
     assert cold.payload["predictions"] == provisioned.payload["predictions"]
+
+
+def test_processes_and_threads_are_capped_at_1024_by_rlimit_nproc_and_the_health_says_so(nobody_aws):
+    """Without a pids cgroup, RLIMIT_NPROC counted in the environment's own user namespace: the same
+    quota (1,024 processes and threads), not shared with other environments of the same uid."""
+    from tests.local.test_isolation_engine import SPAWNER
+    from tests.local.test_lambda_engine import invoke
+
+    first = create_function(nobody_aws, SPAWNER, MemorySize=1024, Timeout=120)
+    second = create_function(nobody_aws, SPAWNER, MemorySize=1024, Timeout=120)
+    started = {}
+
+    def run(name: str) -> None:
+        started[name] = invoke(nobody_aws, name, {"kind": "threads", "n": 1100})[1]
+
+    runs = [threading.Thread(target=run, args=(n,)) for n in (first, second)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    for answer in started.values():  # each its own 1,024, at the same time
+        assert 900 < answer["started"] < 1024 and "can't start new thread" in answer["error"], started
+    described = server.health(nobody_aws.url)["lambda_sandbox"]
+    assert described["guarantees"]["pids"] is True
+    assert "RLIMIT_NPROC 1024" in described["process_limit"], described
+    assert any("RLIMIT_NPROC" in d for d in described["deviations"])
 
 
 def test_the_function_cannot_regain_capabilities_through_new_namespaces(nobody_aws, tmp_path):

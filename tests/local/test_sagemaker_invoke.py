@@ -18,7 +18,7 @@ from localaws import server
 from tests import sagemaker_support as sm
 
 IDLE_S = 1.5
-TIMEOUT_S = 3.0
+TIMEOUT_S = 8.0  # 3 s was outrun on a loaded machine by requests meant to finish (a 2 s sleep, a 1 GB fill)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_first_request_is_a_cold_start_with_model_setup_time_and_the_next_is_war
 def test_idle_containers_scale_to_zero_and_the_next_request_is_cold_again(local, tiny_url):
     sm.create_endpoint(local, "inv-idle", tiny_url)
     first = _invoke(local, "inv-idle", {})
-    time.sleep(IDLE_S * 2.5)
+    time.sleep(IDLE_S * 4)  # the reaper looks every IDLE_S / 4: ample room for a loaded machine
     again = _invoke(local, "inv-idle", {})
     assert again["token"] != first["token"]
     assert sm.metric_values(local, "inv-idle", "ModelSetupTime")[0]["SampleCount"] == 2
@@ -155,7 +155,7 @@ def test_an_invocation_over_the_timeout_is_a_model_error_with_status_0(local, ti
     started = time.monotonic()
     with pytest.raises(ClientError) as caught:
         _invoke(local, "inv-slow", {"sleep": 60})
-    assert time.monotonic() - started < TIMEOUT_S + 15  # cut at the timeout (and a cold start), not at 60 s
+    assert time.monotonic() - started < 50  # cut at the timeout (and a cold start), not at the 60 s sleep
     error = caught.value.response
     assert error["Error"]["Code"] == "ModelError" and error["OriginalStatusCode"] == 0
     assert (

@@ -41,7 +41,7 @@ def test_a_delegated_v2_group_gets_cpu_max_memory_max_and_the_freezer(tmp_path):
     assert layout.version == 2 and layout.off == {}
     base = own / "localaws-1234"
     assert layout.bases == {"": base}
-    assert (base / "cgroup.subtree_control").read_text() == "+cpu +memory"
+    assert (base / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
 
     group = cgroups.Group(layout, "env1", memory_mb=128)
     path = base / "env1"
@@ -49,6 +49,7 @@ def test_a_delegated_v2_group_gets_cpu_max_memory_max_and_the_freezer(tmp_path):
     assert (path / "cpu.max").read_text() == f"{int(100_000 * 128 / 1769)} 100000"
     assert (path / "memory.max").read_text() == str(128 * 1024 * 1024)
     assert (path / "memory.swap.max").read_text() == "0"
+    assert (path / "pids.max").read_text() == "1024"  # Lambda: 1,024 processes and threads
     assert group.procs == [str(path / "cgroup.procs").encode()]
 
     group.freeze()
@@ -120,8 +121,8 @@ def test_delegated_controllers_not_yet_enabled_are_enabled_for_the_servers_child
     root, own = fake_v2(tmp_path, subtree="", controllers="cpu memory pids")
     layout = cgroups.probe("5", root=root, own={"": OWN})
     assert layout.off == {}
-    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory"
-    assert (own / "localaws-5" / "cgroup.subtree_control").read_text() == "+cpu +memory"
+    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    assert (own / "localaws-5" / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
 
 
 class NoInternalProcesses:
@@ -151,7 +152,7 @@ def test_the_server_moves_into_a_leaf_of_its_group_to_enable_controllers(tmp_pat
     assert layout.off == {}
     assert (own / "localaws-server-6" / "cgroup.procs").read_text().split() == [str(os.getpid())]
     assert (own / "cgroup.procs").read_text().split() == []
-    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory"
+    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
 
 
 def test_a_group_shared_with_other_processes_is_left_as_it_was_and_said_so(tmp_path, monkeypatch):
@@ -159,7 +160,7 @@ def test_a_group_shared_with_other_processes_is_left_as_it_was_and_said_so(tmp_p
     (own / "cgroup.procs").write_text(f"{os.getpid()}\n1\n")  # and, say, the shell that started it
     monkeypatch.setattr(cgroups, "_write", NoInternalProcesses(root))
     layout = cgroups.probe("8", root=root, own={"": OWN})
-    assert set(layout.off) == {"cpu", "memory"} and layout.freezer
+    assert set(layout.off) == {"cpu", "memory", "pids"} and layout.freezer
     assert "holds other processes" in layout.off["cpu"]
     assert (own / "cgroup.procs").read_text().split() == [str(os.getpid()), "1"]
     assert not (own / "localaws-server-8").exists()

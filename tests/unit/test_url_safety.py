@@ -246,7 +246,9 @@ def test_a_server_that_trickles_its_headers_is_stopped_at_the_download_deadline(
     with pytest.raises(dl.DownloadError) as stopped:
         dl.fetch(f"{slow.url}/a.jpg", max_bytes=10**7, timeout=1.0)
     assert stopped.value.status == 408 and stopped.value.kind == "DownloadTimeout"
-    assert 0.9 < time.monotonic() - started < 1.6  # each line came well within any per-read timeout
+    # Stopped at the 1 s deadline, not after the 12 s the headers trickle for (each line comes well within
+    # any per-read timeout); the upper bound leaves room for a loaded machine.
+    assert 0.9 < time.monotonic() - started < 6
 
 
 def test_a_server_that_never_answers_and_a_slow_dns_are_stopped_at_the_deadline(dl, server, monkeypatch):
@@ -255,7 +257,7 @@ def test_a_server_that_never_answers_and_a_slow_dns_are_stopped_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(dl.DownloadError, match="within 0.8 s"):
         dl.fetch(f"{silent.url}/a.jpg", max_bytes=10**7, timeout=0.8)
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 5  # the deadline, not the 8 s the server stays silent
 
     def slow_dns(*args, **kwargs):
         time.sleep(3)
@@ -265,7 +267,7 @@ def test_a_server_that_never_answers_and_a_slow_dns_are_stopped_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(dl.DownloadError, match="within 0.5 s"):
         dl.fetch("http://images.example/a.jpg", max_bytes=10**7, timeout=0.5)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.5  # the deadline, not the 3 s the resolver takes
 
 
 def test_closed_refusing_and_non_http_ports_get_the_same_message(dl, server, monkeypatch):

@@ -10,6 +10,7 @@ of its own, so a reader sees which ones a platform lacks:
 - :mod:`.identity`: never root (Lambda's user, or the access point's PosixUser), own PID namespace;
 - :mod:`.cgroups`: CPU scaled with MemorySize, memory capped by the kernel, idle environments frozen;
 - :mod:`.caller`: the Runtime API answers only its own environment;
+- :mod:`.limits`: at most 1,024 processes and threads (a pids cgroup, else ``RLIMIT_NPROC``);
 - :mod:`.beneath`: what a tenant put on disk (an EFS file system, an archive) is walked and written
   without ever following a link out of its folder; :mod:`.confined`: archives are extracted in a thread
   whose root is the target folder, as an unprivileged user.
@@ -40,6 +41,7 @@ from localaws.lambda_engine.sandbox import (
     filesystem,
     identity,
     libc,
+    limits,
     native,
     runtime,
     userns,
@@ -47,7 +49,9 @@ from localaws.lambda_engine.sandbox import (
 
 log = logging.getLogger(__name__)
 
-GUARANTEES = ("filesystem", "packages", "identity", "processes", "cpu", "memory", "freezer", "runtime_api")
+GUARANTEES = (
+    "filesystem", "packages", "identity", "processes", "cpu", "memory", "freezer", "pids", "runtime_api",
+)  # fmt: skip
 SETTING = "LOCALAWS_SANDBOX"  # auto (default) | off | python (the Python path even with a C compiler)
 
 
@@ -74,6 +78,7 @@ class Sandbox:
         self.userns = sys.platform.startswith("linux") and userns.needed()  # not root: user namespaces
         self.deviations: list[str] = []  # what differs from a root server's sandbox (user namespaces)
         self.layout: cgroups.Layout | None = None
+        self.process_limit = limits.ProcessLimit(None, "none (host processes)")
         self._tools: tuple[str, str] | None = None
         reason = self._namespaces_unavailable()
         if reason:
@@ -118,11 +123,18 @@ class Sandbox:
         self.layout = cgroups.probe(str(os.getpid()))
         cgroups.remove_stale(self.layout)
         self.off.update(self.layout.off)
+        self.process_limit = limits.plan(self.layout, self.userns)
+        self.off.pop("pids", None)
+        if self.process_limit.off:
+            self.off["pids"] = self.process_limit.off
+        elif self.process_limit.rlimit is not None:  # user namespaces: the same quota, counted otherwise
+            self.deviations.append(f"processes and threads are capped by {self.process_limit.means}")
         failure = self._trial()
         if failure:
             self.off = {g: f"a trial sandbox failed: {failure}" for g in GUARANTEES}
             self.layout = None
             self.deviations = []
+            self.process_limit = limits.ProcessLimit(None, "none (host processes)")
 
     def _trial(self) -> str | None:
         """Start ``true`` in a full sandbox once: the kernel may refuse what the checks above allowed."""
@@ -147,6 +159,11 @@ class Sandbox:
                 else (done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}")
             )
 
+    def close(self) -> None:
+        """Remove this server's cgroups, once every process it started has ended (at a clean stop)."""
+        if self.layout is not None:
+            cgroups.close(self.layout)
+
     # --- describing --------------------------------------------------------------------------------
 
     @property
@@ -154,11 +171,13 @@ class Sandbox:
         return "filesystem" not in self.off
 
     def describe(self) -> dict:
-        """``{"enabled", "guarantees": {name: True | reason off}, "summary"}`` (for health and caveats)."""
+        """``{"enabled", "mode", "guarantees": {name: True | reason off}, "process_limit": how the 1,024
+        processes and threads are capped, "deviations", "summary"}`` (for health and caveats)."""
         return {
             "enabled": self.enabled,
             "mode": ("user namespaces" if self.userns else "root") if self.enabled else "host processes",
             "guarantees": {g: self.off.get(g, True) for g in GUARANTEES},
+            "process_limit": self.process_limit.means,
             "deviations": list(self.deviations),
             "summary": self.summary(),
         }
@@ -220,7 +239,10 @@ class Sandbox:
             notes.append(mismatch)
         env = runtime.variables(runtime_name, user_variables, builtin=builtin)
         if self.launcher is not None:  # the fast path: vfork/exec the C launcher, which does it all
-            prefix = native.command(self.launcher, root=self.root, steps=steps, who=who, userns=self.userns)
+            prefix = native.command(
+                self.launcher, root=self.root, steps=steps, who=who, userns=self.userns,
+                nproc=self.process_limit.rlimit,
+            )  # fmt: skip
             return Launch(
                 command=prefix + runtime.COMMAND, env=env, cwd=None, group=group, notes=notes, adopt=True
             )
@@ -241,6 +263,7 @@ class Sandbox:
         namespace, the nested user namespace and the chroot (see :mod:`.userns`).
         """
         root = str(self.root).encode()
+        nproc = self.process_limit.rlimit
         if self.userns:
             maps = userns.map_lines(0, os.geteuid(), 0, os.getegid())
             prefix = userns.command_prefix(who, root.decode(), *self._tools)
@@ -250,6 +273,8 @@ class Sandbox:
                     group.join()
                 userns.enter_outer(maps)
                 filesystem.apply(root, steps, enter=False)
+                if nproc is not None:  # before util-linux unshare makes the nested user namespace
+                    limits.apply(nproc)
 
             return prefix, preexec
         prefix = identity.command_prefix(who, *self._tools) if self._tools else []
@@ -259,6 +284,8 @@ class Sandbox:
                 group.join()
             libc.unshare(libc.CLONE_NEWNS | libc.CLONE_NEWIPC | libc.CLONE_NEWUTS)
             filesystem.apply(root, steps)
+            if nproc is not None:
+                limits.apply(nproc)
             if not prefix:  # no util-linux: drop to the identity here, without a PID namespace
                 os.setgroups(list(who.groups))
                 os.setresgid(who.gid, who.gid, who.gid)

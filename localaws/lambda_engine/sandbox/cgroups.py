@@ -9,12 +9,17 @@
 - Freezing: between invocations Lambda freezes the environment, so a background thread does not run
   (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html). Here an idle
   environment's group is frozen while its runtime waits for the next invocation, and thawed to deliver it.
+- Processes: Lambda's quota is 1,024 processes and threads per execution environment
+  (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); ``pids.max`` is 1,024, so a
+  fork or a new thread past it fails with EAGAIN, as it does on Lambda. Without a pids controller the
+  sandbox uses ``RLIMIT_NPROC`` instead (see :mod:`.limits`).
 
-cgroup v1 (cpu, memory, freezer hierarchies, as on this machine) and v2 (``cpu.max``, ``memory.max``,
-``cgroup.freeze``, where the server's group is delegated to it; the server moves itself into a leaf of
-that group to enable cpu and memory for its children) are both driven; groups live under the server's own
-group as ``localaws-<server pid>/<environment>``. A missing or read-only
-controller turns its guarantee off, and :func:`probe` says which and why.
+cgroup v1 (cpu, memory, freezer, pids hierarchies, as on this machine) and v2 (``cpu.max``,
+``memory.max``, ``pids.max``, ``cgroup.freeze``, where the server's group is delegated to it; the server
+moves itself into a leaf of that group to enable cpu, memory and pids for its children) are both driven;
+groups live under the server's own group as ``localaws-<server pid>/<environment>``, and :func:`close`
+removes the server's own when it stops. A missing or read-only controller turns its guarantee off, and
+:func:`probe` says which and why.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 ROOT = Path("/sys/fs/cgroup")
 VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU at 1,769 MB
 PERIOD_US = 100_000
+MAX_PROCESSES = 1024  # Lambda: processes and threads per execution environment
+V1_CONTROLLERS = ("cpu", "memory", "freezer", "pids")
+V2_CONTROLLERS = ("cpu", "memory", "pids")  # the freezer is cgroup.freeze, which needs no controller
 
 
 def cpu_share(memory_mb: int, cores: int | None = None) -> float:
@@ -73,6 +81,10 @@ class Layout:
     def freezer(self) -> bool:
         return "freezer" not in self.off
 
+    @property
+    def pids(self) -> bool:
+        return "pids" not in self.off
+
 
 def _writable_base(parent: Path, name: str) -> Path | None:
     base = parent / name
@@ -89,7 +101,7 @@ def probe(tag: str, root: Path = ROOT, own: dict[str, str] | None = None) -> Lay
     ``root`` and ``own`` (this process's groups, from ``/proc/self/cgroup``) are for tests of a fake tree.
     """
     own = _own_groups() if own is None else own
-    v1 = {c: root / c for c in ("cpu", "memory", "freezer") if (root / c / "cgroup.procs").exists()}
+    v1 = {c: root / c for c in V1_CONTROLLERS if (root / c / "cgroup.procs").exists()}
     name = f"localaws-{tag}"
     if v1:
         layout = Layout(1)
@@ -106,7 +118,7 @@ def probe(tag: str, root: Path = ROOT, own: dict[str, str] | None = None) -> Lay
         )
         for controller in unwritable:
             layout.off[controller] = reason
-        for controller in ("cpu", "memory", "freezer"):
+        for controller in V1_CONTROLLERS:
             if controller not in v1:
                 layout.off[controller] = f"no cgroup v1 {controller} controller"
         return layout
@@ -115,16 +127,16 @@ def probe(tag: str, root: Path = ROOT, own: dict[str, str] | None = None) -> Lay
     # cgroup.freeze needs no controller: any writable (delegated) group can freeze its members.
     base = _writable_base(parent, name) if (parent / "cgroup.procs").exists() else None
     if base is None:
-        for guarantee in ("cpu", "memory", "freezer"):
+        for guarantee in (*V2_CONTROLLERS, "freezer"):
             layout.off[guarantee] = (
                 f"no writable cgroup: no cgroup v2 group is delegated to uid {os.geteuid()}"
             )
         return layout
     enabled, why_not = _delegate_v2(parent, tag)
     with contextlib.suppress(OSError):
-        _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in ("cpu", "memory") if c in enabled))
+        _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in V2_CONTROLLERS if c in enabled))
     layout.bases[""] = base
-    for controller in ("cpu", "memory"):
+    for controller in V2_CONTROLLERS:
         if controller not in enabled:
             layout.off[controller] = why_not or (
                 f"the cgroup v2 {controller} controller is not delegated to {parent} (see its cgroup.controllers)"
@@ -139,7 +151,7 @@ def _words(path: Path) -> list[str]:
 
 
 def _delegate_v2(parent: Path, tag: str) -> tuple[list[str], str | None]:
-    """Enable cpu and memory for the children of the server's own v2 group: ``(enabled, why not)``.
+    """Enable cpu, memory and pids for the children of the server's own v2 group: ``(enabled, why not)``.
 
     cgroup v2's "no internal processes" rule: a group that holds processes cannot enable controllers for
     its children (EBUSY), and a delegated group (systemd's ``Delegate=yes``) holds the server itself. So
@@ -149,7 +161,7 @@ def _delegate_v2(parent: Path, tag: str) -> tuple[list[str], str | None]:
     """
     subtree = parent / "cgroup.subtree_control"
     enabled = _words(subtree)
-    wanted = [c for c in ("cpu", "memory") if c in _words(parent / "cgroup.controllers") and c not in enabled]
+    wanted = [c for c in V2_CONTROLLERS if c in _words(parent / "cgroup.controllers") and c not in enabled]
     if not wanted:
         return enabled, None
     line = " ".join(f"+{c}" for c in wanted)
@@ -213,6 +225,8 @@ class Group:
                     _write(self._memory / "memory.swappiness", 0)
             if layout.freezer:
                 self._freeze = bases["freezer"] / name / "freezer.state"
+            if layout.pids:
+                _write(bases["pids"] / name / "pids.max", MAX_PROCESSES)
         elif bases:
             path = bases[""] / name
             if layout.cpu:
@@ -222,6 +236,8 @@ class Group:
                 _write(path / "memory.max", limit)
                 with contextlib.suppress(OSError):
                     _write(path / "memory.swap.max", 0)
+            if layout.pids:
+                _write(path / "pids.max", MAX_PROCESSES)
             self._freeze = path / "cgroup.freeze"
 
     def join(self) -> None:
@@ -278,20 +294,47 @@ class Group:
                     return int(line.split()[1])
         return 0
 
+    def destroy(self) -> None:
+        """End whatever is still in the groups (a process that left its process group), then remove them."""
+        for path in self.paths:
+            _end_orphans(path)
+        self.remove()
+
     def remove(self) -> None:
         """Remove the groups once their processes are gone (retried briefly: exits are asynchronous)."""
         self.thaw()
         for path in self.paths:
-            for _ in range(50):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            else:
+            if not _rmdir(path):
                 log.warning("could not remove cgroup %s", path)
+
+
+def close(layout: Layout) -> None:
+    """At the server's clean stop, once its environments have ended: remove ``localaws-<pid>`` and any
+    empty group still in it, in every hierarchy (a non-empty one is left to the next server's
+    :func:`remove_stale`, which ends what it holds)."""
+    for base in layout.bases.values():
+        for child in _children(base):
+            _rmdir(child)
+        _rmdir(base)
+
+
+def _children(folder: Path) -> list[Path]:
+    with contextlib.suppress(OSError):
+        return [c for c in folder.iterdir() if c.is_dir()]
+    return []
+
+
+def _rmdir(path: Path, attempts: int = 50) -> bool:
+    """Remove an empty group, retried briefly (a process that just exited leaves it a moment later)."""
+    for _ in range(attempts):
+        try:
+            path.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
 
 
 def remove_stale(layout: Layout) -> None:

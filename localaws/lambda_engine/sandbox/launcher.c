@@ -15,12 +15,14 @@
  *      /proc (the namespace's own), remount /etc, /dev and the root read-only; with --userns, enter a
  *      second user namespace whose only uid and gid (--uid, --gid) are the first one's 0: every capability
  *      is gone at exec (the function is not root there) and setgroups is denied; chroot, chdir;
- *   3. drop to --uid/--gid/--groups with no_new_privs, and exec the command after "--".
+ *   3. with --nproc, set RLIMIT_NPROC (where no pids cgroup caps processes: see sandbox/limits.py), before
+ *      the nested user namespace is made, so that the kernel counts it in that namespace;
+ *   4. drop to --uid/--gid/--groups with no_new_privs, and exec the command after "--".
  *
  * A bind mount keeps the flags the kernel locks on its source in a user namespace (nosuid, nodev, noexec,
  * read-only, atime), read with statvfs: a remount that dropped one would fail with EPERM.
  *
- * Usage: launcher --root DIR [--pidns] [--userns] --uid U --gid G [--groups G1,G2]
+ * Usage: launcher --root DIR [--pidns] [--userns] [--nproc N] --uid U --gid G [--groups G1,G2]
  *                 [--step KIND TARGET SOURCE RO DATA]... --chdir DIR -- COMMAND [ARG]...
  * Any failure prints "localaws-sandbox: <what>: <error>" on stderr and exits 127.
  */
@@ -35,6 +37,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -195,6 +198,7 @@ int main(int argc, char **argv) {
     const char *root = NULL, *dir = "/", *groups = "";
     struct step steps[MAX_ITEMS];
     int nsteps = 0, pidns = 0, userns = 0, i = 1;
+    long nproc = -1;
     uid_t uid = 993;
     gid_t gid = 990;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -203,6 +207,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--uid") == 0 && i + 1 < argc) uid = (uid_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--gid") == 0 && i + 1 < argc) gid = (gid_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc) groups = argv[++i];
+        else if (strcmp(argv[i], "--nproc") == 0 && i + 1 < argc) nproc = atol(argv[++i]);
         else if (strcmp(argv[i], "--pidns") == 0) pidns = 1;
         else if (strcmp(argv[i], "--userns") == 0) userns = 1;
         else if (strcmp(argv[i], "--step") == 0 && i + 5 < argc && nsteps < MAX_ITEMS) {
@@ -239,6 +244,10 @@ int main(int argc, char **argv) {
     }
     apply(root, steps, nsteps);
     finish_root(root, pidns);
+    if (nproc > 0) {
+        struct rlimit limit = { (rlim_t)nproc, (rlim_t)nproc };
+        if (setrlimit(RLIMIT_NPROC, &limit) != 0) die("setrlimit", "RLIMIT_NPROC");
+    }
     if (userns) {  /* before chroot: the kernel refuses a user namespace to a chrooted process */
         if (unshare(CLONE_NEWUSER) != 0) die("unshare", "user");
         map_ids(uid, 0, gid, 0);

@@ -48,13 +48,22 @@ def build(folder: Path) -> Path | None:
 
 
 def command(
-    launcher: Path, *, root: Path, steps: list[Mount], who: Identity, userns: bool = False
+    launcher: Path,
+    *,
+    root: Path,
+    steps: list[Mount],
+    who: Identity,
+    userns: bool = False,
+    nproc: int | None = None,
 ) -> list[str]:
     """The launcher's arguments for one environment (the runtime's command follows). The engine moves the
     processes into their cgroups from outside (:meth:`.cgroups.Group.adopt`), so the launcher does not.
-    ``userns``: the server is not root, the launcher works in user namespaces (:mod:`.userns`)."""
+    ``userns``: the server is not root, the launcher works in user namespaces (:mod:`.userns`);
+    ``nproc``: the ``RLIMIT_NPROC`` to set where no pids cgroup caps processes (:mod:`.limits`)."""
     args = [str(launcher)]
     args += ["--root", str(root), "--pidns", "--uid", str(who.uid), "--gid", str(who.gid)]
+    if nproc is not None:
+        args += ["--nproc", str(nproc)]
     if userns:
         args.append("--userns")
     elif who.groups:  # a user namespace cannot give supplementary groups (setgroups is denied)
