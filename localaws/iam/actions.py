@@ -10,7 +10,8 @@ resource-level permissions. The exceptions, each with its page:
 - S3 (each operation's "Permissions" section, https://docs.aws.amazon.com/AmazonS3/latest/API/API_Operations.html,
   and https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html): the
   :data:`S3` renames; ``versionId`` selects the ``...Version`` actions; CopyObject also needs
-  ``s3:GetObject`` on its source; DeleteObjects is one ``s3:DeleteObject`` per key; listing passes the
+  ``s3:GetObject`` on its source; DeleteObjects is one ``s3:DeleteObject`` (``s3:DeleteObjectVersion``
+  with a VersionId) per key (API_DeleteObjects.html); listing passes the
   ``s3:prefix``/``s3:delimiter``/``s3:max-keys`` condition keys (amazon-s3-policy-keys.html).
 - STS: ``GetCallerIdentity`` is never checked ("No permissions are required to perform this operation",
   API_GetCallerIdentity.html); AssumeRole with ``Tags`` also needs ``sts:TagSession``, with
@@ -331,8 +332,12 @@ def _s3(op: Operation) -> list[Check]:
                 Check("s3:GetObject", f"arn:aws:s3:::{unquote(str(source)).lstrip('/').split('?')[0]}")
             )
         return out
-    if name == "DeleteObjects":
-        return [Check("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{k}") for k in p.get("_keys") or ["*"]]
+    if name == "DeleteObjects":  # per key; s3:DeleteObjectVersion for a key given with its version
+        objects = p.get("_objects") or [("*", None)]
+        return [
+            Check(f"s3:DeleteObject{'Version' if v else ''}", f"arn:aws:s3:::{bucket}/{k}")
+            for k, v in objects
+        ]
     context = {}
     if name in ("ListObjects", "ListObjectsV2", "ListObjectVersions"):
         context = {f"s3:{k}": [str(v)] for k, v in p.items() if k in ("prefix", "delimiter", "max-keys")}

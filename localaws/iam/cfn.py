@@ -29,25 +29,16 @@ from localaws.iam.identity import Caller
 
 LAMBDA_VPC = "https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html"
 ROLE_NOT_ASSUMABLE = "The role defined for the function cannot be assumed by Lambda."
-# the service a handler's failure names ("(Service: Efs, Status Code: 403, ...)")
-SERVICE_NAMES = {
-    "ec2": "Ec2",
-    "elasticfilesystem": "Efs",
-    "lambda": "Lambda",
-    "iam": "Iam",
-    "s3": "S3",
-    "logs": "CloudWatchLogs",
-    "sagemaker": "SageMaker",
-    "apigateway": "ApiGatewayV2",
-    "kms": "Kms",
-}
-_OWN_PREFIX = {
-    "ec2": "ec2",
-    "efs": "elasticfilesystem",
-    "lambda": "lambda",
-    "iam": "iam",
-    "s3": "s3",
-    "logs": "logs",
+# a resource type's service -> (its IAM prefix, the name its handler's failure gives: "(Service: Efs, ...)")
+HANDLER_SERVICES = {
+    "EC2": ("ec2", "Ec2"),
+    "EFS": ("elasticfilesystem", "Efs"),
+    "Lambda": ("lambda", "Lambda"),
+    "IAM": ("iam", "Iam"),
+    "S3": ("s3", "S3"),
+    "Logs": ("logs", "CloudWatchLogs"),
+    "SageMaker": ("sagemaker", "SageMaker"),
+    "ApiGatewayV2": ("apigateway", "ApiGatewayV2"),
 }
 
 Evaluate = Callable[[Request, Policies], Result]  # evaluate with the resource's own policy looked up
@@ -81,15 +72,15 @@ def may(
         if result.allowed:
             continue
         prefix = need.action.split(":", 1)[0]
+        own_prefix, service = HANDLER_SERVICES.get(resource_type.split("::")[1], (prefix, prefix.title()))
         sentence = denial_message(request, result)
-        own = _OWN_PREFIX.get(resource_type.split("::")[1].lower()) == prefix
-        if own or prefix == "ec2":
+        if prefix == own_prefix:  # the handler's service refused its own action: its own wording
             message = errors.message_for(
                 prefix, "ec2" if prefix == "ec2" else "rest-json", "denied", sentence
             )
         else:
             message = sentence
-        reason = handler_failure_reason(message, SERVICE_NAMES.get(prefix, prefix.title()))
+        reason = handler_failure_reason(message, service)
         return Refusal(need.action, resource, reason, extra)
     return None
 

@@ -95,6 +95,10 @@ def _ec2(kind: str) -> Callable[[Target], str]:
     return lambda t: f"arn:aws:ec2:{t.region}:{t.account}:{kind}/{t.physical_id or '*'}"
 
 
+def _ec2_new(kind: str) -> Callable[[Target], str]:
+    return lambda t: f"arn:aws:ec2:{t.region}:{t.account}:{kind}/*"
+
+
 def _log_group(t: Target) -> str:
     return f"arn:aws:logs:{t.region}:{t.account}:log-group:{_name(t, 'LogGroupName')}:log-stream:"
 
@@ -129,7 +133,7 @@ VPC, SUBNET, RTB, SG, VPCE = (
     _ec2("security-group"),
     _ec2("vpc-endpoint"),
 )
-ENI = _ec2("network-interface")
+ENI = _ec2_new("network-interface")  # the interface a mount target creates: its id is not the mount target's
 
 # (resource type, "create" | "delete") -> what the caller must be allowed
 CALLER: dict[tuple[str, str], list[Need]] = {

@@ -47,7 +47,9 @@ SIGNING_TO_MODELS = {
     "servicequotas": ("service-quotas",),
     "application-autoscaling": ("application-autoscaling",),
 }
+_S3_OBJECT = re.compile(rb"<Object>(.*?)</Object>", re.S)
 _S3_KEY = re.compile(rb"<Key>(.*?)</Key>", re.S)
+_S3_VERSION = re.compile(rb"<VersionId>(.*?)</VersionId>", re.S)
 _CBOR_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)")
 
 
@@ -193,12 +195,23 @@ def route(environ: dict, signing_name: str, body: bytes | None) -> Operation | N
             if protocol == "rest-json" and body and not has_payload:
                 op.params = {**_json_params(body), **op.params}
             if service == "s3" and op.name == "DeleteObjects" and body:
-                op.params["_keys"] = [
-                    unescape(k.decode(errors="replace"), {"&quot;": '"', "&apos;": "'"})
-                    for k in _S3_KEY.findall(body)
-                ]
+                op.params["_objects"] = _deleted_objects(body)
             return op
     return None
+
+
+def _deleted_objects(body: bytes) -> list[tuple[str, str | None]]:
+    """(key, version id or None) of each ``<Object>`` of a DeleteObjects request body."""
+    out = []
+    for entry in _S3_OBJECT.findall(body):
+        key, version = _S3_KEY.search(entry), _S3_VERSION.search(entry)
+        if key is not None:
+            out.append((_xml_text(key.group(1)), _xml_text(version.group(1)) if version else None))
+    return out
+
+
+def _xml_text(raw: bytes) -> str:
+    return unescape(raw.decode(errors="replace"), {"&quot;": '"', "&apos;": "'"})
 
 
 def _json_params(body: bytes | None) -> dict:
