@@ -90,21 +90,21 @@ class Authorizer:
         """Verify the request's signature, find its caller, and decide its operation (see the module)."""
         if not self.enabled:
             return Allowed(None)
-        signing = _signing_name(environ)
         signed = None
         try:
             signed = sigv4.parse(environ)
             if signed is None:
                 v2 = sigv2.parse(environ)
                 if v2 is None:
-                    return self._anonymous(environ, signing)
+                    return self._anonymous(environ, _signing_name(environ))
                 return self._v2(environ, v2)
             caller = self.credentials.lookup(signed.access_key, signed.security_token)
             data = self._verify(environ, signed, caller)
         except sigv4.SignatureError as exc:
-            return self._refusal(environ, signing, exc, signed.access_key if signed is not None else None)
+            access_key = signed.access_key if signed is not None else None
+            return self._refusal(environ, _signing_name(environ), exc, access_key)
         except body.TooLarge as exc:
-            return errors.refusal(signing, environ, "unsupported", str(exc))
+            return errors.refusal(_signing_name(environ), environ, "unsupported", str(exc))
         environ[CALLER_KEY] = caller
         return self._decide(environ, caller, signed.service, signed.region, data)
 

@@ -79,13 +79,14 @@ class Credentials:
     def __init__(self, account: str, store: KeyStore | None, root_keys: dict[str, str] | None = None) -> None:
         self.account, self.store = account, store
         self.root_keys = dict(DEFAULT_ROOT_KEYS if root_keys is None else root_keys)
+        self._roots = {key: root_caller(account, key, secret) for key, secret in self.root_keys.items()}
 
     def lookup(self, access_key: str, token: str | None, now: float | None = None) -> Caller:
-        secret = self.root_keys.get(access_key)
-        if secret is not None:
+        root = self._roots.get(access_key)
+        if root is not None:
             if token:
                 raise SignatureError("bad_token", "a long-term key sent with a session token")
-            return root_caller(self.account, access_key, secret)
+            return root
         record = self.store.find_key(access_key) if self.store is not None else None
         if record is None or not record.active:
             raise SignatureError("unknown_key", access_key)

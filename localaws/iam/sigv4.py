@@ -282,7 +282,7 @@ def verify(
         (ALGORITHM, signed.amz_date, signed.scope, hashlib.sha256(creq.encode()).hexdigest())
     )
     key = signing_key(secret, signed.date, signed.region, signed.service)
-    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
     if not hmac.compare_digest(expected, signed.signature):
         raise SignatureError("mismatch", canonical_request=creq, string_to_sign=string_to_sign)
     return expected

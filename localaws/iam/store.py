@@ -235,16 +235,23 @@ class MotoStore:
         return None
 
     def _function_policy(self, region: str, account: str, arn: str) -> ResourcePolicy | None:
+        """The function's policy (AddPermission's statements), with those of the version or alias the ARN
+        qualifies. Read from moto's storage directly: its look-ups raise exceptions that cost ~100 us each."""
         from moto.awslambda.models import lambda_backends
 
-        lambdas = lambda_backends[account][region]._lambdas
-        name = arn.split(":")[6]
-        statements, seen = [], set()
-        for qualified in (name, arn):
+        storage = lambda_backends[account][region]._lambdas
+        parts = arn.split(":")
+        entry = storage._functions.get(parts[6])
+        if entry is None:
+            return None
+        functions = [entry["latest"]]
+        if len(parts) > 7 and parts[7] != "$LATEST":
             try:
-                fn = lambdas.get_function_by_name_or_arn_with_qualifier(qualified)
-            except Exception:  # noqa: BLE001 - moto raises its own not-found exceptions
-                continue
+                functions.append(storage.get_function_by_name_or_arn_with_qualifier(parts[6], parts[7]))
+            except Exception:  # noqa: BLE001 - an unknown version or alias: the call will fail on its own
+                pass
+        statements, seen = [], set()
+        for fn in functions:
             for statement in fn.policy.statements:
                 key = json.dumps(statement, sort_keys=True)
                 if key not in seen:
