@@ -133,7 +133,8 @@ class Authorizer:
             hex_sent = sigv4.sends_hex_digest(signed)
             needs_digest = not signed.presigned and (hex_sent or not signed.content_sha256)
             if needs_digest or (signed.service != "s3" and not signed.presigned):
-                data = body.read(environ, digest=needs_digest)
+                whole = None if signed.service != "s3" else body.IN_MEMORY  # parameters are in the body
+                data = body.read(environ, digest=needs_digest, in_memory=whole)
             elif signed.service == "s3" and "delete" in environ.get("QUERY_STRING", ""):
                 data = body.read(environ, digest=False)  # DeleteObjects: the keys are in the body
             else:

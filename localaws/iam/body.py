@@ -4,7 +4,10 @@ SigV4 signs the SHA-256 of the payload (https://docs.aws.amazon.com/IAM/latest/U
 "HashedPayload"): services other than S3 never send that hash in a header, so the server hashes the body
 before it can accept the request; S3 sends it in ``x-amz-content-sha256`` and the body must match it.
 So the body is read here, hashed as it is read, and ``wsgi.input`` replaced with a fresh stream of the
-same bytes (in memory up to ``IN_MEMORY``, spooled to disk past it) for the layer or moto that answers.
+same bytes for the layer or moto that answers. The bodies of services other than S3 are kept in memory
+whole: their parameters are in them (the decision needs CreateFunction's ``Role`` as much as its name),
+moto reads them whole anyway, and their size is bounded by the service's limit (70 MB for Lambda's
+CreateFunction). S3's (objects, up to 5 GB) are spooled to disk past ``IN_MEMORY``.
 
 The size is bounded before this runs: the server's one capped body reader (``localaws.limits`` /
 ``localaws.bodies`` on the ``limits`` branch) refuses a body over its limit and gives a chunked body
@@ -39,14 +42,15 @@ class Body:
     size: int
 
 
-def read(environ: dict, digest: bool, cap: int = DEFAULT_CAP) -> Body:
-    """Read the request body once, hashing it if ``digest``, and put a fresh stream of it in ``wsgi.input``."""
+def read(environ: dict, digest: bool, cap: int = DEFAULT_CAP, in_memory: int | None = IN_MEMORY) -> Body:
+    """Read the request body once, hashing it if ``digest``, and put a fresh stream of it in ``wsgi.input``;
+    ``data`` holds it when it is at most ``in_memory`` bytes (None: always)."""
     stream: BinaryIO = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH")
     hasher = hashlib.sha256() if digest else None
     if length not in (None, ""):
         remaining = int(length)
-        if remaining <= IN_MEMORY:
+        if in_memory is None or remaining <= in_memory:
             data = stream.read(remaining) if remaining > 0 else b""
             environ["wsgi.input"] = io.BytesIO(data)
             return Body(data, hashlib.sha256(data).hexdigest() if digest else None, len(data))
@@ -74,7 +78,7 @@ def read(environ: dict, digest: bool, cap: int = DEFAULT_CAP) -> Body:
     environ["CONTENT_LENGTH"] = str(size)
     environ.pop("wsgi.input_terminated", None)
     environ.pop("HTTP_TRANSFER_ENCODING", None)  # werkzeug reads no body of a "chunked" request without it
-    if size <= IN_MEMORY:
+    if in_memory is None or size <= in_memory:
         data = spool.read()
         spool.close()
         environ["wsgi.input"] = io.BytesIO(data)

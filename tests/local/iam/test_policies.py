@@ -388,3 +388,32 @@ def test_enforcement_can_be_turned_off(monkeypatch):
     environ = {"REQUEST_METHOD": "GET", "HTTP_AUTHORIZATION": "garbage", "wsgi.input": untouched}
     assert authorizer.check(environ) == Allowed(None) and environ["wsgi.input"] is untouched
     assert authorizer.describe()["enforced"] is False
+
+
+def test_a_large_request_body_is_still_read_for_its_parameters(gate):
+    """CreateFunction's Role is in its JSON body, past 1 MiB with a 1 MB zip (1.3 MB in base64): PassRole is still checked."""
+    import os
+
+    no_pass = json.loads(LEARNER)
+    no_pass["Statement"] = [s for s in no_pass["Statement"] if "iam:PassRole" not in s["Action"]]
+    erin = user_with(gate, "iam-erin", json.dumps(no_pass))
+    role = gate.client("iam").create_role(
+        RoleName="lambda-efs-big", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+    )["Role"]["Arn"]
+    code = {
+        "ZipFile": lambda_zip(
+            {
+                "app.py": "def handler(e, c):\n    return e\n",
+                "blob.bin": os.urandom(1_000_000),
+            }
+        )
+    }
+    lam = gate.client("lambda", erin, config=NO_RETRY)
+    err = refused(
+        lambda: lam.create_function(
+            FunctionName="lambda-efs-big", Runtime="python3.12", Role=role, Handler="app.handler", Code=code
+        )
+    )
+    assert (
+        f"is not authorized to perform: iam:PassRole on resource: {role}" in err.response["Error"]["Message"]
+    )

@@ -46,3 +46,10 @@ def test_a_decoded_body_replaces_the_raw_one():
         b"abcd",
         "4",
     )
+
+
+def test_a_body_can_be_kept_whole_in_memory():
+    data = b"y" * (body.IN_MEMORY + 10)
+    for length in (True, False):
+        got = body.read(environ(data, length), digest=False, in_memory=None)
+        assert got.data == data
