@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import pytest
+from botocore.config import Config
 
 from localaws.iam import Answer, Authorizer
 from tests.conftest import free_port
@@ -20,6 +22,7 @@ from tests.conftest import free_port
 ACCOUNT = "123456789012"
 ROOT = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 AWS_CLI = str(Path(sys.executable).with_name("aws"))
+NO_RETRY = Config(retries={"max_attempts": 1})
 
 
 @dataclass
@@ -93,3 +96,27 @@ def gate():
     yield handle
     httpd.shutdown()
     httpd.server_close()
+
+
+def verified(gate, fn):
+    """Run ``fn`` (moto's own errors are fine: the gate's verdict is what is checked) and return the
+    gate's records of its requests, all of which must have been let through."""
+    start = len(gate.records)
+    try:
+        fn()
+    except botocore.exceptions.ClientError:
+        pass
+    records = gate.since(start)
+    assert records, "no request reached the gate"
+    assert all(r["ok"] for r in records), [r for r in records if not r["ok"]]
+    return records
+
+
+def refused(fn) -> botocore.exceptions.ClientError:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        fn()
+    return caught.value
+
+
+def code(err: botocore.exceptions.ClientError) -> str:
+    return err.response["Error"]["Code"]

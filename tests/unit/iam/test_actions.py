@@ -66,296 +66,54 @@ def wire_checks(service: str, method: str, **kwargs) -> list[tuple[str, str]]:
     return [(c.action, c.resource) for c in checks(op, signed.region, ACCT)]
 
 
+# fmt: off
 CASES = [
     # (client, method, kwargs, operation, [(action, resource)])
-    (
-        "lambda",
-        "invoke",
-        {"FunctionName": "lambda-efs-infer", "Qualifier": "provisioned", "Payload": b"{}"},
-        "Invoke",
-        [("lambda:InvokeFunction", FN + ":provisioned")],
-    ),
-    (
-        "lambda",
-        "invoke",
-        {"FunctionName": FN + ":on-demand", "Payload": b'{"FunctionName": "other"}'},
-        "Invoke",
-        [("lambda:InvokeFunction", FN + ":on-demand")],
-    ),
-    (
-        "lambda",
-        "get_function_configuration",
-        {"FunctionName": "lambda-efs-infer"},
-        "GetFunctionConfiguration",
-        [("lambda:GetFunctionConfiguration", FN)],
-    ),
+    ("lambda", "invoke", {"FunctionName": "lambda-efs-infer", "Qualifier": "provisioned", "Payload": b"{}"}, "Invoke", [("lambda:InvokeFunction", FN + ":provisioned")]),
+    ("lambda", "invoke", {"FunctionName": FN + ":on-demand", "Payload": b'{"FunctionName": "other"}'}, "Invoke", [("lambda:InvokeFunction", FN + ":on-demand")]),
+    ("lambda", "get_function_configuration", {"FunctionName": "lambda-efs-infer"}, "GetFunctionConfiguration", [("lambda:GetFunctionConfiguration", FN)]),
     ("lambda", "list_functions", {}, "ListFunctions", [("lambda:ListFunctions", "*")]),
-    (
-        "lambda",
-        "publish_version",
-        {"FunctionName": "lambda-efs-infer"},
-        "PublishVersion",
-        [("lambda:PublishVersion", FN)],
-    ),
-    (
-        "lambda",
-        "put_provisioned_concurrency_config",
-        {
-            "FunctionName": "lambda-efs-infer",
-            "Qualifier": "provisioned",
-            "ProvisionedConcurrentExecutions": 1,
-        },
-        "PutProvisionedConcurrencyConfig",
-        [("lambda:PutProvisionedConcurrencyConfig", FN + ":provisioned")],
-    ),
+    ("lambda", "publish_version", {"FunctionName": "lambda-efs-infer"}, "PublishVersion", [("lambda:PublishVersion", FN)]),
+    ("lambda", "put_provisioned_concurrency_config", {"FunctionName": "lambda-efs-infer", "Qualifier": "provisioned", "ProvisionedConcurrentExecutions": 1}, "PutProvisionedConcurrencyConfig", [("lambda:PutProvisionedConcurrencyConfig", FN + ":provisioned")]),
     ("lambda", "get_account_settings", {}, "GetAccountSettings", [("lambda:GetAccountSettings", "*")]),
-    (
-        "lambda",
-        "update_function_configuration",
-        {"FunctionName": "lambda-efs-infer", "MemorySize": 2048},
-        "UpdateFunctionConfiguration",
-        [("lambda:UpdateFunctionConfiguration", FN)],
-    ),
-    (
-        "s3",
-        "get_object",
-        {"Bucket": "lambda-efs-art", "Key": "framework/a b.zip"},
-        "GetObject",
-        [("s3:GetObject", "arn:aws:s3:::lambda-efs-art/framework/a b.zip")],
-    ),
-    (
-        "s3",
-        "head_object",
-        {"Bucket": "lambda-efs-art", "Key": "k"},
-        "HeadObject",
-        [("s3:GetObject", "arn:aws:s3:::lambda-efs-art/k")],
-    ),
-    (
-        "s3",
-        "put_object",
-        {"Bucket": "lambda-efs-art", "Key": "k", "Body": b"x"},
-        "PutObject",
-        [("s3:PutObject", "arn:aws:s3:::lambda-efs-art/k")],
-    ),
-    (
-        "s3",
-        "list_object_versions",
-        {"Bucket": "lambda-efs-art"},
-        "ListObjectVersions",
-        [("s3:ListBucketVersions", "arn:aws:s3:::lambda-efs-art")],
-    ),
-    (
-        "s3",
-        "list_objects_v2",
-        {"Bucket": "lambda-efs-art", "Prefix": "model/"},
-        "ListObjectsV2",
-        [("s3:ListBucket", "arn:aws:s3:::lambda-efs-art")],
-    ),
+    ("lambda", "update_function_configuration", {"FunctionName": "lambda-efs-infer", "MemorySize": 2048}, "UpdateFunctionConfiguration", [("lambda:UpdateFunctionConfiguration", FN)]),
+    ("s3", "get_object", {"Bucket": "lambda-efs-art", "Key": "framework/a b.zip"}, "GetObject", [("s3:GetObject", "arn:aws:s3:::lambda-efs-art/framework/a b.zip")]),
+    ("s3", "head_object", {"Bucket": "lambda-efs-art", "Key": "k"}, "HeadObject", [("s3:GetObject", "arn:aws:s3:::lambda-efs-art/k")]),
+    ("s3", "put_object", {"Bucket": "lambda-efs-art", "Key": "k", "Body": b"x"}, "PutObject", [("s3:PutObject", "arn:aws:s3:::lambda-efs-art/k")]),
+    ("s3", "list_object_versions", {"Bucket": "lambda-efs-art"}, "ListObjectVersions", [("s3:ListBucketVersions", "arn:aws:s3:::lambda-efs-art")]),
+    ("s3", "list_objects_v2", {"Bucket": "lambda-efs-art", "Prefix": "model/"}, "ListObjectsV2", [("s3:ListBucket", "arn:aws:s3:::lambda-efs-art")]),
     ("s3", "list_buckets", {}, "ListBuckets", [("s3:ListAllMyBuckets", "*")]),
-    (
-        "s3",
-        "get_bucket_versioning",
-        {"Bucket": "lambda-efs-art"},
-        "GetBucketVersioning",
-        [("s3:GetBucketVersioning", "arn:aws:s3:::lambda-efs-art")],
-    ),
-    (
-        "s3",
-        "get_public_access_block",
-        {"Bucket": "lambda-efs-art"},
-        "GetPublicAccessBlock",
-        [("s3:GetBucketPublicAccessBlock", "arn:aws:s3:::lambda-efs-art")],
-    ),
-    (
-        "s3",
-        "delete_object",
-        {"Bucket": "lambda-efs-art", "Key": "k", "VersionId": "v1"},
-        "DeleteObject",
-        [("s3:DeleteObjectVersion", "arn:aws:s3:::lambda-efs-art/k")],
-    ),
-    (
-        "s3",
-        "create_multipart_upload",
-        {"Bucket": "lambda-efs-art", "Key": "big"},
-        "CreateMultipartUpload",
-        [("s3:PutObject", "arn:aws:s3:::lambda-efs-art/big")],
-    ),
-    (
-        "s3",
-        "upload_part",
-        {"Bucket": "lambda-efs-art", "Key": "big", "UploadId": "u", "PartNumber": 1, "Body": b"x"},
-        "UploadPart",
-        [("s3:PutObject", "arn:aws:s3:::lambda-efs-art/big")],
-    ),
-    (
-        "efs",
-        "describe_file_systems",
-        {},
-        "DescribeFileSystems",
-        [("elasticfilesystem:DescribeFileSystems", "*")],
-    ),
-    (
-        "efs",
-        "describe_mount_targets",
-        {"FileSystemId": "fs-12345678"},
-        "DescribeMountTargets",
-        [
-            (
-                "elasticfilesystem:DescribeMountTargets",
-                f"arn:aws:elasticfilesystem:{REGION}:{ACCT}:file-system/fs-12345678",
-            )
-        ],
-    ),
-    (
-        "efs",
-        "create_mount_target",
-        {"FileSystemId": "fs-12345678", "SubnetId": "subnet-0123456789abcdef0"},
-        "CreateMountTarget",
-        [
-            (
-                "elasticfilesystem:CreateMountTarget",
-                f"arn:aws:elasticfilesystem:{REGION}:{ACCT}:file-system/fs-12345678",
-            ),
-            ("ec2:DescribeSubnets", "*"),
-            ("ec2:DescribeNetworkInterfaces", "*"),
-            ("ec2:CreateNetworkInterface", f"arn:aws:ec2:{REGION}:{ACCT}:network-interface/*"),
-        ],
-    ),
-    (
-        "efs",
-        "describe_access_points",
-        {"FileSystemId": "fs-12345678"},
-        "DescribeAccessPoints",
-        [
-            (
-                "elasticfilesystem:DescribeAccessPoints",
-                f"arn:aws:elasticfilesystem:{REGION}:{ACCT}:file-system/fs-12345678",
-            )
-        ],
-    ),
-    (
-        "ec2",
-        "describe_vpcs",
-        {"Filters": [{"Name": "tag:Name", "Values": ["x"]}]},
-        "DescribeVpcs",
-        [("ec2:DescribeVpcs", "*")],
-    ),
-    (
-        "iam",
-        "get_role",
-        {"RoleName": "lambda-efs-infer"},
-        "GetRole",
-        [("iam:GetRole", f"arn:aws:iam::{ACCT}:role/lambda-efs-infer")],
-    ),
-    (
-        "iam",
-        "simulate_principal_policy",
-        {"PolicySourceArn": f"arn:aws:iam::{ACCT}:user/learner", "ActionNames": ["lambda:InvokeFunction"]},
-        "SimulatePrincipalPolicy",
-        [("iam:SimulatePrincipalPolicy", f"arn:aws:iam::{ACCT}:user/learner")],
-    ),
+    ("s3", "get_bucket_versioning", {"Bucket": "lambda-efs-art"}, "GetBucketVersioning", [("s3:GetBucketVersioning", "arn:aws:s3:::lambda-efs-art")]),
+    ("s3", "get_public_access_block", {"Bucket": "lambda-efs-art"}, "GetPublicAccessBlock", [("s3:GetBucketPublicAccessBlock", "arn:aws:s3:::lambda-efs-art")]),
+    ("s3", "delete_object", {"Bucket": "lambda-efs-art", "Key": "k", "VersionId": "v1"}, "DeleteObject", [("s3:DeleteObjectVersion", "arn:aws:s3:::lambda-efs-art/k")]),
+    ("s3", "create_multipart_upload", {"Bucket": "lambda-efs-art", "Key": "big"}, "CreateMultipartUpload", [("s3:PutObject", "arn:aws:s3:::lambda-efs-art/big")]),
+    ("s3", "upload_part", {"Bucket": "lambda-efs-art", "Key": "big", "UploadId": "u", "PartNumber": 1, "Body": b"x"}, "UploadPart", [("s3:PutObject", "arn:aws:s3:::lambda-efs-art/big")]),
+    ("efs", "describe_file_systems", {}, "DescribeFileSystems", [("elasticfilesystem:DescribeFileSystems", "*")]),
+    ("efs", "describe_mount_targets", {"FileSystemId": "fs-12345678"}, "DescribeMountTargets", [("elasticfilesystem:DescribeMountTargets", f"arn:aws:elasticfilesystem:{REGION}:{ACCT}:file-system/fs-12345678")]),
+    ("efs", "create_mount_target", {"FileSystemId": "fs-12345678", "SubnetId": "subnet-0123456789abcdef0"}, "CreateMountTarget", [
+        ("elasticfilesystem:CreateMountTarget", f"arn:aws:elasticfilesystem:{REGION}:{ACCT}:file-system/fs-12345678"),
+        ("ec2:DescribeSubnets", "*"), ("ec2:DescribeNetworkInterfaces", "*"), ("ec2:CreateNetworkInterface", f"arn:aws:ec2:{REGION}:{ACCT}:network-interface/*")]),
+    ("efs", "describe_access_points", {"FileSystemId": "fs-12345678"}, "DescribeAccessPoints", [("elasticfilesystem:DescribeAccessPoints", f"arn:aws:elasticfilesystem:{REGION}:{ACCT}:file-system/fs-12345678")]),
+    ("ec2", "describe_vpcs", {"Filters": [{"Name": "tag:Name", "Values": ["x"]}]}, "DescribeVpcs", [("ec2:DescribeVpcs", "*")]),
+    ("iam", "get_role", {"RoleName": "lambda-efs-infer"}, "GetRole", [("iam:GetRole", f"arn:aws:iam::{ACCT}:role/lambda-efs-infer")]),
+    ("iam", "simulate_principal_policy", {"PolicySourceArn": f"arn:aws:iam::{ACCT}:user/learner", "ActionNames": ["lambda:InvokeFunction"]}, "SimulatePrincipalPolicy", [("iam:SimulatePrincipalPolicy", f"arn:aws:iam::{ACCT}:user/learner")]),
     ("sts", "get_caller_identity", {}, "GetCallerIdentity", []),
-    (
-        "sts",
-        "assume_role",
-        {"RoleArn": f"arn:aws:iam::{ACCT}:role/r", "RoleSessionName": "s1"},
-        "AssumeRole",
-        [("sts:AssumeRole", f"arn:aws:iam::{ACCT}:role/r")],
-    ),
-    (
-        "cloudformation",
-        "create_stack",
-        {"StackName": "lambda-efs-storage", "TemplateBody": "{}"},
-        "CreateStack",
-        [
-            (
-                "cloudformation:CreateStack",
-                f"arn:aws:cloudformation:{REGION}:{ACCT}:stack/lambda-efs-storage/*",
-            )
-        ],
-    ),
-    (
-        "cloudformation",
-        "describe_stack_events",
-        {"StackName": "lambda-efs-storage"},
-        "DescribeStackEvents",
-        [
-            (
-                "cloudformation:DescribeStackEvents",
-                f"arn:aws:cloudformation:{REGION}:{ACCT}:stack/lambda-efs-storage/*",
-            )
-        ],
-    ),
+    ("sts", "assume_role", {"RoleArn": f"arn:aws:iam::{ACCT}:role/r", "RoleSessionName": "s1"}, "AssumeRole", [("sts:AssumeRole", f"arn:aws:iam::{ACCT}:role/r")]),
+    ("cloudformation", "create_stack", {"StackName": "lambda-efs-storage", "TemplateBody": "{}"}, "CreateStack", [("cloudformation:CreateStack", f"arn:aws:cloudformation:{REGION}:{ACCT}:stack/lambda-efs-storage/*")]),
+    ("cloudformation", "describe_stack_events", {"StackName": "lambda-efs-storage"}, "DescribeStackEvents", [("cloudformation:DescribeStackEvents", f"arn:aws:cloudformation:{REGION}:{ACCT}:stack/lambda-efs-storage/*")]),
     ("cloudformation", "list_stacks", {}, "ListStacks", [("cloudformation:ListStacks", "*")]),
-    (
-        "logs",
-        "describe_log_groups",
-        {"logGroupNamePrefix": "/aws/lambda/"},
-        "DescribeLogGroups",
-        [("logs:DescribeLogGroups", "*")],
-    ),
-    (
-        "logs",
-        "filter_log_events",
-        {"logGroupName": "/aws/lambda/lambda-efs-infer"},
-        "FilterLogEvents",
-        [
-            (
-                "logs:FilterLogEvents",
-                f"arn:aws:logs:{REGION}:{ACCT}:log-group:/aws/lambda/lambda-efs-infer:log-stream:",
-            )
-        ],
-    ),
-    (
-        "logs",
-        "get_log_events",
-        {"logGroupName": "/aws/lambda/f", "logStreamName": "2026/01/01/[$LATEST]abc"},
-        "GetLogEvents",
-        [
-            (
-                "logs:GetLogEvents",
-                f"arn:aws:logs:{REGION}:{ACCT}:log-group:/aws/lambda/f:log-stream:2026/01/01/[$LATEST]abc",
-            )
-        ],
-    ),
-    (
-        "sagemaker",
-        "describe_endpoint",
-        {"EndpointName": "lambda-efs-Serverless"},
-        "DescribeEndpoint",
-        [("sagemaker:DescribeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCT}:endpoint/lambda-efs-serverless")],
-    ),
+    ("logs", "describe_log_groups", {"logGroupNamePrefix": "/aws/lambda/"}, "DescribeLogGroups", [("logs:DescribeLogGroups", "*")]),
+    ("logs", "filter_log_events", {"logGroupName": "/aws/lambda/lambda-efs-infer"}, "FilterLogEvents", [("logs:FilterLogEvents", f"arn:aws:logs:{REGION}:{ACCT}:log-group:/aws/lambda/lambda-efs-infer:log-stream:")]),
+    ("logs", "get_log_events", {"logGroupName": "/aws/lambda/f", "logStreamName": "2026/01/01/[$LATEST]abc"}, "GetLogEvents", [("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCT}:log-group:/aws/lambda/f:log-stream:2026/01/01/[$LATEST]abc")]),
+    ("sagemaker", "describe_endpoint", {"EndpointName": "lambda-efs-Serverless"}, "DescribeEndpoint", [("sagemaker:DescribeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCT}:endpoint/lambda-efs-serverless")]),
     ("sagemaker", "list_endpoints", {}, "ListEndpoints", [("sagemaker:ListEndpoints", "*")]),
-    (
-        "sagemaker-runtime",
-        "invoke_endpoint",
-        {"EndpointName": "lambda-efs-x", "Body": b"{}"},
-        "InvokeEndpoint",
-        [("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCT}:endpoint/lambda-efs-x")],
-    ),
+    ("sagemaker-runtime", "invoke_endpoint", {"EndpointName": "lambda-efs-x", "Body": b"{}"}, "InvokeEndpoint", [("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCT}:endpoint/lambda-efs-x")]),
     ("apigatewayv2", "get_apis", {}, "GetApis", [("apigateway:GET", f"arn:aws:apigateway:{REGION}::/apis")]),
-    (
-        "apigatewayv2",
-        "create_api",
-        {"Name": "x", "ProtocolType": "HTTP"},
-        "CreateApi",
-        [("apigateway:POST", f"arn:aws:apigateway:{REGION}::/apis")],
-    ),
-    (
-        "apigatewayv2",
-        "delete_api",
-        {"ApiId": "abc123"},
-        "DeleteApi",
-        [("apigateway:DELETE", f"arn:aws:apigateway:{REGION}::/apis/abc123")],
-    ),
-    (
-        "apigatewayv2",
-        "update_route",
-        {"ApiId": "abc123", "RouteId": "r1", "RouteKey": "POST /x"},
-        "UpdateRoute",
-        [("apigateway:PATCH", f"arn:aws:apigateway:{REGION}::/apis/abc123/routes/r1")],
-    ),
+    ("apigatewayv2", "create_api", {"Name": "x", "ProtocolType": "HTTP"}, "CreateApi", [("apigateway:POST", f"arn:aws:apigateway:{REGION}::/apis")]),
+    ("apigatewayv2", "delete_api", {"ApiId": "abc123"}, "DeleteApi", [("apigateway:DELETE", f"arn:aws:apigateway:{REGION}::/apis/abc123")]),
+    ("apigatewayv2", "update_route", {"ApiId": "abc123", "RouteId": "r1", "RouteKey": "POST /x"}, "UpdateRoute", [("apigateway:PATCH", f"arn:aws:apigateway:{REGION}::/apis/abc123/routes/r1")]),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
