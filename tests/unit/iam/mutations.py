@@ -130,7 +130,7 @@ MUTATIONS = [
     m('handing a role to a service needs iam:PassRole', 'actions.py', '    if passes and op.params.get(passes[0]):', '    if False:', ACT, E2E_POL),
     m('log-group actions on :log-stream:', 'actions.py', ':log-group:{group}:log-stream:{stream}"', ':log-group:{group}"', ACT),
     m('SageMaker ARNs are lower-cased', 'actions.py', '{kind}/{str(p[key]).lower()}', '{kind}/{p[key]}', ACT),
-    m('the Reference decides on * for actions without resources', 'actions.py', '    types = reference.resource_types(action)\n    if not types:\n        return "*"', '    types = reference.resource_types(action) or ["vpc*"]', ACT),
+    m('the Reference decides on * for actions without resources', 'actions.py', '    if not types:\n        return "*"', '    if not types:\n        return f"arn:aws:{action}"', ACT),
     # ---- errors.py: each service's refusal
     m('EC2 answers UnauthorizedOperation', 'errors.py', '"denied": (403, "UnauthorizedOperation"),', '"denied": (403, "AccessDenied"),', ERR),
     m('JSON services answer 400', 'errors.py', '"denied": (400, "AccessDeniedException"),', '"denied": (403, "AccessDeniedException"),', ERR),

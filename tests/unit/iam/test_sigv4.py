@@ -176,6 +176,8 @@ def test_streaming_chunk_signatures_match_the_documented_example():
             decode(bad)
     with pytest.raises(SignatureError, match="longer than"):
         decode(body, length=1000)
+    with pytest.raises(SignatureError, match="differs from x-amz-decoded-content-length"):
+        decode(body, length=70000)  # declared longer than what was sent
 
 
 def test_the_documented_sigv2_query_string_example_verifies():
