@@ -82,15 +82,16 @@ class MotoStore:
     # ---- who is calling ---------------------------------------------------------------------------
 
     def find_key(self, access_key: str) -> KeyRecord | None:
-        key = self.iam.access_keys.get(access_key)
+        iam = self.iam  # one look-up of moto's backend (each costs a lock and a few dict hops)
+        key = iam.access_keys.get(access_key)
         if key is None:
             return None
         active = key.status == "Active"
         if key.user_name is not None:
-            user = self.iam.users.get(key.user_name)
+            user = iam.users.get(key.user_name)
             if user is None:
                 return None
-            tags = {t["Key"]: t["Value"] for t in self.iam.tagger.list_tags_for_resource(user.arn)["Tags"]}
+            tags = {t["Key"]: t["Value"] for t in iam.tagger.list_tags_for_resource(user.arn)["Tags"]}
             caller = Caller(
                 user.arn,
                 self.account,
@@ -175,9 +176,10 @@ class MotoStore:
         ]
 
     def _user_policies(self, name: str) -> Policies:
-        user = self.iam.users[name]
+        iam = self.iam
+        user = iam.users[name]
         documents = self._attached(user)
-        for group in self.iam.groups.values():
+        for group in iam.groups.values():
             if user in group.users:
                 documents += self._attached(group)
         return Policies(identity=documents)
