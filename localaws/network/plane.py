@@ -119,8 +119,7 @@ class NetworkPlane:
             if environment in self._environments:
                 raise ValueError(f"environment {environment} is already attached")
             self._environments[environment] = env
-            self._register(env)
-        self._wake()
+            self._register(env)  # epoll reports a descriptor added while it waits: no wake-up needed
 
     def update(self, environment: str, policy: Policy) -> None:
         """Apply a new policy: listeners open and close at once, and so does the generic address."""
@@ -148,7 +147,6 @@ class NetworkPlane:
             self._unregister(env)
             for _, sock in env.listeners.values():
                 sock.close()
-        self._wake()
 
     def environments(self) -> list[str]:
         with self._lock:
@@ -224,7 +222,6 @@ class NetworkPlane:
             if env.paused and not env.closed and env.active < self._max:
                 env.paused = False
                 self._register(env)
-        self._wake()
 
     # -- one connection -----------------------------------------------------------------------------
 
