@@ -117,10 +117,12 @@ def hold(environ: dict, limit_s: float = HOLD_LIMIT_S) -> None:
     then raise ConnectionAbortedError, which the server treats as a dropped connection."""
     conn = environ.get("werkzeug.socket")
     deadline = time.monotonic() + limit_s
+    poller = select.poll()  # not select(): a server with many environments has fds past 1024
+    if conn is not None:
+        poller.register(conn, select.POLLIN)
     while conn is not None and (remaining := deadline - time.monotonic()) > 0:
         try:
-            readable, _, _ = select.select([conn], [], [], min(remaining, 5.0))
-            if readable and not conn.recv(_DRAIN_BYTES):
+            if poller.poll(min(remaining, 5.0) * 1000) and not conn.recv(_DRAIN_BYTES):
                 break  # the client closed
         except (OSError, ValueError):
             break
