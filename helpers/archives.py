@@ -2,7 +2,7 @@
 
 An archive holds the folder's files at top level plus ``manifest.json``::
 
-    {"format": 1, "name": "model", "files": {"resnet18.pt": {"sha256": "...", "size": 46835659}, ...}}
+    {"format": 1, "name": "model", "files": {"efficientnet_lite0.pt": {"sha256": "...", "size": 46835659}, ...}}
 
 The seeder function verifies every file against it on EFS. The same folder always gives the same
 bytes (sorted members, fixed times and owners, modes 0644 or 0755 for executables such as

@@ -278,8 +278,7 @@ def cost_vs_rate(
 def predictions(image_bytes: bytes, result: Mapping[str, Any], path: str | Path | None = None) -> Figure:
     """The input image beside the function's top-k predictions (a horizontal bar per class).
 
-    ``result`` is the inference function's response. Predictions from offline (seeded, untrained)
-    weights are labelled as not meaningful in the title.
+    ``result`` is the inference function's response; the title names where its weights came from.
     """
     import io
 
@@ -300,7 +299,6 @@ def predictions(image_bytes: bytes, result: Mapping[str, Any], path: str | Path 
             f"{pred['probability']:.1%}",
             va="center",
         )
-    warning = "" if "seeded" not in source else "\noffline seeded weights: predictions are NOT meaningful"
-    fig.suptitle(f"Top-{len(preds)} predictions (weights: {source or 'unknown'}){warning}")
+    fig.suptitle(f"Top-{len(preds)} predictions (weights: {source or 'unknown'})")
     fig.tight_layout()
     return finish(fig, path)

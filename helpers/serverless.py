@@ -26,7 +26,7 @@ from helpers.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIX = "resnet18"
+MODEL_SUFFIX = "effnet"
 STACK_SUFFIX = "sagemaker"
 #: The PyTorch inference image 05 asks the SDK for (the newest the SDK names; CPU, as serverless has no GPU).
 PYTORCH_IMAGE = {"framework": "pytorch", "version": "2.6.0", "py_version": "py312"}
@@ -47,7 +47,7 @@ class Names:
     stack: str
 
     def fresh(self, kind: str, index: int) -> str:
-        """A throw-away endpoint for a forced cold start or a burst, e.g. ``lambda-efs-resnet18-cold-0``."""
+        """A throw-away endpoint for a forced cold start or a burst, e.g. ``lambda-efs-effnet-cold-0``."""
         return f"{self.endpoint}-{kind}-{index}"
 
 

