@@ -177,6 +177,20 @@ def _sample_resource(resource: str, account: str, region: str, prefix: str = "la
     return ":".join(parts).replace("*", "preflight")
 
 
+def _context(statement: dict) -> list[dict]:
+    """The simulator's context entries that meet a statement's ``StringEquals`` conditions (for example
+    ``iam:AWSServiceName`` of the service-linked roles), so an action it allows is simulated as allowed."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    return [
+        {
+            "ContextKeyName": key,
+            "ContextKeyValues": [v if isinstance(v, str) else v[0]],
+            "ContextKeyType": "string",
+        }
+        for key, v in equals.items()
+    ]
+
+
 def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambda-efs") -> dict:
     """Simulate every action of the learner policy for the caller.
 
@@ -197,8 +211,9 @@ def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambd
                 unchecked += batch
                 continue
             try:
+                context = {"ContextEntries": _context(statement)} if _context(statement) else {}
                 pages = iam.get_paginator("simulate_principal_policy").paginate(
-                    PolicySourceArn=principal, ActionNames=batch, ResourceArns=[resource]
+                    PolicySourceArn=principal, ActionNames=batch, ResourceArns=[resource], **context
                 )
                 results = [r for page in pages for r in page["EvaluationResults"]]
             except ClientError as exc:

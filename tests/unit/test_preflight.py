@@ -49,10 +49,17 @@ def simulated(stubs, decide):
             {"EvalActionName": a, "EvalResourceName": "*", "EvalDecision": decide(a)}
             for a in statement["Action"]
         ]
+        expected = {"PolicySourceArn": ROLE, "ActionNames": statement["Action"], "ResourceArns": ANY}
+        if "Condition" in statement:  # the service-linked roles: simulated with the service they are for
+            expected["ContextEntries"] = [
+                {
+                    "ContextKeyName": "iam:AWSServiceName",
+                    "ContextKeyValues": ["elasticfilesystem.amazonaws.com"],
+                    "ContextKeyType": "string",
+                }
+            ]
         stubs["iam"].add_response(
-            "simulate_principal_policy",
-            {"EvaluationResults": results, "IsTruncated": False},
-            {"PolicySourceArn": ROLE, "ActionNames": statement["Action"], "ResourceArns": ANY},
+            "simulate_principal_policy", {"EvaluationResults": results, "IsTruncated": False}, expected
         )
 
 
