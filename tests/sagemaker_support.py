@@ -88,10 +88,14 @@ def tiny_archive() -> bytes:
 
 
 @contextlib.contextmanager
-def settings(**values: str):
-    """Environment variables set while a server starts (it reads its settings then)."""
+def settings(**values: str | None):
+    """Environment variables set while a server starts (it reads its settings then); None unsets one."""
     previous = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = str(value)
     try:
         yield
     finally:
@@ -102,10 +106,12 @@ def settings(**values: str):
                 os.environ[key] = value
 
 
-def start_server(state_dir: Path, **values: str) -> LocalAWSHandle:
+def start_server(state_dir: Path, **values: str | None) -> LocalAWSHandle:
     defaults = {
         "LOCALAWS_SAGEMAKER_CREATE_SECONDS": "0.3",
         "LOCALAWS_SAGEMAKER_FRAMEWORK": str(framework_dir()),
+        # many endpoints per module, never deleted: the account quota has its own test (test_sagemaker_quota)
+        "LOCALAWS_SAGEMAKER_SERVERLESS_CONCURRENCY": "1000",
     }
     with settings(**{**defaults, **values}):
         return start_local_aws(state_dir)
