@@ -31,7 +31,12 @@ from helpers.config import REPO_ROOT
 from helpers.template_checks import load_template
 
 POLICY = REPO_ROOT / "policies" / "learner-policy.json"
-PREFIX = {"efs": "elasticfilesystem", "apigatewayv2": "apigateway", "sagemaker-runtime": "sagemaker"}
+PREFIX = {
+    "efs": "elasticfilesystem",
+    "apigatewayv2": "apigateway",
+    "sagemaker-runtime": "sagemaker",
+    "service-quotas": "servicequotas",
+}
 VARIABLE_SERVICES = {
     "lam": "lambda",
     "lambda_client": "lambda",
