@@ -321,6 +321,7 @@ def provisioned_burst(
 
     lam = versions.lam
     version = versions.publish("provisioned burst")
+    drop_burst_alias(function_name, lam)  # left by a run whose kernel died mid-burst (it may bill PC)
     lam.create_alias(FunctionName=function_name, Name=BURST_ALIAS, FunctionVersion=version)
     try:
         if environments > 0:  # 0 (no room for Provisioned Concurrency in the account): every request spills
@@ -332,11 +333,28 @@ def provisioned_burst(
             wait_provisioned_ready(function_name, BURST_ALIAS, timeout=900, progress=False)
         return burst(function_name, BURST_ALIAS, concurrency, "burst-provisioned", payload, progress)
     finally:
-        try:
-            lam.delete_provisioned_concurrency_config(FunctionName=function_name, Qualifier=BURST_ALIAS)
-        except lam.exceptions.ProvisionedConcurrencyConfigNotFoundException:
-            pass
+        drop_burst_alias(function_name, lam)
+
+
+def drop_burst_alias(function_name: str, lam=None) -> None:
+    """Delete the burst's alias and its Provisioned Concurrency if they exist.
+
+    A kernel restarted (or interrupted twice) during a provisioned burst never reaches the ``finally`` that
+    deletes them: the alias then keeps billing its Provisioned Concurrency, and the next run's
+    ``create_alias`` would fail with ``ResourceConflictException``.
+    """
+    lam = lam or session.client("lambda")
+    try:
+        lam.delete_provisioned_concurrency_config(FunctionName=function_name, Qualifier=BURST_ALIAS)
+    except (
+        lam.exceptions.ProvisionedConcurrencyConfigNotFoundException,
+        lam.exceptions.ResourceNotFoundException,
+    ):
+        pass
+    try:
         lam.delete_alias(FunctionName=function_name, Name=BURST_ALIAS)
+    except lam.exceptions.ResourceNotFoundException:
+        pass
 
 
 def run(
