@@ -174,4 +174,4 @@ def test_fresh_endpoints_come_in_waves_that_fit_the_quota_beside_the_two_kept():
     assert ServerlessParams(quota=10, max_concurrency=2).fresh_at_once == 3  # 4 kept + 3 x 2 = 10
     assert ServerlessParams(quota=200, max_concurrency=2).fresh_at_once == 98
     with pytest.raises(ValueError, match="quota is 5.*Lower MAX_CONCURRENCY or request an increase"):
-        ServerlessParams(quota=5, max_concurrency=2).fresh_at_once
+        assert ServerlessParams(quota=5, max_concurrency=2).fresh_at_once
