@@ -41,7 +41,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from helpers import bundle_check
-from helpers.archives import MANIFEST, NAMES, ArchiveInfo, manifest, pack_folder  # noqa: F401  (re-exported)
+from helpers.archives import (  # noqa: F401  (re-exported)
+    MANIFEST,
+    NAMES,
+    ArchiveInfo,
+    manifest,
+    pack_folder,
+    partial_path,
+)
 from helpers.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -334,7 +341,7 @@ def _write_record(path: Path, bundle: FrameworkBundle) -> None:
         "command": bundle.command,
         "seconds": bundle.seconds,
     }
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_path(path)
     partial.write_text(json.dumps(doc, indent=1))
     partial.replace(path)
 

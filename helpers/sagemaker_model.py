@@ -23,6 +23,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.archives import partial_path
 from helpers.config import REPO_ROOT
 from helpers.model import CARD_FILE, CLASSES_FILE, WEIGHTS_FILE
 
@@ -87,7 +88,7 @@ def build_model_archive(export_dir: str | Path, cache_dir: str | Path = CACHE_DI
     path = Path(cache_dir) / f"model-{digest[:16]}.tar.gz"
     if not path.is_file() or path.stat().st_size != len(data):
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
+        partial = partial_path(path)
         partial.write_bytes(data)
         partial.replace(path)
         log.info("built %s (%.1f MB)", path, len(data) / 1e6)
