@@ -101,7 +101,10 @@ def test_the_scenario_records_cold_starts_with_init_phases_and_what_was_evicted(
         assert r["error"] is None and r["cold"] and r["init_ms"] is not None
         assert r["init_import_torch_ms"] == 2.0 and r["init_load_weights_ms"] > 0
         assert r["evicted_bytes"] >= WEIGHTS and r["cached_after_evict_bytes"] == 0
+        # what the cold start read: every page of the weights (the probe touches them all), nothing else
+        assert r["read_bytes"] == WEIGHTS and r["read_files"] == 1
     assert len({r["request_id"] for r in records}) == 2
+    assert cold_cache.read_per_cold_start(records) == {"bytes": WEIGHTS, "files": 1, "n": 2}
     left = deployed["lam"].list_versions_by_function(FunctionName=deployed["probe"])["Versions"]
     assert {v["Version"] for v in left} == {"$LATEST"}  # every round's version deleted
 
