@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from helpers import cost
 from helpers.cost import (
     break_even_requests_per_month,
     cost_per_million,
@@ -269,3 +270,30 @@ def test_a_million_cold_starts_pay_a_million_bundle_reads():
     assert cost_per_million(2500, 2048, efs_read_gb=0.3) == pytest.approx(
         cost_per_million(2500, 2048) + 1_000_000 * 0.3 * EFS_READ_GB
     )
+
+
+def test_provisioned_concurrency_bills_whole_five_minute_steps():
+    """AWS Lambda pricing: from enabling to disabling, rounded up to the nearest 5 minutes."""
+    five = cost.provisioned_allocation_cost(1, 2048, 300)
+    assert (
+        cost.provisioned_allocation_cost(1, 2048, 1) == five == cost.provisioned_allocation_cost(1, 2048, 60)
+    )
+    assert cost.provisioned_allocation_cost(1, 2048, 301) == 2 * five
+    assert cost.provisioned_allocation_cost(2, 2048, 300) == 2 * five
+    assert five == pytest.approx(
+        300 * 2 * cost.load_prices().for_arch("x86_64").provisioned_concurrency_gb_second
+    )
+
+
+def test_a_cold_share_adds_init_and_efs_reads_to_on_demand_and_lowers_the_break_even():
+    mix = cost.ColdMix(0.1, warm_billed_ms=60, cold_billed_ms=1560, read_bytes=300e6)
+    assert mix.billed_ms == pytest.approx(210) and mix.efs_read_gb == pytest.approx(0.03)
+    rows = cost.break_even_by_cold_share(mix, (0.0, 0.01, 0.1), 2048, billed_ms_provisioned=60)
+    rates = [row["break-even requests/month"] for row in rows]
+    per_million = [row["on-demand per 1M"] for row in rows]
+    assert rates[0] > rates[1] > rates[2] and per_million[0] < per_million[1] < per_million[2]
+    # at 1% cold, the EFS reads alone are 1% x 0.3 GB x the read price per request
+    efs_part = 1e6 * 0.01 * 0.3 * cost.load_prices().efs.elastic_read_gb
+    assert per_million[1] - per_million[0] > efs_part
+    with pytest.raises(ValueError, match="fraction from 0 to 1"):
+        cost.ColdMix(1.5, 60, 1560, 300e6)
