@@ -88,8 +88,8 @@ def test_the_prediction_equals_an_in_process_forward_pass_with_the_same_weights(
 
 def test_threads_follow_the_memory_size_and_never_exceed_the_cpus(app):
     assert app._threads(128) == app._threads(1769) == app._threads(2048) == 1  # 1.16 vCPU: one thread
-    assert app._threads(3538) == min(2, os.cpu_count())
-    assert app._threads(10240) == min(5, os.cpu_count())
+    assert app._threads(3008) == app._threads(3538) == min(2, os.cpu_count())  # 1.70 and 2.00 vCPUs
+    assert app._threads(10240) == min(6, os.cpu_count())  # 5.79 vCPUs
     assert app.torch.get_num_threads() == 1  # the fixture's 2048 MB: 1.16 vCPU
 
 
