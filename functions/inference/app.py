@@ -103,11 +103,11 @@ class BadRequest(Exception):
 
 
 def _threads(memory_mb: int) -> int:
-    """One thread per whole vCPU's worth of time: Lambda gives one vCPU per 1769 MB
-    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). At 2048 MB that is 1.16 vCPUs
-    spread over 2 cores, and 2 threads then fight over the quota: measured in the local sandbox, one forward
-    pass took 330 ms with 2 threads against 59 ms with 1."""
-    return max(1, min(os.cpu_count() or 1, memory_mb // 1769))
+    """One thread per vCPU the memory size gives, rounded: Lambda gives one vCPU per 1769 MB
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html), so 2048 MB (1.16 vCPUs) runs 1
+    thread and 3008 MB (1.70) runs 2. Two threads on 1.16 vCPUs fight over the quota: measured in the local
+    sandbox, one forward pass took 330 ms with 2 threads against 59 ms with 1."""
+    return max(1, min(os.cpu_count() or 1, round(memory_mb / 1769)))
 
 
 def _load(model_dir: str):
