@@ -46,6 +46,8 @@ from helpers.stats import MIN_N_FOR_P99
 
 logger = logging.getLogger(__name__)
 
+MIN_BOX = 5  # fewer points than this get no box: its quartiles would be two or three dots
+
 __all__ = [
     "DPI",
     "PHASES",
@@ -71,7 +73,8 @@ def _wrap(name: str) -> str:
 
 
 def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path | None = None) -> Figure:
-    """Client round-trip latency per scenario: a box (quartiles, median) over every invocation as a dot.
+    """Client round-trip latency per scenario: every invocation as a dot, with a box (quartiles, median)
+    where there are at least ``MIN_BOX`` of them and a median tick where there are fewer.
 
     In the bursts, where some invocations started an environment and others did not, the cold ones are
     ringed: the spill-over cold starts of the provisioned burst show at a glance.
@@ -82,18 +85,24 @@ def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path |
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         positions = range(1, len(groups) + 1)
+        boxed = [(p, v) for p, v in zip(positions, groups.values(), strict=True) if len(v) >= MIN_BOX]
         boxes = ax.boxplot(
-            list(groups.values()),
-            positions=list(positions),
+            [v for _, v in boxed],
+            positions=[p for p, _ in boxed],
             widths=0.55,
             showfliers=False,
             patch_artist=True,
             medianprops={"color": "black", "linewidth": 1.5},
-        )
+        ) if boxed else {"boxes": []}  # fmt: skip
+        box_at = dict(zip([p for p, _ in boxed], boxes["boxes"], strict=True))
         jitter = random.Random(0)
-        for position, (scenario, values), box in zip(positions, groups.items(), boxes["boxes"], strict=True):
+        for position, (scenario, values) in zip(positions, groups.items(), strict=True):
             colour = scenario_colour(scenario, list(groups))
-            box.set(facecolor=colour, alpha=0.35, edgecolor=colour)
+            if position in box_at:
+                box_at[position].set(facecolor=colour, alpha=0.35, edgecolor=colour)
+            else:  # a box of 2 or 3 points suggests quartiles that are not there: the median as a tick
+                median = float(np.median(values))
+                ax.plot([position - 0.25, position + 0.25], [median] * 2, color="black", linewidth=1.5)
             xs = [position + jitter.uniform(-0.18, 0.18) for _ in values]
             ax.scatter(xs, values, s=14, color=colour, alpha=0.8, edgecolors="none", zorder=3)
             if scenario.startswith("burst"):
