@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 from helpers.breakdown import PHASES, breakdown_groups, cold_cache_phases, invocation_parts, time_breakdown
 from helpers.cost import (
     HOURS_PER_MONTH,
+    ColdMix,
     break_even_requests_per_month,
     max_requests_per_month,
     monthly_cost_on_demand,
@@ -185,22 +186,30 @@ def cost_vs_rate(
     environments: int = 1,
     billed_ms_provisioned: float | None = None,
     path: str | Path | None = None,
+    cold: ColdMix | None = None,
 ) -> Figure:
     """Monthly cost against requests per month, on-demand vs ``environments`` provisioned (log-log).
 
-    The break-even rate is marked with a vertical line; rates beyond what the provisioned
-    environments can serve back to back are shaded (the model assumes no spill-over there).
+    With ``cold``, on-demand is priced with its share of cold starts (their init billed, their EFS reads
+    priced) and the warm-only line is drawn dashed beside it. The break-even rate is marked with a vertical
+    line; rates beyond what the provisioned environments can serve back to back are shaded (the model
+    assumes no spill-over there).
     """
     provisioned_ms = billed_ms if billed_ms_provisioned is None else billed_ms_provisioned
+    warm_ms = billed_ms
+    efs_gb = 0.0
+    if cold is not None:
+        billed_ms, efs_gb = cold.billed_ms, cold.efs_read_gb
     break_even = break_even_requests_per_month(
-        billed_ms, memory_mb, arch, environments, billed_ms_provisioned=provisioned_ms
+        billed_ms, memory_mb, arch, environments, billed_ms_provisioned=provisioned_ms, efs_read_gb=efs_gb
     )
     capacity = max_requests_per_month(provisioned_ms, environments)
     centre = break_even if break_even is not None else 1e6
     low = 10 ** math.floor(math.log10(centre) - 3)
     high = max(centre, min(capacity, centre * 100)) * 3  # a little past what the environments can serve
     rates = np.logspace(math.log10(low), math.log10(high), 200)
-    on_demand = [monthly_cost_on_demand(r, billed_ms, memory_mb, arch) for r in rates]
+    on_demand = [monthly_cost_on_demand(r, billed_ms, memory_mb, arch, efs_gb) for r in rates]
+    warm_only = [monthly_cost_on_demand(r, warm_ms, memory_mb, arch) for r in rates]
     provisioned = [
         monthly_cost_provisioned(r, provisioned_ms, memory_mb, arch, environments)
         for r in rates
@@ -208,13 +217,14 @@ def cost_vs_rate(
     ]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
-        ax.plot(
-            rates,
-            on_demand,
-            color=SCENARIO_COLOURS["warm"],
-            linewidth=2.2,
-            label=f"on-demand ({fmt_ms(billed_ms)} billed)",
-        )
+        label = f"on-demand ({fmt_ms(billed_ms)} billed)"
+        if cold is not None:
+            label = (
+                f"on-demand, {cold.share:.0%} cold (init and {cold.read_bytes / 1e9:.2f} GB EFS read each)"
+            )
+            ax.plot(rates, warm_only, color=SCENARIO_COLOURS["warm"], linewidth=1.2, linestyle=":",
+                    label=f"on-demand, never cold ({fmt_ms(warm_ms)} billed)")  # fmt: skip
+        ax.plot(rates, on_demand, color=SCENARIO_COLOURS["warm"], linewidth=2.2, label=label)
         ax.plot(
             rates[: len(provisioned)],
             provisioned,
@@ -232,7 +242,7 @@ def cost_vs_rate(
                 label=f"beyond what {fmt_envs(environments)} can serve",
             )
         if break_even is not None:
-            cost = monthly_cost_on_demand(break_even, billed_ms, memory_mb, arch)
+            cost = monthly_cost_on_demand(break_even, billed_ms, memory_mb, arch, efs_gb)
             seconds = HOURS_PER_MONTH * 3600
             ax.axvline(break_even, color="#333333", linestyle="--", linewidth=1.2)
             ax.plot([break_even], [cost], "o", color="#333333")
@@ -270,9 +280,8 @@ def cost_vs_rate(
         ax.set_xlim(low, high)
         ax.xaxis.set_major_locator(LogLocator(base=10))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt_count(value)))
-        ax.set_ylim(
-            min(on_demand + provisioned) / 1.5, max(on_demand + provisioned) * 1.5
-        )  # the data, no more
+        shown = on_demand + provisioned + (warm_only if cold is not None else [])
+        ax.set_ylim(min(shown) / 1.5, max(shown) * 1.5)  # the data, no more
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt_dollars(value)))
         ax.set_xlabel("requests per month (log scale)")
         ax.set_ylabel("cost per month (USD, log scale)")

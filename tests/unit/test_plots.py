@@ -316,3 +316,18 @@ def test_a_scenario_of_fewer_than_five_invocations_gets_a_median_tick_not_a_box(
     assert len(boxes) == 1  # warm only
     ticks = [line for line in fig.axes[0].get_lines() if list(line.get_ydata()) == [901.0, 901.0]]
     assert len(ticks) == 1  # the burst's median
+
+
+def test_cost_vs_rate_with_a_cold_share_prices_init_and_efs_reads_and_moves_the_break_even():
+    from helpers import cost
+
+    mix = cost.ColdMix(0.05, 60, 1560, 300e6)
+    fig = plots.cost_vs_rate(60, 2048, environments=1, billed_ms_provisioned=60, cold=mix)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert any(label.startswith("on-demand, 5% cold (init and 0.30 GB EFS read each)") for label in labels)
+    assert any(label.startswith("on-demand, never cold") for label in labels)
+    expected = cost.break_even_requests_per_month(
+        mix.billed_ms, 2048, billed_ms_provisioned=60, efs_read_gb=mix.efs_read_gb
+    )
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert dashed[0].get_xdata()[0] == pytest.approx(expected)  # the break-even line sits where the mix says
