@@ -390,6 +390,8 @@ def run(
             progress=progress,
         )
         with FreshVersions(function_name) as versions:
+            if not params.burst:
+                return records
             records += on_demand_burst(function_name, params.burst, payload, versions, progress)
             records += provisioned_burst(
                 function_name, params.burst, params.burst_environments, payload, versions, progress

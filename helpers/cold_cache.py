@@ -50,6 +50,15 @@ COPY = "cold-cache"
 DIRECTORIES = {"FRAMEWORK_DIR": "/mnt/ml/framework/current", "MODEL_DIR": "/mnt/ml/model/current"}
 
 
+def default_rounds(quick: bool, is_local: bool) -> int:
+    """How many cold-cache starts 06 runs unless told: 3 locally (1 with ``WORKSHOP_QUICK``); none on AWS,
+    where the scenario's copy bills one EFS read and one write of the whole bundle (a line of the README's
+    cost table): set ``COLD_CACHE`` in 06 to pay for it."""
+    if not is_local:
+        return 0
+    return 1 if quick else 3
+
+
 def copy_variables(variables: Mapping[str, str], label: str = COPY) -> dict[str, str]:
     """``FRAMEWORK_DIR`` and ``MODEL_DIR`` pointed at the copies: ``.../framework/current`` becomes
     ``.../framework/copies/<label>``."""
