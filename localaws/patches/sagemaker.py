@@ -7,7 +7,8 @@ Gaps of stock moto 5.2.5 filled here, each with a test in ``tests/local/test_sag
   ``FailureReason`` once prepared (:mod:`localaws.sagemaker.endpoints`); moto made it ``InService`` at
   once. A second endpoint with the same name is a ``ValidationException`` ("Cannot create already
   existing endpoint"), as on AWS; moto replaced the first silently. One past the account's serverless
-  concurrency quota is ``ResourceLimitExceeded`` (:mod:`localaws.sagemaker.quota`).
+  concurrency quota is ``ResourceLimitExceeded`` (:mod:`localaws.sagemaker.quota`), and Service Quotas'
+  ListServiceQuotas answers with that quota.
 - DeleteEndpoint stops the endpoint's containers.
 - DescribeModel, DescribeEndpointConfig and DescribeEndpoint leave out an optional structure the
   resource does not have (``VpcConfig``, ``DataCaptureConfig``, ...), as AWS does
@@ -105,6 +106,9 @@ def _without_empty_structures(original):
 
 
 def apply() -> None:
+    from moto.servicequotas.responses import ServiceQuotasResponse
+
+    ServiceQuotasResponse.list_service_quotas = quota.list_service_quotas
     backend = models.SageMakerModelBackend
     for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
         setattr(SageMakerResponse, name, _without_empty_structures(getattr(SageMakerResponse, name)))

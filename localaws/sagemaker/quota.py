@@ -11,11 +11,14 @@ workshop that would need a quota increase fails here as it would on AWS.
 A CreateEndpoint whose serverless ``MaxConcurrency`` would take the Region's total past the quota is refused
 with ``ResourceLimitExceeded`` in the words SageMaker uses for its account-level limits; endpoints that are
 ``Failed`` hold no capacity. ``LOCALAWS_SAGEMAKER_SERVERLESS_CONCURRENCY`` (read when the server starts) sets
-another quota, as an increase granted in Service Quotas would.
+another quota, as an increase granted in Service Quotas would. ``ListServiceQuotas`` for ``sagemaker``
+answers with it (stock moto 5.2.5 has no ListServiceQuotas: a 500), so a client reads the quota the same way
+from AWS and from here (https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -69,3 +72,24 @@ def check(backend: Any, endpoint_config_name: str) -> None:
             "request an increase for this quota. If AWS Service Quotas is not available, contact AWS support to "
             "request an increase for this quota."
         )
+
+
+def list_service_quotas(response: Any) -> str:
+    """``ListServiceQuotas`` on moto's Service Quotas responder: SageMaker's serverless concurrency quota;
+    other services have none listed here (an empty list, as AWS gives a service with no applied quota)."""
+    params = json.loads(response.body or "{}")
+    quotas = []
+    if params.get("ServiceCode") == "sagemaker":
+        quotas.append(
+            {
+                "ServiceCode": "sagemaker",
+                "ServiceName": "Amazon SageMaker",
+                "QuotaCode": "L-serverless-total-concurrency",  # AWS's code is not published: a stand-in
+                "QuotaName": NAME,
+                "Value": float(quota()),
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+            }
+        )
+    return json.dumps({"Quotas": quotas})

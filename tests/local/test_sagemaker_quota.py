@@ -57,3 +57,9 @@ def test_endpoints_past_the_accounts_serverless_concurrency_are_refused_until_on
     assert "q-one-more" not in [e["EndpointName"] for e in client.list_endpoints()["Endpoints"]]
     client.delete_endpoint(EndpointName="q-4")
     client.create_endpoint(EndpointName="q-one-more", EndpointConfigName="q-one-more")  # room again
+
+
+def test_service_quotas_lists_the_quota_the_server_applies(local):
+    quotas = local.client("service-quotas").list_service_quotas(ServiceCode="sagemaker")["Quotas"]
+    assert [(q["QuotaName"], q["Value"]) for q in quotas] == [(quota.NAME, 10.0)]
+    assert local.client("service-quotas").list_service_quotas(ServiceCode="lambda")["Quotas"] == []
