@@ -167,13 +167,14 @@ class Progress(LiveLine):
 class FreshVersions:
     """Publish versions that no environment has run yet, then delete them and restore ``$LATEST``.
 
-    Each ``publish`` sets ``BENCH_COLD_START`` to a new value (and any configuration given, such as
+    ``$LATEST`` is restored to what the ``reference`` alias runs (what CloudFormation deployed), so a run
+    whose kernel died mid-way (its memory size or variables left on ``$LATEST``) is undone. Each ``publish`` sets ``BENCH_COLD_START`` to a new value (and any configuration given, such as
     ``MemorySize``) on ``$LATEST`` and publishes it: Lambda publishes a version only when something
     changed, and a new version starts without environments.
     """
 
-    def __init__(self, function_name: str, lam=None):
-        self.name = function_name
+    def __init__(self, function_name: str, lam=None, reference: str = "on-demand"):
+        self.name, self.reference = function_name, reference
         self.lam = lam or session.client("lambda")
         self.published: list[str] = []
 
@@ -184,8 +185,17 @@ class FreshVersions:
             FunctionName=self.name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 600}
         )
         self.original = self.lam.get_function_configuration(FunctionName=self.name)
-        self.variables = dict(self.original.get("Environment", {}).get("Variables", {}))
         self.changed: set[str] = set()
+        try:  # what was deployed: a run whose kernel died left $LATEST changed (memory, variables)
+            deployed = self.lam.get_function_configuration(FunctionName=self.name, Qualifier=self.reference)
+            self.changed |= {"MemorySize"} if deployed["MemorySize"] != self.original["MemorySize"] else set()
+            self.original |= {
+                "MemorySize": deployed["MemorySize"],
+                "Environment": deployed.get("Environment", {}),
+            }
+        except self.lam.exceptions.ResourceNotFoundException:
+            pass
+        self.variables = dict(self.original.get("Environment", {}).get("Variables", {}))
         return self
 
     def publish(self, purpose: str, variables: dict[str, str] | None = None, **configuration: Any) -> str:
