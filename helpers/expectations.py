@@ -129,4 +129,6 @@ def _ms(value: float) -> str:
 
 
 def _range(e: Expectation) -> str:
+    if round(e.low_ms) == round(e.high_ms):
+        return f"about {_ms(e.low_ms)}"
     return f"{_ms(e.low_ms)} to {_ms(e.high_ms)}"

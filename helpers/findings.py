@@ -80,8 +80,15 @@ def _spread(row: Mapping[str, float]) -> str:
     return f"{ms(row['p50'])} at the median, {ms(row['p90'])} at p90 (n={row['n']})"
 
 
-def conclusion(records: Iterable[Mapping[str, Any]], memory_mb: int, arch: str, environments: int) -> str:
-    """The measured story as Markdown bullets, with spread (p90) and whether a rerun is needed."""
+def conclusion(
+    records: Iterable[Mapping[str, Any]],
+    memory_mb: int,
+    arch: str,
+    environments: int,
+    mix: cost.ColdMix | None = None,
+) -> str:
+    """The measured story as Markdown bullets, with spread (p90) and whether a rerun is needed;
+    with ``mix``, the break-even also with its share of cold starts (their init billed, their EFS reads priced)."""
     records = list(records)
     ok = _ok(records)
     s = summary(records)
@@ -126,6 +133,17 @@ def conclusion(records: Iterable[Mapping[str, Any]], memory_mb: int, arch: str, 
             )
     lines += _burst_lines(ok, environments)
     lines += _cost_lines(m, memory_mb, arch, environments)
+    if mix is not None and m.get("provisioned"):
+        rate = cost.break_even_requests_per_month(
+            mix.billed_ms, memory_mb, arch, max(environments, 1),
+            billed_ms_provisioned=m["provisioned"]["billed_ms"], efs_read_gb=mix.efs_read_gb,
+        )  # fmt: skip
+        where = f"falls to {rate:,.0f} requests a month" if rate else "never comes"
+        lines.append(
+            f"- **With {mix.share:.0%} of requests starting cold** (each billing its init and reading "
+            f"{mix.read_bytes / 1e6:,.0f} MB from EFS), the break-even {where}: cold starts, and their EFS reads "
+            "above all, are what Provisioned Concurrency saves."
+        )
     lines += _noise_lines(s)
     failed = len(records) - len(ok)
     if failed:

@@ -179,6 +179,10 @@ def latency_cdf(records: Iterable[Mapping[str, Any]], path: str | Path | None = 
     return finish(fig, path)
 
 
+def _rate(per_second: float) -> str:
+    return f"{per_second:.1f}" if per_second >= 0.1 else f"{per_second:.2g}"
+
+
 def cost_vs_rate(
     billed_ms: float,
     memory_mb: int,
@@ -247,8 +251,8 @@ def cost_vs_rate(
             ax.axvline(break_even, color="#333333", linestyle="--", linewidth=1.2)
             ax.plot([break_even], [cost], "o", color="#333333")
             note = (
-                f"break-even\n{fmt_count(break_even)} requests/month\n(~{break_even / seconds:.1f} req/s), "
-                f"${cost:,.2f}/month\n= provisioned busy {break_even / capacity:.0%} of the time"
+                f"break-even\n{fmt_count(break_even)} requests/month\n(~{_rate(break_even / seconds)} req/s), "
+                f"${cost:,.2f}/month\n= provisioned busy {100 * break_even / capacity:.2g}% of the time"
             )
             if break_even > capacity:  # an environment cannot be busy more than all the time
                 note = (

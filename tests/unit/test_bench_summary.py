@@ -293,3 +293,12 @@ def test_no_break_even_at_all_still_gives_the_break_even_at_equal_durations():
     text = findings.conclusion(records, memory_mb=2048, arch="x86_64", environments=1)
     assert "71.0 ms against 21.0 ms on demand, it never costs less than on-demand" in text
     assert "breaks even at 60% utilisation of a provisioned environment" in text
+
+
+def test_the_conclusion_prices_the_break_even_with_the_cold_share_too():
+    from helpers import cost
+
+    mix = cost.ColdMix(0.05, 60, 1600, 300e6)
+    text = findings.conclusion(RECORDS, 2048, "x86_64", 1, mix)
+    assert "**With 5% of requests starting cold** (each billing its init and reading 300 MB from EFS)" in text
+    assert "With 5%" not in findings.conclusion(RECORDS, 2048, "x86_64", 1)
