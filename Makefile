@@ -55,7 +55,7 @@ notebooks: install
 	rm -rf build/test-state
 	$(TEST_ENV) $(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider -q $(NOTEBOOKS)
 
-# JupyterLab refuses to run as root without --allow-root (containers, Cloud9, SageMaker terminals).
+# JupyterLab refuses to run as root without --allow-root (containers, SageMaker terminals).
 lab: install
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
 

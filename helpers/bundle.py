@@ -292,7 +292,7 @@ def _build(target: BundleTarget, cache_dir: Path, key: str, pip_args: list[str] 
     if target.index_url and not reachable(target.index_url):
         raise BundleError(
             f"The index {target.index_url} is not reachable from this machine, and the bundle for "
-            f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker, Cloud9, "
+            f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker Studio, an EC2 instance, "
             "a laptop online), or use the local backend."
         )
     started = time.perf_counter()

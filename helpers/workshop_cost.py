@@ -21,13 +21,13 @@ from helpers.cost import (
 #: What one cold start reads from EFS, in MB: measured by 06's cold-cache scenario (``cold_cache.read_per_cold_start``:
 #: the page-cache pages of the bundle's copy after one cold start, read-ahead included). 01, 04, the README's
 #: table and the architecture picture all use this one figure (a test checks them).
-COLD_START_READ_MB = 300.0
-COLD_START_READ_FILES = 1200  # the files those pages belong to (each costs EFS round trips)
+COLD_START_READ_MB = 331.5  # make demo, 2026-12-07: 331.5 MB in each of 3 cold starts
+COLD_START_READ_FILES = 789  # the files those pages belong to (each costs EFS round trips)
 #: What 02 measured on EFS, in MB (the framework bundle: torch's CPU build and Pillow; the EfficientNet-Lite0 export),
 #: and their archives in the artifact bucket. 01's text, 02's summary and the README's table all use these,
 #: so a size reads the same everywhere (a test checks 01 and the README against them).
-SEEDED_MB = {"framework": 540.4, "model": 46.8}
-ARCHIVES_MB = {"framework": 163.8, "model": 43.4, "sagemaker model": 43.3}
+SEEDED_MB = {"framework": 540.4, "model": 18.9}
+ARCHIVES_MB = {"framework": 163.8, "model": 17.4, "sagemaker model": 17.4}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""05's path on the local backend: the ``sagemaker`` SDK's v3 resources deploy the ResNet-18, the AWS CLI
+"""05's path on the local backend: the ``sagemaker`` SDK's v3 resources deploy EfficientNet-Lite0, the AWS CLI
 gets a real prediction whose first answer is a measured cold start, and 04's scenarios give records
 that tell cold, provisioned and spill-over apart from what the containers report.
 

@@ -218,8 +218,13 @@ def test_the_full_run_lists_each_line_and_a_total_that_is_their_sum():
     )
     pc = by_name["Provisioned Concurrency, allocated"]
     assert pc == pytest.approx(2 * 2 * 3600 * X86_PC_ALLOCATION)  # 1 env x 2 GB x 2 h
-    copy = by_name["EFS Elastic Throughput, 04's cold-cache copy (one read and one write of the bundle)"]
-    assert copy == pytest.approx(run.efs_stored_gb * (EFS_READ_GB + EFS_WRITE_GB))
+    name = "EFS Elastic Throughput, 06's cold-cache copy, if asked (one read and one write of the bundle)"
+    assert by_name[name] == 0  # off on AWS unless the learner asks
+    asked = {i.item: i.usd for i in workshop_run(RunAssumptions(cold_cache_copies=1))}
+    assert asked[name] == pytest.approx(run.efs_stored_gb * (EFS_READ_GB + EFS_WRITE_GB))
+    bursts = by_name["Provisioned Concurrency of 04's bursts (billed in 5-minute steps)"]
+    assert bursts == pytest.approx(2 * 2 * 600 * X86_PC_ALLOCATION)  # 2 x 8 min, billed as 10
+    assert by_name["SageMaker serverless Provisioned Concurrency, 05's fresh spill endpoint"] > 0
     more_cold = workshop_run(RunAssumptions(cold_starts=run.cold_starts + 10))[-1].usd
     assert more_cold > items[-1].usd  # every cold start costs its EFS read and its billed init
 
