@@ -10,6 +10,7 @@ notebook again from the top, as a learner does after "Restart kernel and run all
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -104,10 +105,21 @@ def test_05_killed_with_fresh_endpoints_alive_runs_again_within_the_quota(worksh
         names = [e["EndpointName"] for e in sm.list_endpoints(NameContains=f"{PREFIX}-effnet-")["Endpoints"]]
         return [n for n in names if "-cold-" in n or "-burst-" in n or "-spill-" in n]
 
-    assert _kill_when("05_sagemaker_serverless.ipynb", lambda: bool(fresh()))
-    assert fresh()  # left behind, holding serverless concurrency
+    logs = workshop.client("logs")
+
+    def served() -> bool:  # a fresh endpoint has started its container: it would not be cold again
+        groups = logs.describe_log_groups(
+            logGroupNamePrefix=f"/aws/sagemaker/Endpoints/{PREFIX}-effnet-cold-"
+        )
+        return bool(groups["logGroups"]) and bool(fresh())
+
+    assert _kill_when("05_sagemaker_serverless.ipynb", served)
+    assert fresh()  # left behind, holding serverless concurrency, one of them warm
     run_notebook("05_sagemaker_serverless.ipynb")
     assert not fresh()
+    (latest,) = sorted(Path(os.environ["WORKSHOP_RESULTS_DIR"]).glob("sagemaker-*.json"))[-1:]
+    cold = [r for r in json.loads(latest.read_text())["records"] if r["scenario"] == "cold"]
+    assert cold and all(r["cold"] in (True, "True") for r in cold)  # fresh endpoints, not the leftovers
 
 
 def test_06_killed_during_the_memory_sweep_runs_again(workshop):
@@ -117,4 +129,6 @@ def test_06_killed_during_the_memory_sweep_runs_again(workshop):
         return lam.get_function_configuration(FunctionName=f"{PREFIX}-inference")["MemorySize"] != 2048
 
     assert _kill_when("06_deep_dives.ipynb", sweeping)
+    assert sweeping()  # $LATEST left at another memory size
     run_notebook("06_deep_dives.ipynb")
+    assert not sweeping()  # back to what CloudFormation deployed, not to what the dead run left
