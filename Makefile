@@ -13,10 +13,26 @@ TEST_ENV := WORKSHOP_BACKEND=local WORKSHOP_STATE_DIR=$(CURDIR)/build/test-state
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# torch's CPU build goes in first (PyPI's Linux torch is a CUDA build of several GB): from the PyTorch CPU
+# index where it answers, else from pip's own configuration (find-links, cache), as helpers/bundle.py does
+# for the framework bundle. The project's `torch==` pin then finds it installed. The check refuses a venv
+# that holds a CUDA build or any nvidia-* package.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_CPU := torch==2.13.0+cpu
+REACHABLE := import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=5)
+
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@if $(BIN)/python -c '$(REACHABLE)' $(TORCH_CPU_INDEX)/torch/ 2>/dev/null; then \
+	  echo "$(TORCH_CPU) from $(TORCH_CPU_INDEX)"; \
+	  $(BIN)/pip install --quiet --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple '$(TORCH_CPU)'; \
+	else \
+	  echo "$(TORCH_CPU_INDEX) is not reachable: $(TORCH_CPU) from pip's find-links"; \
+	  $(BIN)/pip install --quiet '$(TORCH_CPU)'; \
+	fi
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m helpers.install_check
 	touch $@
 
 # The runbook starts kernels with matplotlib's inline backend, so the executed copies embed their figures.
@@ -39,7 +55,7 @@ notebooks: install
 	rm -rf build/test-state
 	$(TEST_ENV) $(BIN)/pytest --nbval-lax --nbval-current-env -p no:cacheprovider -q $(NOTEBOOKS)
 
-# JupyterLab refuses to run as root without --allow-root (containers, Cloud9, SageMaker terminals).
+# JupyterLab refuses to run as root without --allow-root (containers, SageMaker terminals).
 lab: install
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
 

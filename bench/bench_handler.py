@@ -1,19 +1,18 @@
 """Measure the inference handler on the local Lambda engine against the bare model in this process.
 
 Run: ``.venv/bin/python bench/bench_handler.py``. Starts its own local AWS (temporary state folder,
-free port), puts a ResNet-18 on a local EFS access point, deploys ``functions/inference`` with 2048 MB,
+free port), puts EfficientNet-Lite0 on a local EFS access point, deploys ``functions/inference`` with 2048 MB,
 prints the figures, stops the server and cleans up. It prints and never asserts; the goal is that of
 the inference issue: the handler's warm Duration over the bare model's preprocess + forward time on
 the same image, with the same thread count, measured in the same run, is <= 1.2.
 
 Handler invocations and bare runs alternate, so both see the same machine load. The weights are the
-offline seeded ones (no download): timings do not depend on the weights' values.
+package's ImageNet weights (no download).
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import os
 import statistics
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import torch
 from common import client, lambda_role, local_aws
-from matplotlib import cbook
 from PIL import Image
 
-from helpers import functions, model
+from helpers import functions, model, samples
 from helpers.invoke import Invocation, invoke
 from tests.efs_framework import install_framework
 
@@ -33,7 +31,6 @@ MEMORY_MB = 2048
 WARM_UP = 5
 WARM_INVOCATIONS = 30
 FUNCTION = "bench-inference"
-RESNET_PY = Path(__file__).resolve().parents[1] / "functions" / "inference" / "resnet.py"
 
 
 def _threads(memory_mb: int) -> int:
@@ -50,7 +47,7 @@ def _seed_efs(url: str, state_dir: Path) -> tuple[str, Path]:
     fs_id = efs.create_file_system(CreationToken=FUNCTION)["FileSystemId"]
     access_point = efs.create_access_point(FileSystemId=fs_id, RootDirectory={"Path": "/ml"})
     models = state_dir / "efs" / fs_id / "ml" / "model"  # where the local engine mounts that access point
-    model.export(models / "versions" / "v1", try_download=False)
+    model.export(models / "versions" / "v1")
     (models / "current").symlink_to("versions/v1")
     install_framework(models.parent)  # in the sandbox torch exists only there, as the seeder leaves it
     return access_point["AccessPointArn"], models / "current"
@@ -79,11 +76,9 @@ class BareModel:
     """The handler's model and preprocessing, loaded from the same files, run in this process."""
 
     def __init__(self, weights: Path, threads: int):
-        spec = importlib.util.spec_from_file_location("bench_resnet", RESNET_PY)
-        resnet = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(resnet)
-        self.preprocess = resnet.preprocess
-        self.model = resnet.ResNet18()
+        network = model.network()
+        self.preprocess = network.preprocess
+        self.model = network.EfficientNetLite0()
         self.model.load_state_dict(torch.load(weights, mmap=True, weights_only=True))
         self.model.eval()
         torch.set_num_threads(threads)
@@ -105,11 +100,10 @@ def _invoke(lam, payload: dict) -> Invocation:
 
 
 def measure(url: str, model_dir: Path) -> None:
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        image = fh.read()
+    image = samples.read()
     payload = {"image": base64.b64encode(image).decode()}
     threads = _threads(MEMORY_MB)
-    bare = BareModel(model_dir / "resnet18.pt", threads)
+    bare = BareModel(model_dir / model.WEIGHTS_FILE, threads)
     lam = client(url, "lambda")
 
     cold = _invoke(lam, payload)
@@ -126,7 +120,7 @@ def measure(url: str, model_dir: Path) -> None:
     duration, bare_ms = statistics.median(durations), statistics.median(bares)
     parts = {key: statistics.median(t[key] for t in timings) for key in ("decode", "preprocess", "inference")}
     print(
-        f"image grace_hopper.jpg ({len(image)} bytes), {MEMORY_MB} MB, {threads} threads, medians of {WARM_INVOCATIONS}"
+        f"image {samples.SAMPLE} ({len(image)} bytes), {MEMORY_MB} MB, {threads} threads, medians of {WARM_INVOCATIONS}"
     )
     print(
         f"cold start: Init Duration {cold.report.init_duration_ms:.1f} ms, Duration {cold.report.duration_ms:.1f} ms"

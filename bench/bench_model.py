@@ -1,16 +1,15 @@
-"""Time the bare model: the handler's preprocessing and ResNet-18 forward pass, in this process.
+"""Time the bare model: the handler's preprocessing and EfficientNet-Lite0 forward pass, in this process.
 
-Run: ``.venv/bin/python bench/bench_model.py``. Exports the offline seeded weights into a temporary
-folder (timings do not depend on the weights' values), loads them as the inference handler does
-(``torch.load(mmap=True, weights_only=True)`` into ``functions/inference/resnet.py``'s ResNet-18) and
-times decoding (Pillow), preprocessing and the forward pass on matplotlib's ``grace_hopper.jpg``:
+Run: ``.venv/bin/python bench/bench_model.py``. Exports the model (the package's ImageNet weights) into a
+temporary folder, loads it as the inference handler does (``torch.load(mmap=True, weights_only=True)``
+into ``functions/inference/efficientnet.py``'s EfficientNet-Lite0) and
+times decoding (Pillow), preprocessing and the forward pass on the notebooks' sample photo:
 medians after a warm-up, at a fixed thread count. This is the floor the Lambda handler's warm Duration is compared with
 (``bench/bench_handler.py`` measures both in one run). It prints and never asserts.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import logging
 import statistics
@@ -20,22 +19,13 @@ import time
 from pathlib import Path
 
 import torch
-from matplotlib import cbook
 from PIL import Image
 
-from helpers import model
+from helpers import model, samples
 
 THREADS = 2
 WARM_UP = 5
 RUNS = 30
-RESNET_PY = Path(__file__).resolve().parents[1] / "functions" / "inference" / "resnet.py"
-
-
-def _resnet_module():
-    spec = importlib.util.spec_from_file_location("bench_resnet", RESNET_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ms(start: float) -> float:
@@ -45,13 +35,12 @@ def _ms(start: float) -> float:
 def main() -> None:
     logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(THREADS)
-    resnet = _resnet_module()
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        image = fh.read()
+    network = model.network()
+    image = samples.read()
     with tempfile.TemporaryDirectory(prefix="bench-model-") as folder:
-        model.export(folder, try_download=False)
+        model.export(folder)
         start = time.perf_counter()
-        net = resnet.ResNet18()
+        net = network.EfficientNetLite0()
         net.load_state_dict(torch.load(Path(folder) / model.WEIGHTS_FILE, mmap=True, weights_only=True))
         net.eval()
         load_ms = _ms(start)
@@ -62,7 +51,7 @@ def main() -> None:
             decoded.load()
             decode = _ms(start)
             start = time.perf_counter()
-            batch = resnet.preprocess(decoded)
+            batch = network.preprocess(decoded)
             preprocess = _ms(start)
             start = time.perf_counter()
             with torch.inference_mode():
@@ -77,7 +66,7 @@ def main() -> None:
 
     total = [d + p + f for d, p, f in zip(decode, preprocess, forward, strict=True)]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, grace_hopper.jpg ({len(image)} bytes)"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {samples.SAMPLE} ({len(image)} bytes)"
     )
     print(f"load (construct + torch.load mmap + load_state_dict): {load_ms:.1f} ms")
     print(f"medians of {RUNS} runs after {WARM_UP} warm-up runs:")

@@ -2,7 +2,7 @@
 
 An archive holds the folder's files at top level plus ``manifest.json``::
 
-    {"format": 1, "name": "model", "files": {"resnet18.pt": {"sha256": "...", "size": 46835659}, ...}}
+    {"format": 1, "name": "model", "files": {"efficientnet_lite0.pt": {"sha256": "...", "size": 46835659}, ...}}
 
 The seeder function verifies every file against it on EFS. The same folder always gives the same
 bytes (sorted members, fixed times and owners, modes 0644 or 0755 for executables such as
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import tarfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,13 @@ def manifest(src: Path, name: str) -> dict:
     return {"format": 1, "name": name, "files": files}
 
 
+def partial_path(dest: str | Path) -> Path:
+    """A temporary name beside ``dest``, unique to this call: two kernels writing the same file at once
+    (two notebooks running 02) each write their own, and the last rename wins whole."""
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+
+
 def pack_folder(
     src: str | Path, name: str, dest: str | Path, *, compresslevel: int = COMPRESS_LEVEL
 ) -> ArchiveInfo:
@@ -101,7 +109,7 @@ def pack_folder(
     doc = manifest(src, name)
     manifest_bytes = json.dumps(doc, indent=1, sort_keys=True).encode()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")  # an interrupted pack never looks finished
+    partial = partial_path(dest)  # an interrupted pack never looks finished
     with (
         open(partial, "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=compresslevel) as zipped,

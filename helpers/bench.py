@@ -167,13 +167,14 @@ class Progress(LiveLine):
 class FreshVersions:
     """Publish versions that no environment has run yet, then delete them and restore ``$LATEST``.
 
-    Each ``publish`` sets ``BENCH_COLD_START`` to a new value (and any configuration given, such as
+    ``$LATEST`` is restored to what the ``reference`` alias runs (what CloudFormation deployed), so a run
+    whose kernel died mid-way (its memory size or variables left on ``$LATEST``) is undone. Each ``publish`` sets ``BENCH_COLD_START`` to a new value (and any configuration given, such as
     ``MemorySize``) on ``$LATEST`` and publishes it: Lambda publishes a version only when something
     changed, and a new version starts without environments.
     """
 
-    def __init__(self, function_name: str, lam=None):
-        self.name = function_name
+    def __init__(self, function_name: str, lam=None, reference: str = "on-demand"):
+        self.name, self.reference = function_name, reference
         self.lam = lam or session.client("lambda")
         self.published: list[str] = []
 
@@ -184,8 +185,17 @@ class FreshVersions:
             FunctionName=self.name, WaiterConfig={"Delay": 0.5, "MaxAttempts": 600}
         )
         self.original = self.lam.get_function_configuration(FunctionName=self.name)
-        self.variables = dict(self.original.get("Environment", {}).get("Variables", {}))
         self.changed: set[str] = set()
+        try:  # what was deployed: a run whose kernel died left $LATEST changed (memory, variables)
+            deployed = self.lam.get_function_configuration(FunctionName=self.name, Qualifier=self.reference)
+            self.changed |= {"MemorySize"} if deployed["MemorySize"] != self.original["MemorySize"] else set()
+            self.original |= {
+                "MemorySize": deployed["MemorySize"],
+                "Environment": deployed.get("Environment", {}),
+            }
+        except self.lam.exceptions.ResourceNotFoundException:
+            pass
+        self.variables = dict(self.original.get("Environment", {}).get("Variables", {}))
         return self
 
     def publish(self, purpose: str, variables: dict[str, str] | None = None, **configuration: Any) -> str:
@@ -321,6 +331,7 @@ def provisioned_burst(
 
     lam = versions.lam
     version = versions.publish("provisioned burst")
+    drop_burst_alias(function_name, lam)  # left by a run whose kernel died mid-burst (it may bill PC)
     lam.create_alias(FunctionName=function_name, Name=BURST_ALIAS, FunctionVersion=version)
     try:
         if environments > 0:  # 0 (no room for Provisioned Concurrency in the account): every request spills
@@ -332,11 +343,28 @@ def provisioned_burst(
             wait_provisioned_ready(function_name, BURST_ALIAS, timeout=900, progress=False)
         return burst(function_name, BURST_ALIAS, concurrency, "burst-provisioned", payload, progress)
     finally:
-        try:
-            lam.delete_provisioned_concurrency_config(FunctionName=function_name, Qualifier=BURST_ALIAS)
-        except lam.exceptions.ProvisionedConcurrencyConfigNotFoundException:
-            pass
+        drop_burst_alias(function_name, lam)
+
+
+def drop_burst_alias(function_name: str, lam=None) -> None:
+    """Delete the burst's alias and its Provisioned Concurrency if they exist.
+
+    A kernel restarted (or interrupted twice) during a provisioned burst never reaches the ``finally`` that
+    deletes them: the alias then keeps billing its Provisioned Concurrency, and the next run's
+    ``create_alias`` would fail with ``ResourceConflictException``.
+    """
+    lam = lam or session.client("lambda")
+    try:
+        lam.delete_provisioned_concurrency_config(FunctionName=function_name, Qualifier=BURST_ALIAS)
+    except (
+        lam.exceptions.ProvisionedConcurrencyConfigNotFoundException,
+        lam.exceptions.ResourceNotFoundException,
+    ):
+        pass
+    try:
         lam.delete_alias(FunctionName=function_name, Name=BURST_ALIAS)
+    except lam.exceptions.ResourceNotFoundException:
+        pass
 
 
 def run(
@@ -372,6 +400,8 @@ def run(
             progress=progress,
         )
         with FreshVersions(function_name) as versions:
+            if not params.burst:
+                return records
             records += on_demand_burst(function_name, params.burst, payload, versions, progress)
             records += provisioned_burst(
                 function_name, params.burst, params.burst_environments, payload, versions, progress

@@ -80,7 +80,8 @@ def invocation_parts(r: Mapping[str, Any]) -> dict[str, float]:
 
 def time_breakdown(records: Iterable[Mapping[str, Any]], path: str | Path | None = None) -> Figure:
     """The median invocation of each kind taken apart: init (split into its phases where the function
-    reported them), handler duration and overhead, stacked horizontally; the label is the stack's sum.
+    reported them), handler duration and overhead, stacked horizontally; the label is the p50 of the client
+    round trip that the tables show (and the stack's own sum where an even count puts the p50 between two).
 
     Invocations that started an environment, those served one at a time and those served in a burst are
     in panels with their own scales, so warm and provisioned bars (tens of ms) read as well as cold ones
@@ -88,6 +89,7 @@ def time_breakdown(records: Iterable[Mapping[str, Any]], path: str | Path | None
     """
     groups = breakdown_groups(records)
     medians = {label: _median_row(rows) for _, label, rows in groups}
+    rows_of = {label: rows for _, label, rows in groups}
     cold = [(s, label) for s, label, rows in groups if _is_cold(medians[label])]
     warm = [
         (s, label) for s, label, rows in groups if not _is_cold(medians[label]) and not s.startswith("burst")
@@ -130,8 +132,12 @@ def time_breakdown(records: Iterable[Mapping[str, Any]], path: str | Path | None
                     handles.setdefault(_part_label(part), bar)
                     left += value
                 widest = max(widest, left)
+                p50 = _p50_client(rows_of[label])
+                said = (
+                    f"p50 {fmt_ms(p50)}" if abs(p50 - left) < 0.5 else f"{fmt_ms(left)} (p50 {fmt_ms(p50)})"
+                )
                 ax.annotate(
-                    fmt_ms(left),
+                    said,
                     (left, y),
                     xytext=(4, 0),
                     textcoords="offset points",
@@ -143,9 +149,11 @@ def time_breakdown(records: Iterable[Mapping[str, Any]], path: str | Path | None
             for tick, label in zip(ax.get_yticklabels(), labels, strict=True):
                 tick.set_color(scenario_colour(scenarios[label]))
                 tick.set_fontweight("bold")
-            ax.set_xlim(0, widest * 1.15)
+            ax.set_xlim(0, widest * 1.3)
             ax.xaxis.set_major_formatter(MS_FORMAT)
-            ax.set_title(title, fontsize=11, loc="left", fontweight="normal")
+            ax.set_title(
+                f"{title}: scale 0 to {fmt_ms(widest * 1.3)}", fontsize=11, loc="left", fontweight="normal"
+            )
             ax.grid(axis="y", visible=False)
         axes[-1, 0].set_xlabel("the median invocation's client round trip, taken apart (ms)")
         fig.suptitle("Where the time goes", fontsize=14, fontweight="bold")
@@ -241,6 +249,13 @@ def _part_label(part: str) -> str:
 
 def _is_cold(r: Mapping[str, Any]) -> bool:
     return bool(r.get("cold")) if "cold" in r else r.get("init_ms") is not None
+
+
+def _p50_client(rows: Sequence[Mapping[str, Any]]) -> float:
+    """The p50 of the client round trip, as the tables compute it."""
+    from helpers.stats import percentile
+
+    return percentile([float(r["client_ms"]) for r in rows], 50)
 
 
 def _median_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:

@@ -41,7 +41,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from helpers import bundle_check
-from helpers.archives import MANIFEST, NAMES, ArchiveInfo, manifest, pack_folder  # noqa: F401  (re-exported)
+from helpers.archives import (  # noqa: F401  (re-exported)
+    MANIFEST,
+    NAMES,
+    ArchiveInfo,
+    manifest,
+    pack_folder,
+    partial_path,
+)
 from helpers.config import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -285,7 +292,7 @@ def _build(target: BundleTarget, cache_dir: Path, key: str, pip_args: list[str] 
     if target.index_url and not reachable(target.index_url):
         raise BundleError(
             f"The index {target.index_url} is not reachable from this machine, and the bundle for "
-            f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker, Cloud9, "
+            f"{target.where} ({target.torch}) comes from it: build it where it is (SageMaker Studio, an EC2 instance, "
             "a laptop online), or use the local backend."
         )
     started = time.perf_counter()
@@ -334,7 +341,7 @@ def _write_record(path: Path, bundle: FrameworkBundle) -> None:
         "command": bundle.command,
         "seconds": bundle.seconds,
     }
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_path(path)
     partial.write_text(json.dumps(doc, indent=1))
     partial.replace(path)
 

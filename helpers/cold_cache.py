@@ -13,6 +13,12 @@ answered, so its environment ends and maps nothing when the next round evicts; e
 many bytes stayed cached all the same (``cached_after_evict_bytes``, expected 0). The copies are
 removed at the end.
 
+What a cold start reads from the file system is measured the same way: after the round, the seeder
+counts the copy's pages in the page cache (``mincore``) before dropping them again. Every one of those
+pages was read by that cold start (the copy was empty of them before it), read-ahead included:
+``read_bytes`` and ``read_files`` of each record, and :func:`read_per_cold_start` their median. That is
+the figure the cost model uses for a cold start's EFS reads.
+
 On Lambda every execution environment runs in a microVM of its own and environments are never shared
 across functions (https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html):
 the eviction empties the seeder's cache only, and a new environment of the inference function reads
@@ -42,6 +48,15 @@ NOTICEABLE = 0.05
 COPY = "cold-cache"
 #: Where the inference function finds the framework and the model (its template's defaults).
 DIRECTORIES = {"FRAMEWORK_DIR": "/mnt/ml/framework/current", "MODEL_DIR": "/mnt/ml/model/current"}
+
+
+def default_rounds(quick: bool, is_local: bool) -> int:
+    """How many cold-cache starts 06 runs unless told: 3 locally (1 with ``WORKSHOP_QUICK``); none on AWS,
+    where the scenario's copy bills one EFS read and one write of the whole bundle (a line of the README's
+    cost table): set ``COLD_CACHE`` in 06 to pay for it."""
+    if not is_local:
+        return 0
+    return 1 if quick else 3
 
 
 def copy_variables(variables: Mapping[str, str], label: str = COPY) -> dict[str, str]:
@@ -89,6 +104,9 @@ def cold_cache_starts(
                 result["cached_after_evict_bytes"] = evicted["resident_after_bytes"]
                 records.append(result)
                 versions.retire(version)
+                read = seeding.evict(seeder_name, copy=COPY)  # what this cold start brought into the cache
+                result["read_bytes"] = read["resident_before_bytes"]
+                result["read_files"] = read.get("resident_files")
                 if progress:
                     progress.step("cold starts, cold cache")
         finally:
@@ -97,6 +115,18 @@ def cold_cache_starts(
             except SeedFailed as exc:  # the records stand; the copies go with 99's file system anyway
                 log.warning("the cold-cache copies stay on EFS: %s", exc)
     return records
+
+
+def read_per_cold_start(records: Iterable[Mapping[str, Any]]) -> dict[str, float] | None:
+    """The median bytes and files one cold-cache start read from the file system (None without any)."""
+    rows = [r for r in records if r["scenario"] == COLD_CACHE and not r.get("error") and r.get("read_bytes")]
+    if not rows:
+        return None
+    return {
+        "bytes": stats.percentile([float(r["read_bytes"]) for r in rows], 50),
+        "files": stats.percentile([float(r.get("read_files") or 0) for r in rows], 50),
+        "n": len(rows),
+    }
 
 
 def _init_ms(r: Mapping[str, Any]) -> float | None:
@@ -134,6 +164,8 @@ def table(records: Iterable[Mapping[str, Any]]) -> str:
             "init (ms)": _init_ms(r),
             "import torch (ms)": r.get("init_import_torch_ms"),
             "evicted (MB, bytecode included)": (r.get("evicted_bytes") or 0) / 1e6,
+            "read by the cold start (MB)": (r.get("read_bytes") or 0) / 1e6,
+            "files read": r.get("read_files"),
             "still cached (MB)": (r.get("cached_after_evict_bytes") or 0) / 1e6,
             "error": r.get("error") or "–",
         }

@@ -280,6 +280,79 @@ def sagemaker_monthly(
     return allocation + seconds * gb * prices["provisioned_duration_gb_second"] + data
 
 
+#: Provisioned Concurrency bills from the moment it is enabled until it is disabled, rounded up to the nearest
+#: 5 minutes (AWS Lambda pricing, https://aws.amazon.com/lambda/pricing/): a 1-minute allocation bills 5.
+PC_BILLING_STEP_S = 300
+
+
+def provisioned_allocation_cost(
+    environments: int, memory_mb: int, seconds: float, arch: str = "x86_64"
+) -> float:
+    """USD for ``environments`` allocated ``seconds``, rounded up to whole 5-minute steps as AWS bills."""
+    _check_non_negative(environments=environments, seconds=seconds)
+    billed_s = math.ceil(seconds / PC_BILLING_STEP_S) * PC_BILLING_STEP_S
+    return (
+        environments
+        * _gb_seconds(billed_s * 1000, memory_mb)
+        * load_prices().for_arch(arch).provisioned_concurrency_gb_second
+    )
+
+
+@dataclass(frozen=True)
+class ColdMix:
+    """On-demand traffic where a share of requests starts cold: a cold one bills its init too, and reads the
+    bytes a cold start reads from EFS (Elastic Throughput bills every GB read)."""
+
+    share: float  # of requests that start a new environment, 0 to 1
+    warm_billed_ms: float
+    cold_billed_ms: float
+    read_bytes: float  # what one cold start reads from EFS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.share <= 1:
+            raise ValueError(f"The cold share is a fraction from 0 to 1, not {self.share}.")
+
+    @property
+    def billed_ms(self) -> float:
+        """The average billed duration of a request."""
+        return (1 - self.share) * self.warm_billed_ms + self.share * self.cold_billed_ms
+
+    @property
+    def efs_read_gb(self) -> float:
+        """What a request reads from EFS on average."""
+        return self.share * self.read_bytes / 1e9
+
+
+def break_even_by_cold_share(
+    mix: ColdMix,
+    shares: tuple[float, ...],
+    memory_mb: int,
+    arch: str = "x86_64",
+    environments: int = 1,
+    billed_ms_provisioned: float | None = None,
+) -> list[dict[str, Any]]:
+    """For each cold share: the on-demand cost of a million requests and the break-even rate (None: never)."""
+    rows = []
+    for share in shares:
+        m = ColdMix(share, mix.warm_billed_ms, mix.cold_billed_ms, mix.read_bytes)
+        rate = break_even_requests_per_month(
+            m.billed_ms, memory_mb, arch, environments,
+            billed_ms_provisioned=billed_ms_provisioned, efs_read_gb=m.efs_read_gb,
+        )  # fmt: skip
+        rows.append(
+            {
+                "cold share": share,
+                "on-demand per 1M": cost_per_million(m.billed_ms, memory_mb, arch, efs_read_gb=m.efs_read_gb),
+                "break-even requests/month": rate,
+                "utilisation": rate
+                / max_requests_per_month(billed_ms_provisioned or mix.warm_billed_ms, environments)
+                if rate
+                else None,
+            }
+        )
+    return rows
+
+
 def _gb_seconds(ms: float, memory_mb: int) -> float:
     _check_non_negative(billed_ms=ms)
     if memory_mb <= 0:

@@ -1,12 +1,16 @@
-"""Show the lines of a CloudFormation template that make a lesson, read from the file itself.
+"""Show the lines of a template or of the function code that make a lesson, read from the file itself.
 
 ``excerpt("function", "Resources.Function.Properties.FileSystemConfigs")`` returns that key's block of
 ``cloudformation/function.yaml`` (with the comment lines right above it) as a fenced YAML block for
 ``IPython.display.Markdown``: the notebook shows what is deployed, not a copy that can drift from it.
+``code("functions/inference/app.py", ("FRAMEWORK_DIR =", "import torch"), "_load")`` does the same for
+Python: the lines from one that starts with the first text to one that starts with the second, and whole
+functions by name, as one fenced Python block.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
 import textwrap
 
@@ -65,3 +69,49 @@ def excerpt(template: str, *paths: str) -> str:
     for path in paths:
         parts.append(f"# {path}\n" + textwrap.dedent("\n".join(block(lines, path))))
     return f"`cloudformation/{file.name}`:\n\n```yaml\n" + "\n\n".join(parts) + "\n```"
+
+
+def code(relative: str, *parts: str | tuple[str, str]) -> str:
+    """Parts of a Python file of the repository as one fenced block (Markdown): a ``(first, last)`` pair is
+    the lines from the first that starts with ``first`` to the next that starts with ``last``; a name is
+    that function's whole definition."""
+    file = REPO_ROOT / relative
+    text = file.read_text()
+    lines = text.splitlines()
+    functions = {
+        node.name: (node.lineno - 1 - len(node.decorator_list), node.end_lineno)
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    shown = []
+    for part in parts:
+        if isinstance(part, tuple):
+            first, last = part
+            start = next((i for i, line in enumerate(lines) if line.startswith(first)), None)
+            if start is None:
+                raise KeyError(f"No line of {relative} starts with {first!r}.")
+            end = next((i for i in range(start, len(lines)) if lines[i].startswith(last)), None)
+            if end is None:
+                raise KeyError(f"No line of {relative} after {first!r} starts with {last!r}.")
+            shown.append("\n".join(lines[start : end + 1]))
+        elif part in functions:
+            start, end = functions[part]
+            shown.append("\n".join(lines[start:end]))
+        else:
+            raise KeyError(f"No function {part!r} in {relative}.")
+    return f"`{relative}`:\n\n```python\n" + "\n\n...\n\n".join(shown) + "\n```"
+
+
+def signatures(relative: str, names: tuple[str, ...]) -> str:
+    """The ``def`` lines of these functions of a Python file, as a Markdown list (read with ``ast``)."""
+    tree = ast.parse((REPO_ROOT / relative).read_text())
+    found = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise KeyError(f"No function {', '.join(missing)} in {relative}.")
+    lines = []
+    for name in names:
+        node = found[name]
+        returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
+        lines.append(f"- `{name}({ast.unparse(node.args)}){returns}`")
+    return "\n".join(lines)

@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 MIN_SERIES = 10
 #: p90 / p50 above this means the machine was busy while measuring.
 NOISY_SPREAD = 1.5
-#: The figures published by the workshop this one is seeded from (AWS, 3008 MB, PyTorch on EFS).
-SEED_AWS_MS = {"memory_mb": 3008, "on_demand_cold": 11_135, "provisioned": 2_951}
 
 
 def usd(value: float) -> str:
@@ -82,8 +80,15 @@ def _spread(row: Mapping[str, float]) -> str:
     return f"{ms(row['p50'])} at the median, {ms(row['p90'])} at p90 (n={row['n']})"
 
 
-def conclusion(records: Iterable[Mapping[str, Any]], memory_mb: int, arch: str, environments: int) -> str:
-    """The measured story as Markdown bullets, with spread (p90) and whether a rerun is needed."""
+def conclusion(
+    records: Iterable[Mapping[str, Any]],
+    memory_mb: int,
+    arch: str,
+    environments: int,
+    mix: cost.ColdMix | None = None,
+) -> str:
+    """The measured story as Markdown bullets, with spread (p90) and whether a rerun is needed;
+    with ``mix``, the break-even also with its share of cold starts (their init billed, their EFS reads priced)."""
     records = list(records)
     ok = _ok(records)
     s = summary(records)
@@ -128,6 +133,17 @@ def conclusion(records: Iterable[Mapping[str, Any]], memory_mb: int, arch: str, 
             )
     lines += _burst_lines(ok, environments)
     lines += _cost_lines(m, memory_mb, arch, environments)
+    if mix is not None and m.get("provisioned"):
+        rate = cost.break_even_requests_per_month(
+            mix.billed_ms, memory_mb, arch, max(environments, 1),
+            billed_ms_provisioned=m["provisioned"]["billed_ms"], efs_read_gb=mix.efs_read_gb,
+        )  # fmt: skip
+        where = f"falls to {rate:,.0f} requests a month" if rate else "never comes"
+        lines.append(
+            f"- **With {mix.share:.0%} of requests starting cold** (each billing its init and reading "
+            f"{mix.read_bytes / 1e6:,.0f} MB from EFS), the break-even {where}: cold starts, and their EFS reads "
+            "above all, are what Provisioned Concurrency saves."
+        )
     lines += _noise_lines(s)
     failed = len(records) - len(ok)
     if failed:
@@ -306,14 +322,35 @@ def key_values(data: Mapping[str, Any], skip: Sequence[str] = ("ResponseMetadata
 
 
 def check_prediction(prediction: Any, measured: Any, why: str) -> str:
-    """An exercise's answer as Markdown: what was predicted, what the run measured, and why."""
+    """An exercise's answer, folded: what was predicted, what the run measured, and why, inside a
+    ``<details>`` block, so the executed copy an instructor projects shows "Answer" until someone opens it."""
     if prediction is None:
         verdict = "You made no prediction (set it in the cell above and run both cells again)."
     elif prediction == measured:
         verdict = f"You predicted **{prediction}**: right."
     else:
         verdict = f"You predicted **{prediction}**; the run says otherwise."
-    return f"{verdict} Measured: **{measured}**. {why}"
+    return f"<details><summary>Answer (click to open)</summary>\n\n{verdict} Measured: **{measured}**. {why}\n\n</details>"
+
+
+def cold_share_table(rows: Sequence[Mapping[str, Any]], read_mb: float) -> str:
+    """``cost.break_even_by_cold_share``'s rows as a Markdown table: per share of cold starts, the on-demand
+    price of a million requests and the rate from which Provisioned Concurrency costs less."""
+    shown = [
+        {
+            "cold share": f"{row['cold share']:.0%}",
+            "on-demand, per 1M requests": usd(row["on-demand per 1M"]),
+            "break-even (requests/month)": f"{row['break-even requests/month']:,.0f}"
+            if row["break-even requests/month"]
+            else "never",
+            "provisioned busy": f"{row['utilisation']:.1%}" if row["utilisation"] else "–",
+        }
+        for row in rows
+    ]
+    return stats.to_markdown(shown) + (
+        f"\n\nEach cold start bills its init and reads {read_mb:,.0f} MB from EFS (measured); a provisioned "
+        "environment read it once, when it was initialised."
+    )
 
 
 def provisioned_cost_markdown(memory_mb: int, arch: str, environments: int) -> str:
@@ -332,38 +369,6 @@ def provisioned_cost_markdown(memory_mb: int, arch: str, environments: int) -> s
     return (
         stats.to_markdown(rows)
         + f"\n\n{environments} x {memory_mb} MB ({arch}), {prices.region} prices as of {prices.as_of}."
-    )
-
-
-def aws_expectations(records: Iterable[Mapping[str, Any]] | None = None) -> str:
-    """The local medians next to what AWS showed for the same design, and why they differ (Markdown)."""
-    s = summary(records or [])
-    here_cold = ms(s["cold"]["p50"]) if "cold" in s else "–"
-    here_prov = ms(s["provisioned"]["p50"]) if "provisioned" in s else "–"
-    table = stats.to_markdown(
-        [
-            {
-                "": "cold start, on-demand",
-                "here (p50)": here_cold,
-                "AWS, 3008 MB (published)": ms(SEED_AWS_MS["on_demand_cold"]),
-            },
-            {
-                "": "provisioned",
-                "here (p50)": here_prov,
-                "AWS, 3008 MB (published)": ms(SEED_AWS_MS["provisioned"]),
-            },
-        ]
-    )
-    return table + (
-        "\n\nWhy AWS differs:\n"
-        "- **EFS is NFS over the network:** every file PyTorch imports is a round trip, and each cold start "
-        "reads the whole framework bundle.\n"
-        "- **A new worker's page cache is cold:** here the framework's files stay in this machine's memory "
-        "between cold starts (the cold-cache scenario drops them first, to show what a first read costs); on "
-        "AWS a new environment usually lands on a host that has never read them.\n"
-        "- **CPU follows memory:** one vCPU per 1,769 MB, so importing and loading scale with MemorySize.\n"
-        "- **The 10 s init rule:** an on-demand init past 10 s is re-run inside the invocation, with no Init "
-        "Duration in the REPORT: the published 11,135 ms cold start is such a case."
     )
 
 

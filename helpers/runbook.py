@@ -98,6 +98,16 @@ def protect_dollars(html: str) -> str:
     return "".join(parts)
 
 
+#: Added to every page: code (the YAML excerpts, the handler's lines) in a monospace font wherever it is, and
+#: output lines (a REPORT line) wrapped between words, never inside one.
+PAGE_STYLE = """<style>
+pre, code, .jp-RenderedMarkdown pre, .jp-RenderedMarkdown code, .jp-RenderedHTMLCommon pre {
+  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
+.jp-OutputArea-output pre { white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; }
+</style>
+"""
+
+
 def export_html(notebooks: list[Path], html_dir: Path) -> list[Path]:
     """One self-contained HTML page per executed notebook (figures and attachments inline)."""
     import nbformat
@@ -111,7 +121,7 @@ def export_html(notebooks: list[Path], html_dir: Path) -> list[Path]:
             nbformat.read(path, as_version=4), resources={"metadata": {"path": str(path.parent)}}
         )
         page = html_dir / f"{path.stem}.html"
-        page.write_text(protect_dollars(body), encoding="utf-8")
+        page.write_text(protect_dollars(body).replace("</head>", PAGE_STYLE + "</head>", 1), encoding="utf-8")
         pages.append(page)
     return pages
 

@@ -3,14 +3,14 @@
 Layout (what SageMaker extracts to ``/opt/ml/model``,
 https://sagemaker.readthedocs.io/en/stable/frameworks/pytorch/using_pytorch.html#model-directory-structure):
 
-    resnet18.pt  imagenet_classes.json  model.json      the export of helpers.model
+    efficientnet_lite0.pt  imagenet_classes.json  model.json   the export of helpers.model
     code/inference.py                                   functions/sagemaker/code/inference.py
-    code/resnet.py                                      functions/inference/resnet.py (copied, never imported)
+    code/efficientnet.py                                functions/inference/efficientnet.py (copied, never imported)
 
 The archive is deterministic (sorted members, mtime 0, owner 0, gzip without a timestamp), so the same
 export and code give the same bytes and the same ``model-<sha256[:16]>.tar.gz`` name: a second build is
 a cache hit and the S3 key names its content. The weights are a state_dict for the torch-only
-ResNet-18 (no TorchScript): ``code/inference.py`` loads them in ``model_fn``.
+EfficientNet-Lite0 (no TorchScript): ``code/inference.py`` loads them in ``model_fn``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.archives import partial_path
 from helpers.config import REPO_ROOT
 from helpers.model import CARD_FILE, CLASSES_FILE, WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 
 CODE_DIR = REPO_ROOT / "functions" / "sagemaker" / "code"
-RESNET = REPO_ROOT / "functions" / "inference" / "resnet.py"
+NETWORK = REPO_ROOT / "functions" / "inference" / "efficientnet.py"
 CACHE_DIR = REPO_ROOT / "build" / "sagemaker"
 MODEL_FILES = (WEIGHTS_FILE, CLASSES_FILE, CARD_FILE)
 
@@ -59,7 +60,7 @@ def _members(export_dir: Path) -> dict[str, bytes]:
         )
     members = {name: (export_dir / name).read_bytes() for name in MODEL_FILES}
     members["code/inference.py"] = (CODE_DIR / "inference.py").read_bytes()
-    members["code/resnet.py"] = RESNET.read_bytes()
+    members["code/efficientnet.py"] = NETWORK.read_bytes()
     return members
 
 
@@ -87,7 +88,7 @@ def build_model_archive(export_dir: str | Path, cache_dir: str | Path = CACHE_DI
     path = Path(cache_dir) / f"model-{digest[:16]}.tar.gz"
     if not path.is_file() or path.stat().st_size != len(data):
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
+        partial = partial_path(path)
         partial.write_bytes(data)
         partial.replace(path)
         log.info("built %s (%.1f MB)", path, len(data) / 1e6)

@@ -146,7 +146,7 @@ def size_table(framework_bytes: int, model_bytes: int, framework_note: str = "")
     rows = []
     for item, size in (
         ("PyTorch + Pillow (framework)", framework_bytes),
-        ("ResNet-18 weights + classes", model_bytes),
+        ("EfficientNet-Lite0 weights + classes", model_bytes),
     ):
         rows.append({"what": item, "MB": round(size / 1e6, 1)})
     total = (framework_bytes + model_bytes) / 1e6

@@ -19,20 +19,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from helpers import session
 from helpers.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIX = "resnet18"
+MODEL_SUFFIX = "effnet"
 STACK_SUFFIX = "sagemaker"
 #: The PyTorch inference image 05 asks the SDK for (the newest the SDK names; CPU, as serverless has no GPU).
 PYTORCH_IMAGE = {"framework": "pytorch", "version": "2.6.0", "py_version": "py312"}
 CONTENT_TYPE = "image/jpeg"
 CREATE_TIMEOUT_S = 1200  # AWS takes a few minutes per serverless endpoint
 ROLE_PROPAGATION_S = 60.0
+#: The account's serverless concurrency quota when Service Quotas does not say: AWS's default for new accounts
+#: (https://docs.aws.amazon.com/general/latest/gr/sagemaker.html), which the embedded SageMaker enforces too.
+DEFAULT_CONCURRENCY_QUOTA = 10
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Names:
     stack: str
 
     def fresh(self, kind: str, index: int) -> str:
-        """A throw-away endpoint for a forced cold start or a burst, e.g. ``lambda-efs-resnet18-cold-0``."""
+        """A throw-away endpoint for a forced cold start or a burst, e.g. ``lambda-efs-effnet-cold-0``."""
         return f"{self.endpoint}-{kind}-{index}"
 
 
@@ -190,6 +193,25 @@ def create_endpoint_config(name: str, model_name: str, config: dict[str, int]):
         ],
     )
     return resources.EndpointConfig.get(endpoint_config_name=name, session=sess, region=region)
+
+
+def concurrency_quota() -> tuple[int, str]:
+    """The account's total serverless concurrency (the MaxConcurrency of every serverless endpoint of the
+    Region counts against it), and where the figure comes from: Service Quotas, else AWS's default."""
+    try:
+        pages = (
+            session.client("service-quotas")
+            .get_paginator("list_service_quotas")
+            .paginate(ServiceCode="sagemaker")
+        )
+        for page in pages:
+            for quota in page["Quotas"]:
+                name = quota["QuotaName"].lower()
+                if "serverless" in name and "concurrency" in name and "all" in name:
+                    return int(quota["Value"]), f"Service Quotas: {quota['QuotaName']}"
+    except (ClientError, BotoCoreError) as exc:
+        log.info("Service Quotas did not list SageMaker's quotas: %s", exc)
+    return DEFAULT_CONCURRENCY_QUOTA, "AWS's default for new accounts (Service Quotas did not list it)"
 
 
 def create_endpoint(name: str, config_name: str, wait: bool = True, timeout: float = CREATE_TIMEOUT_S):

@@ -26,7 +26,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from helpers import bench, session
-from helpers.serverless import CONTENT_TYPE, Names, create_endpoint, delete_endpoint, wait_in_service
+from helpers.serverless import (
+    CONTENT_TYPE,
+    Names,
+    create_endpoint,
+    delete_endpoint,
+    endpoint_pattern,
+    wait_in_service,
+)
 
 #: Under this, the model was loaded for the request that reached it: a cold start.
 COLD_READY_MS = 1000.0
@@ -94,7 +101,8 @@ def record(scenario: str, index: int, endpoint: str, answer: Answer, memory_mb: 
 
 @dataclass
 class ServerlessParams:
-    """How many invocations of each scenario, and the endpoints' sizes (05's parameters cell)."""
+    """How many invocations of each scenario, the endpoints' sizes, and the account's serverless concurrency
+    quota that the kept endpoints and the fresh ones share (05's parameters cell)."""
 
     cold_starts: int = 3
     warm: int = 30
@@ -102,6 +110,20 @@ class ServerlessParams:
     burst: int = 2
     memory_mb: int = 2048
     provisioned_concurrency: int = 1
+    max_concurrency: int = 2
+    quota: int = 10
+
+    @property
+    def fresh_at_once(self) -> int:
+        """How many fresh endpoints fit beside the two 05 keeps (each holds ``max_concurrency``)."""
+        room = self.quota - 2 * self.max_concurrency
+        if room < self.max_concurrency:
+            raise ValueError(
+                f"The account's serverless concurrency quota is {self.quota}: the two endpoints 05 keeps hold "
+                f"{2 * self.max_concurrency}, leaving no room for a fresh endpoint of MaxConcurrency "
+                f"{self.max_concurrency}. Lower MAX_CONCURRENCY or request an increase in Service Quotas."
+            )
+        return room // self.max_concurrency
 
     @property
     def total(self) -> int:
@@ -114,11 +136,45 @@ def _burst(endpoint: str, count: int, image_bytes: bytes) -> list[Answer]:
         return list(pool.map(lambda _: invoke(endpoint, image_bytes, runtime), range(count)))
 
 
+def _fresh_endpoints(n: Names, names: list[str]) -> None:
+    """Create these fresh endpoints together (AWS takes minutes each) and wait until they serve."""
+    for name in names:
+        create_endpoint(name, n.pc_config if "-spill-" in name else n.config, wait=False)
+    for name in names:
+        wait_in_service(name)
+
+
+def _gone(names: Iterable[str]) -> None:
+    """Delete these endpoints and wait until they are gone, so their concurrency is free again."""
+    for name in names:
+        delete_endpoint(name, wait=False)
+    for name in names:
+        delete_endpoint(name, wait=True)
+
+
+def leftovers(n: Names) -> list[str]:
+    """Fresh endpoints an interrupted run left (they hold quota, and a reused one is not cold)."""
+    listed = session.client("sagemaker").get_paginator("list_endpoints").paginate(NameContains=n.endpoint)
+    keep = {n.endpoint, n.pc_endpoint}
+    pattern = endpoint_pattern()
+    return [
+        e["EndpointName"]
+        for page in listed
+        for e in page["Endpoints"]
+        if pattern.match(e["EndpointName"]) and e["EndpointName"] not in keep
+    ]
+
+
 def run(n: Names, image_bytes: bytes, params: ServerlessParams) -> list[dict[str, Any]]:
     """04's scenarios on serverless endpoints; returns the records.
 
-    - **cold**: ``cold_starts`` fresh endpoints of the on-demand configuration (created together, since
-      AWS takes minutes each), each invoked once: an endpoint that never served has no container;
+    Fresh endpoints are made in waves of :attr:`ServerlessParams.fresh_at_once` (created together, since AWS
+    takes minutes each), so that with the two kept endpoints they stay within the account's serverless
+    concurrency quota; each wave is deleted, and waited on, before the next. Fresh endpoints an interrupted
+    run left are deleted first.
+
+    - **cold**: ``cold_starts`` fresh endpoints of the on-demand configuration, each invoked once: an
+      endpoint that never served has no container;
     - **warm**: the on-demand endpoint after one warm-up request, one request at a time;
     - **provisioned**: the endpoint with Provisioned Concurrency, one request at a time;
     - **burst-on-demand**: ``burst`` requests at once on a fresh on-demand endpoint;
@@ -130,19 +186,21 @@ def run(n: Names, image_bytes: bytes, params: ServerlessParams) -> list[dict[str
     The fresh endpoints are deleted at the end, whatever happened.
     """
     records: list[dict[str, Any]] = []
+    at_once = params.fresh_at_once
+    _gone(leftovers(n))
     progress = bench.Progress(params.total)
     cold = [n.fresh("cold", i) for i in range(params.cold_starts)]
     burst, spill = n.fresh("burst", 0), n.fresh("spill", 0)
-    fresh = [*cold, burst, spill]
+    wave: list[str] = []
+    runtime = session.client("sagemaker-runtime")
     try:
-        for name in fresh:
-            create_endpoint(name, n.pc_config if name == spill else n.config, wait=False)
-        for name in fresh:
-            wait_in_service(name)
-        runtime = session.client("sagemaker-runtime")
-        for i, name in enumerate(cold):
-            records.append(record("cold", i, name, invoke(name, image_bytes, runtime), params.memory_mb))
-            progress.step("cold")
+        for start in range(0, len(cold), at_once):
+            wave = cold[start : start + at_once]
+            _fresh_endpoints(n, wave)
+            for i, name in enumerate(wave, start=start):
+                records.append(record("cold", i, name, invoke(name, image_bytes, runtime), params.memory_mb))
+                progress.step("cold")
+            _gone(wave)
         invoke(n.endpoint, image_bytes, runtime)  # the warm-up: may be a cold start, not recorded
         progress.step("warm (warm-up)")
         for scenario, endpoint, count in (("warm", n.endpoint, params.warm), ("provisioned", n.pc_endpoint, params.provisioned)):  # fmt: skip
@@ -151,12 +209,18 @@ def run(n: Names, image_bytes: bytes, params: ServerlessParams) -> list[dict[str
                     record(scenario, i, endpoint, invoke(endpoint, image_bytes, runtime), params.memory_mb)
                 )
                 progress.step(scenario)
-        for scenario, endpoint in (("burst-on-demand", burst), ("burst-provisioned", spill)):
-            for i, answer in enumerate(_burst(endpoint, params.burst, image_bytes)):
-                records.append(record(scenario, i, endpoint, answer, params.memory_mb))
-                progress.step(scenario)
+        for pair in ([burst, spill],) if at_once >= 2 else ([burst], [spill]):
+            wave = pair
+            _fresh_endpoints(n, wave)
+            for scenario, endpoint in (("burst-on-demand", burst), ("burst-provisioned", spill)):
+                if endpoint in wave:
+                    for i, answer in enumerate(_burst(endpoint, params.burst, image_bytes)):
+                        records.append(record(scenario, i, endpoint, answer, params.memory_mb))
+                        progress.step(scenario)
+            _gone(wave)
+        wave = []
     finally:
-        for name in fresh:
+        for name in wave:
             delete_endpoint(name, wait=False)
         progress.close()
     return records

@@ -14,14 +14,20 @@ from helpers.cost import (
     efs_cost,
     invocation_cost,
     load_prices,
+    provisioned_allocation_cost,
     sagemaker_monthly,
 )
 
-#: What 02 measured on EFS, in MB (the framework bundle: torch's CPU build and Pillow; the ResNet-18 export),
+#: What one cold start reads from EFS, in MB: measured by 06's cold-cache scenario (``cold_cache.read_per_cold_start``:
+#: the page-cache pages of the bundle's copy after one cold start, read-ahead included). 01, 04, the README's
+#: table and the architecture picture all use this one figure (a test checks them).
+COLD_START_READ_MB = 331.5  # make demo, 2026-12-07: 331.5 MB in each of 3 cold starts
+COLD_START_READ_FILES = 789  # the files those pages belong to (each costs EFS round trips)
+#: What 02 measured on EFS, in MB (the framework bundle: torch's CPU build and Pillow; the EfficientNet-Lite0 export),
 #: and their archives in the artifact bucket. 01's text, 02's summary and the README's table all use these,
 #: so a size reads the same everywhere (a test checks 01 and the README against them).
-SEEDED_MB = {"framework": 540.4, "model": 46.8}
-ARCHIVES_MB = {"framework": 163.8, "model": 43.4, "sagemaker model": 43.3}
+SEEDED_MB = {"framework": 540.4, "model": 18.9}
+ARCHIVES_MB = {"framework": 163.8, "model": 17.4, "sagemaker model": 17.4}
 
 
 @dataclass(frozen=True)
@@ -41,14 +47,23 @@ class RunAssumptions:
     warm_billed_ms: float = 40
     seeder_runs: int = 2
     seeder_billed_ms: float = 120_000
-    bundle_read_gb: float = 0.3  # what one init reads from EFS (torch CPU build, weights)
-    cold_cache_copies: int = 1  # 04's cold-cache scenario copies the framework and the model once
+    bundle_read_gb: float = round(COLD_START_READ_MB / 1000, 2)  # what one init reads from EFS (measured)
+    cold_cache_copies: int = (
+        0  # 06's cold-cache scenario on AWS only when asked (COLD_CACHE > 0): a copy each
+    )
+    burst_allocations: int = (
+        2  # 04's provisioned burst and its exercise: a fresh version's own PC, each briefly
+    )
+    burst_allocation_minutes: float = 8  # allocated until deleted (readying takes minutes on AWS)
     efs_stored_gb: float = round(sum(SEEDED_MB.values()) / 1000, 2)  # the framework bundle and the model
     artifacts_gb: float = round(sum(ARCHIVES_MB.values()) / 1000, 2)  # the archives in the artifact bucket
     s3_requests: int = 50
     http_api_requests: int = 20
     logs_gb: float = 0.01
     sagemaker_pc_hours: float = 0.5  # 05's endpoint with one provisioned container, until 99 deletes it
+    sagemaker_spill_pc_hours: float = (
+        0.25  # 05's fresh spill endpoint (the provisioned configuration), its life
+    )
     sagemaker_requests: int = 80  # 05's scenarios and first calls
     sagemaker_billed_ms: float = 100
     sagemaker_request_bytes: float = 70_000  # the sample image in, the JSON answer out
@@ -76,6 +91,14 @@ def workshop_run(run: RunAssumptions | None = None, arch: str = "x86_64") -> lis
             * run.provisioned_hours
             * 3600
             * rates.provisioned_concurrency_gb_second,
+        ),
+        LineItem(
+            "Provisioned Concurrency of 04's bursts (billed in 5-minute steps)",
+            f"{run.burst_allocations} x {run.provisioned_environments} x {gb:g} GB x {run.burst_allocation_minutes:g} min",
+            run.burst_allocations
+            * provisioned_allocation_cost(
+                run.provisioned_environments, run.memory_mb, run.burst_allocation_minutes * 60, arch
+            ),
         ),
         LineItem(
             "Provisioned invocations",
@@ -112,7 +135,7 @@ def workshop_run(run: RunAssumptions | None = None, arch: str = "x86_64") -> lis
             efs_cost(gb_written=run.efs_stored_gb),
         ),
         LineItem(
-            "EFS Elastic Throughput, 04's cold-cache copy (one read and one write of the bundle)",
+            "EFS Elastic Throughput, 06's cold-cache copy, if asked (one read and one write of the bundle)",
             f"{run.cold_cache_copies} x {run.efs_stored_gb:g} GB",
             efs_cost(
                 gb_read=run.cold_cache_copies * run.efs_stored_gb,
@@ -140,6 +163,11 @@ def workshop_run(run: RunAssumptions | None = None, arch: str = "x86_64") -> lis
             "SageMaker serverless Provisioned Concurrency (05)",
             f"1 x {gb:g} GB x {run.sagemaker_pc_hours:g} h",
             sagemaker_monthly(0, 0, run.memory_mb, 0, provisioned=1, hours=run.sagemaker_pc_hours),
+        ),
+        LineItem(
+            "SageMaker serverless Provisioned Concurrency, 05's fresh spill endpoint",
+            f"1 x {gb:g} GB x {run.sagemaker_spill_pc_hours:g} h",
+            sagemaker_monthly(0, 0, run.memory_mb, 0, provisioned=1, hours=run.sagemaker_spill_pc_hours),
         ),
         LineItem(
             "SageMaker serverless requests and data (05)",

@@ -2,8 +2,8 @@
 
 - :func:`framework_dir`: the real framework bundle (helpers.bundle's cached local build), precompiled
   once under ``build/sagemaker/framework`` (tests.efs_framework), for the emulated PyTorch image.
-- :func:`resnet_archive`: the ResNet-18 model archive (helpers.sagemaker_model) from an offline export
-  (seeded weights), built once and cached under ``build/sagemaker``.
+- :func:`model_archive`: the EfficientNet-Lite0 model archive (helpers.sagemaker_model) from 02's export
+  (the package's ImageNet weights), built once and cached under ``build/sagemaker``.
 - :func:`tiny_archive`: a model whose ``code/inference.py`` needs only the standard library (fast cold
   starts for the scaling, error and limit tests): it echoes, sleeps or fails as the request says.
 """
@@ -18,13 +18,14 @@ import time
 from datetime import UTC
 from pathlib import Path
 
-from helpers import sagemaker_model
+from helpers import sagemaker_model, samples
 from helpers.config import REPO_ROOT
 from tests.conftest import LocalAWSHandle, start_local_aws
 
 BUILD = REPO_ROOT / "build" / "sagemaker"
+EXPORT = BUILD / "export"
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"  # as sagemaker.core.image_uris names it
-SAMPLE_IMAGE = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
+SAMPLE_IMAGE = samples.path()
 
 TINY_INFERENCE = """
 import json, os, sys, time
@@ -72,12 +73,12 @@ def framework_dir() -> Path:
 
 
 @functools.cache
-def resnet_archive() -> sagemaker_model.ModelArchive:
+def model_archive() -> sagemaker_model.ModelArchive:
     from helpers import model
 
-    export = BUILD / "export-seeded-0"
+    export = EXPORT
     if not all((export / name).is_file() for name in sagemaker_model.MODEL_FILES):
-        model.export(export, try_download=False, seed=0)
+        model.export(export)
     return sagemaker_model.build_model_archive(export)
 
 
@@ -87,10 +88,14 @@ def tiny_archive() -> bytes:
 
 
 @contextlib.contextmanager
-def settings(**values: str):
-    """Environment variables set while a server starts (it reads its settings then)."""
+def settings(**values: str | None):
+    """Environment variables set while a server starts (it reads its settings then); None unsets one."""
     previous = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = str(value)
     try:
         yield
     finally:
@@ -101,10 +106,12 @@ def settings(**values: str):
                 os.environ[key] = value
 
 
-def start_server(state_dir: Path, **values: str) -> LocalAWSHandle:
+def start_server(state_dir: Path, **values: str | None) -> LocalAWSHandle:
     defaults = {
         "LOCALAWS_SAGEMAKER_CREATE_SECONDS": "0.3",
         "LOCALAWS_SAGEMAKER_FRAMEWORK": str(framework_dir()),
+        # many endpoints per module, never deleted: the account quota has its own test (test_sagemaker_quota)
+        "LOCALAWS_SAGEMAKER_SERVERLESS_CONCURRENCY": "1000",
     }
     with settings(**{**defaults, **values}):
         return start_local_aws(state_dir)

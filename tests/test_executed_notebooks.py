@@ -173,6 +173,13 @@ def test_the_html_export_shows_escaped_dollars_without_needing_mathjax(executed,
     assert "\\$" not in html.split("<pre")[0].split("<body")[-1]
 
 
+def test_the_html_export_shows_code_in_monospace_and_wraps_output_lines_between_words(executed, tmp_path):
+    """Issue 20 item 10: the REPORT line broke mid-word and the YAML excerpt rendered in a proportional font."""
+    (page,) = runbook.export_html([executed], tmp_path)
+    head = page.read_text().split("</head>")[0]
+    assert "monospace" in head and "word-break: normal" in head and ".jp-RenderedMarkdown pre" in head
+
+
 def test_a_missing_linked_image_is_named(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("![x](images/nowhere.svg)")]

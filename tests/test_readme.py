@@ -36,5 +36,20 @@ def test_make_lab_allows_root_exactly_when_run_as_root():
 
 
 def test_the_curl_example_posts_a_file_the_learner_has():
-    assert 'get_sample_data("grace_hopper.jpg", asfileobj=False)' in README
+    assert "from helpers import samples; print(samples.path())" in README
     assert re.search(r"curl .*--data-binary @\"\$IMAGE\"", README)
+
+
+def test_the_readme_names_no_closed_service_as_a_place_to_run():
+    """Issue 21: AWS Cloud9 is closed to new customers; the README may say so, never send learners there."""
+    for line in README.splitlines():
+        if "Cloud9" in line:
+            assert "closed to new customers" in line, line
+
+
+def test_the_readme_states_the_install_size_and_time_and_no_contradictory_times():
+    assert re.search(r"Measured on a fresh clone here: a [\d.]+ GB venv[\s\S]{0,200}? in [\d.]+ min", README)
+    assert (
+        "never branch" not in README
+        and "1.5 hours for the core path on AWS, 3 hours with everything" in README
+    )

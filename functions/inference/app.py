@@ -1,8 +1,8 @@
-"""ResNet-18 image classification on AWS Lambda, with PyTorch and the weights on Amazon EFS.
+"""EfficientNet-Lite0 image classification on AWS Lambda, with PyTorch and the weights on Amazon EFS.
 
 Init (module scope, once per execution environment): put the framework folder from EFS first on
 ``sys.path``, import torch and Pillow (nothing else heavy: no torchvision, numpy or requests), memory-map
-the weights into the torch-only ResNet-18, pick a thread count for the memory size, run one warm-up
+the weights into the torch-only EfficientNet-Lite0, pick a thread count for the memory size, run one warm-up
 forward pass (so a provisioned environment is fully warm), and log one line saying how long that took
 and what was loaded. A model missing on EFS fails init with a message naming the notebook that seeds it.
 Init is timed in phases (ms): ``runtime_start`` (process start to this module's first line, from
@@ -74,13 +74,14 @@ _phase = time.perf_counter()
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 PHASES_MS["import_pil"] = _ms_since(_phase)
-from resnet import CROP, RESIZE, ResNet18, preprocess  # noqa: E402
+from efficientnet import CROP, RESIZE, EfficientNetLite0, preprocess  # noqa: E402
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
 MODEL_DIR = os.environ.get("MODEL_DIR", "/mnt/ml/model/current")
-MODEL_FILES = ("resnet18.pt", "imagenet_classes.json", "model.json")
+WEIGHTS = "efficientnet_lite0.pt"
+MODEL_FILES = (WEIGHTS, "imagenet_classes.json", "model.json")
 MAX_PIXELS = 40_000_000  # decompression bombs: refused from the header, before decoding
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 5.0
@@ -102,11 +103,11 @@ class BadRequest(Exception):
 
 
 def _threads(memory_mb: int) -> int:
-    """One thread per whole vCPU's worth of time: Lambda gives one vCPU per 1769 MB
-    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). At 2048 MB that is 1.16 vCPUs
-    spread over 2 cores, and 2 threads then fight over the quota: measured in the local sandbox, one forward
-    pass took 330 ms with 2 threads against 59 ms with 1."""
-    return max(1, min(os.cpu_count() or 1, memory_mb // 1769))
+    """One thread per vCPU the memory size gives, rounded: Lambda gives one vCPU per 1769 MB
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html), so 2048 MB (1.16 vCPUs) runs 1
+    thread and 3008 MB (1.70) runs 2. Two threads on 1.16 vCPUs fight over the quota: measured in the local
+    sandbox, one forward pass took 330 ms with 2 threads against 59 ms with 1."""
+    return max(1, min(os.cpu_count() or 1, round(memory_mb / 1769)))
 
 
 def _load(model_dir: str):
@@ -116,8 +117,8 @@ def _load(model_dir: str):
             f"The model is missing at {model_dir} (no {', '.join(missing)}): run 02_seed_model.ipynb to seed "
             "EFS, then invoke again."
         )
-    model = ResNet18()
-    model.load_state_dict(torch.load(os.path.join(model_dir, "resnet18.pt"), mmap=True, weights_only=True))
+    model = EfficientNetLite0()
+    model.load_state_dict(torch.load(os.path.join(model_dir, WEIGHTS), mmap=True, weights_only=True))
     with open(os.path.join(model_dir, "imagenet_classes.json")) as fh:
         classes = json.load(fh)
     with open(os.path.join(model_dir, "model.json")) as fh:

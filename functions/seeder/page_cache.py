@@ -71,7 +71,13 @@ def drop(roots: list[tuple[str, Path]], not_seeded: list[str]) -> dict:
     """Drop every file under each ``(name, folder)`` of ``roots`` from the page cache (see ``app``'s
     ``evict`` action); ``not_seeded`` is passed through into the answer."""
     started = time.monotonic()
-    result = {"files": 0, "bytes": 0, "resident_before_bytes": 0, "resident_after_bytes": 0}
+    result = {
+        "files": 0,
+        "bytes": 0,
+        "resident_before_bytes": 0,
+        "resident_after_bytes": 0,
+        "resident_files": 0,
+    }
     result |= {"unverified_bytes": 0, "skipped_links": [], "not_seeded": not_seeded, "still_cached": {}}
     still: dict[str, int] = {}
     uncounted: list[str] = []  # why mincore could not answer, once it failed (then it is not asked again)
@@ -103,6 +109,7 @@ def drop(roots: list[tuple[str, Path]], not_seeded: list[str]) -> dict:
                 result["files"] += 1
                 result["bytes"] += info.st_size
                 result["resident_before_bytes"] += before
+                result["resident_files"] += 1 if before else 0
                 result["resident_after_bytes"] += after
                 result["unverified_bytes"] += 0 if countable else info.st_size
                 if after:

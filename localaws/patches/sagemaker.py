@@ -6,7 +6,9 @@ Gaps of stock moto 5.2.5 filled here, each with a test in ``tests/local/test_sag
 - CreateEndpoint answers with the endpoint ``Creating``; it becomes ``InService`` or ``Failed`` with a
   ``FailureReason`` once prepared (:mod:`localaws.sagemaker.endpoints`); moto made it ``InService`` at
   once. A second endpoint with the same name is a ``ValidationException`` ("Cannot create already
-  existing endpoint"), as on AWS; moto replaced the first silently.
+  existing endpoint"), as on AWS; moto replaced the first silently. One past the account's serverless
+  concurrency quota is ``ResourceLimitExceeded`` (:mod:`localaws.sagemaker.quota`), and Service Quotas'
+  ListServiceQuotas answers with that quota.
 - DeleteEndpoint stops the endpoint's containers.
 - DescribeModel, DescribeEndpointConfig and DescribeEndpoint leave out an optional structure the
   resource does not have (``VpcConfig``, ``DataCaptureConfig``, ...), as AWS does
@@ -30,7 +32,7 @@ from moto.sagemaker import models
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.responses import SageMakerResponse
 
-from localaws.sagemaker import endpoints, serverless_config
+from localaws.sagemaker import endpoints, quota, serverless_config
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ def _wrap_create_endpoint(original):
         if endpoint_name in self.endpoints:
             arn = models.FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
             raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
+        if endpoints.current() is not None:  # the embedded server's data plane, not moto used alone
+            quota.check(self, endpoint_config_name)
         endpoint = original(self, endpoint_name, endpoint_config_name, tags)
         manager = endpoints.current()
         if manager is not None:
@@ -102,6 +106,9 @@ def _without_empty_structures(original):
 
 
 def apply() -> None:
+    from moto.servicequotas.responses import ServiceQuotasResponse
+
+    ServiceQuotasResponse.list_service_quotas = quota.list_service_quotas
     backend = models.SageMakerModelBackend
     for name in ("describe_model", "describe_endpoint_config", "describe_endpoint"):
         setattr(SageMakerResponse, name, _without_empty_structures(getattr(SageMakerResponse, name)))

@@ -196,3 +196,20 @@ def test_save_writes_csv_and_json_with_metadata(records, tmp_path):
     meta = json.loads(paths["json"].read_text())
     assert meta["parameters"]["cold_starts"] == 2 and meta["machine"]["backend"] == "local"
     assert meta["function"] == {"name": records["name"]} and len(meta["records"]) == len(records["records"])
+
+
+def test_a_burst_alias_left_by_a_dead_kernel_is_replaced_not_a_conflict(records):
+    """Issue 21: a kernel restarted mid-burst leaves ``bench-burst`` with its Provisioned Concurrency (billing);
+    the next provisioned burst deletes it first instead of failing on create_alias."""
+    lam, name = records["aws"].client("lambda"), records["name"]
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name=bench.BURST_ALIAS, FunctionVersion=version)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier=bench.BURST_ALIAS, ProvisionedConcurrentExecutions=1
+    )
+    with workshop_pointed_at(records["aws"]), bench.FreshVersions(name) as fresh:
+        again = bench.provisioned_burst(name, 2, 1, {"sleep": 0.3}, fresh)
+    assert len(again) == 2 and not any(r["error"] for r in again)
+    assert bench.BURST_ALIAS not in [a["Name"] for a in lam.list_aliases(FunctionName=name)["Aliases"]]
+    with workshop_pointed_at(records["aws"]):
+        bench.drop_burst_alias(name)  # nothing left to drop: no error either

@@ -103,7 +103,7 @@ def test_sagemaker_cleanup_deletes_this_prefix_s_endpoints_configs_model_and_log
     client, logs = local_aws.client("sagemaker"), local_aws.client("logs")
     url = sm.upload(local_aws, sm.tiny_archive(), "scope3/model.tar.gz", bucket="scope3-models")
     for prefix in ("scope3", "scope3-alice"):
-        base = f"{prefix}-resnet18"
+        base = f"{prefix}-effnet"
         client.create_model(
             ModelName=base,
             ExecutionRoleArn=sm.role(local_aws),
@@ -124,10 +124,10 @@ def test_sagemaker_cleanup_deletes_this_prefix_s_endpoints_configs_model_and_log
             logs.create_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{endpoint}")
     with workshop_pointed_at(local_aws, "scope3") as cfg:
         left = cleanup.leftovers(cfg)
-        assert sorted(left["SageMaker endpoints"]) == ["scope3-resnet18", "scope3-resnet18-cold-0"]
-        assert left["SageMaker endpoint configs"] == ["scope3-resnet18-serverless"]
-        assert left["SageMaker models"] == ["scope3-resnet18"]
-        assert "/aws/sagemaker/Endpoints/scope3-resnet18-cold-0" in left["log groups"]
+        assert sorted(left["SageMaker endpoints"]) == ["scope3-effnet", "scope3-effnet-cold-0"]
+        assert left["SageMaker endpoint configs"] == ["scope3-effnet-serverless"]
+        assert left["SageMaker models"] == ["scope3-effnet"]
+        assert "/aws/sagemaker/Endpoints/scope3-effnet-cold-0" in left["log groups"]
         cleanup.delete_sagemaker(cfg, echo=None)
         cleanup.delete_log_groups(cfg)
         left = cleanup.leftovers(cfg)
@@ -143,8 +143,8 @@ def test_sagemaker_cleanup_deletes_this_prefix_s_endpoints_configs_model_and_log
     with workshop_pointed_at(local_aws, "scope3-alice") as cfg:
         left = cleanup.leftovers(cfg)
         assert sorted(left["SageMaker endpoints"]) == [
-            "scope3-alice-resnet18",
-            "scope3-alice-resnet18-cold-0",
+            "scope3-alice-effnet",
+            "scope3-alice-effnet-cold-0",
         ]
         assert len(left["log groups"]) == 2
         cleanup.delete_sagemaker(cfg, echo=None)

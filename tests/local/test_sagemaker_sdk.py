@@ -1,4 +1,4 @@
-"""05's path on the local backend: the ``sagemaker`` SDK's v3 resources deploy the ResNet-18, the AWS CLI
+"""05's path on the local backend: the ``sagemaker`` SDK's v3 resources deploy EfficientNet-Lite0, the AWS CLI
 gets a real prediction whose first answer is a measured cold start, and 04's scenarios give records
 that tell cold, provisioned and spill-over apart from what the containers report.
 
@@ -17,7 +17,7 @@ from helpers import serverless, serverless_bench, session
 from localaws import server
 from tests import sagemaker_support as sm
 from tests.conftest import workshop_pointed_at
-from tests.local.test_sagemaker_resnet import _cli_invoke
+from tests.local.test_sagemaker_efficientnet import _cli_invoke
 
 PREFIX = "sdk"
 
@@ -27,7 +27,7 @@ def deployed(tmp_path_factory):
     """05's model, configurations and two endpoints, made the way 05 makes them."""
     handle = sm.start_server(tmp_path_factory.mktemp("sm-sdk-state"), LOCALAWS_SAGEMAKER_IDLE_SECONDS="600")
     try:
-        archive = sm.resnet_archive()
+        archive = sm.model_archive()
         url = sm.upload(handle, archive.path.read_bytes(), archive.key, bucket="sm-sdk-models")
         with workshop_pointed_at(handle, PREFIX) as cfg:
             names = serverless.names(cfg)

@@ -36,7 +36,7 @@ def _deploy(cfg, tmp_path_factory):
 def archive(tmp, weights: bytes):
     src = tmp / f"src-{weights.hex()}"
     src.mkdir(exist_ok=True)
-    (src / "resnet18.pt").write_bytes(weights)
+    (src / "efficientnet_lite0.pt").write_bytes(weights)
     return pack_folder(src, "model", tmp / f"{src.name}.tar.gz")
 
 
@@ -49,10 +49,10 @@ def test_seed_then_seed_again_then_inspect_through_the_deployed_seeder(deployed,
     assert result["status"] == "seeded" and result["version"] == first.version
     assert seeding.seed(deployed["seeder"], first, bucket, key)["status"] == "unchanged"
     on_efs = seeding.inspect(deployed["seeder"])["model"]
-    assert on_efs["current"] == first.version and on_efs["files"] == {"resnet18.pt": 2}
+    assert on_efs["current"] == first.version and on_efs["files"] == {"efficientnet_lite0.pt": 2}
     # What the functions see at /mnt/ml is the access point's folder on this machine.
     fs_id = deployed["storage"]["FileSystemId"]
-    local = local_aws.state_dir / "efs" / fs_id / "ml" / "model" / "current" / "resnet18.pt"
+    local = local_aws.state_dir / "efs" / fs_id / "ml" / "model" / "current" / "efficientnet_lite0.pt"
     assert local.read_bytes() == b"v1"
 
 

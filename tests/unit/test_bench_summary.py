@@ -208,9 +208,18 @@ def test_init_table_takes_a_cold_start_apart_or_says_why_it_cannot():
     assert "no `init` block" in findings.init_table(None)
 
 
-def test_aws_expectations_put_the_published_figures_beside_the_local_ones():
-    text = findings.aws_expectations(RECORDS)
-    assert "11,135 ms" in text and "2,951 ms" in text and "1,400 ms" in text and "10 s" in text
+def test_aws_expectations_are_a_reasoned_range_for_this_function_and_the_other_models_figures_are_labelled():
+    from helpers import expectations
+
+    text = expectations.table(
+        findings.medians(RECORDS), 2048, files=1200, read_bytes=280e6, cores_here=2, cpu_scaled_here=False
+    )
+    assert "cold start: init" in text and "1,200 files x 3 round trips" in text and " to " in text
+    assert "Not this function" in text and "NTS-Net" in text and "11,135 ms" in text
+    cold = expectations.cold_start(1400, 2048, 1200, 280e6, cores_here=2, cpu_scaled_here=True)
+    assert cold.low_ms < cold.high_ms and cold.low_ms > 1400  # EFS adds to this machine's init, never less
+    assert expectations.cpu_factor(2048, 2, True) == (1.0, 1.0)
+    assert expectations.cpu_factor(2048, 2, False)[1] == 2 / (2048 / 1769)
 
 
 def test_caveats_say_where_cpu_scaling_is_not_enforced():
@@ -255,6 +264,7 @@ def test_key_values_flattens_nested_dicts_into_a_short_table():
 
 def test_an_exercise_answer_says_what_was_predicted_and_measured():
     assert "right" in findings.check_prediction(2, 2, "because")
+    assert findings.check_prediction(2, 2, "because").startswith("<details><summary>Answer")  # folded
     assert "otherwise" in findings.check_prediction(1, 2, "because")
     assert "no prediction" in findings.check_prediction(None, 2, "because")
 
@@ -283,3 +293,12 @@ def test_no_break_even_at_all_still_gives_the_break_even_at_equal_durations():
     text = findings.conclusion(records, memory_mb=2048, arch="x86_64", environments=1)
     assert "71.0 ms against 21.0 ms on demand, it never costs less than on-demand" in text
     assert "breaks even at 60% utilisation of a provisioned environment" in text
+
+
+def test_the_conclusion_prices_the_break_even_with_the_cold_share_too():
+    from helpers import cost
+
+    mix = cost.ColdMix(0.05, 60, 1600, 300e6)
+    text = findings.conclusion(RECORDS, 2048, "x86_64", 1, mix)
+    assert "**With 5% of requests starting cold** (each billing its init and reading 300 MB from EFS)" in text
+    assert "With 5%" not in findings.conclusion(RECORDS, 2048, "x86_64", 1)

@@ -116,11 +116,22 @@ def test_the_benchmark_needs_a_seeder_for_cold_cache_starts():
 
 def test_the_table_shows_each_cold_cache_start_in_megabytes():
     text = cold_cache.table(
-        [*WARM, rec(bench.COLD_CACHE, 3000.0, 2400.0, 175_451_949, evicted_bytes=646_399_533)]
+        [
+            *WARM,
+            rec(
+                bench.COLD_CACHE,
+                3000.0,
+                2400.0,
+                175_451_949,
+                evicted_bytes=646_399_533,
+                read_bytes=331_500_000,
+                read_files=789,
+            ),
+        ]
     )
-    assert (
-        text.splitlines()[0]
-        == "| index | init (ms) | import torch (ms) | evicted (MB, bytecode included) | still cached (MB) | error |"
+    assert text.splitlines()[0] == (
+        "| index | init (ms) | import torch (ms) | evicted (MB, bytecode included) | read by the cold start (MB) "
+        "| files read | still cached (MB) | error |"
     )
-    assert "| 3,000.0 | 2,400.0 | 646.4 | 175.5 | – |" in text and len(text.splitlines()) == 3
+    assert "| 3,000.0 | 2,400.0 | 646.4 | 331.5 | 789 | 175.5 | – |" in text and len(text.splitlines()) == 3
     assert cold_cache.table(WARM) == "_No cold-cache starts in these records._"

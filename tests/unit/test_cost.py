@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from helpers import cost
 from helpers.cost import (
     break_even_requests_per_month,
     cost_per_million,
@@ -217,8 +218,13 @@ def test_the_full_run_lists_each_line_and_a_total_that_is_their_sum():
     )
     pc = by_name["Provisioned Concurrency, allocated"]
     assert pc == pytest.approx(2 * 2 * 3600 * X86_PC_ALLOCATION)  # 1 env x 2 GB x 2 h
-    copy = by_name["EFS Elastic Throughput, 04's cold-cache copy (one read and one write of the bundle)"]
-    assert copy == pytest.approx(run.efs_stored_gb * (EFS_READ_GB + EFS_WRITE_GB))
+    name = "EFS Elastic Throughput, 06's cold-cache copy, if asked (one read and one write of the bundle)"
+    assert by_name[name] == 0  # off on AWS unless the learner asks
+    asked = {i.item: i.usd for i in workshop_run(RunAssumptions(cold_cache_copies=1))}
+    assert asked[name] == pytest.approx(run.efs_stored_gb * (EFS_READ_GB + EFS_WRITE_GB))
+    bursts = by_name["Provisioned Concurrency of 04's bursts (billed in 5-minute steps)"]
+    assert bursts == pytest.approx(2 * 2 * 600 * X86_PC_ALLOCATION)  # 2 x 8 min, billed as 10
+    assert by_name["SageMaker serverless Provisioned Concurrency, 05's fresh spill endpoint"] > 0
     more_cold = workshop_run(RunAssumptions(cold_starts=run.cold_starts + 10))[-1].usd
     assert more_cold > items[-1].usd  # every cold start costs its EFS read and its billed init
 
@@ -269,3 +275,30 @@ def test_a_million_cold_starts_pay_a_million_bundle_reads():
     assert cost_per_million(2500, 2048, efs_read_gb=0.3) == pytest.approx(
         cost_per_million(2500, 2048) + 1_000_000 * 0.3 * EFS_READ_GB
     )
+
+
+def test_provisioned_concurrency_bills_whole_five_minute_steps():
+    """AWS Lambda pricing: from enabling to disabling, rounded up to the nearest 5 minutes."""
+    five = cost.provisioned_allocation_cost(1, 2048, 300)
+    assert (
+        cost.provisioned_allocation_cost(1, 2048, 1) == five == cost.provisioned_allocation_cost(1, 2048, 60)
+    )
+    assert cost.provisioned_allocation_cost(1, 2048, 301) == 2 * five
+    assert cost.provisioned_allocation_cost(2, 2048, 300) == 2 * five
+    assert five == pytest.approx(
+        300 * 2 * cost.load_prices().for_arch("x86_64").provisioned_concurrency_gb_second
+    )
+
+
+def test_a_cold_share_adds_init_and_efs_reads_to_on_demand_and_lowers_the_break_even():
+    mix = cost.ColdMix(0.1, warm_billed_ms=60, cold_billed_ms=1560, read_bytes=300e6)
+    assert mix.billed_ms == pytest.approx(210) and mix.efs_read_gb == pytest.approx(0.03)
+    rows = cost.break_even_by_cold_share(mix, (0.0, 0.01, 0.1), 2048, billed_ms_provisioned=60)
+    rates = [row["break-even requests/month"] for row in rows]
+    per_million = [row["on-demand per 1M"] for row in rows]
+    assert rates[0] > rates[1] > rates[2] and per_million[0] < per_million[1] < per_million[2]
+    # at 1% cold, the EFS reads alone are 1% x 0.3 GB x the read price per request
+    efs_part = 1e6 * 0.01 * 0.3 * cost.load_prices().efs.elastic_read_gb
+    assert per_million[1] - per_million[0] > efs_part
+    with pytest.raises(ValueError, match="fraction from 0 to 1"):
+        cost.ColdMix(1.5, 60, 1560, 300e6)

@@ -58,3 +58,22 @@ def test_the_function_template_shows_what_makes_the_lesson():
     ):
         assert needle in text
     assert "HttpApi" not in text
+
+
+def test_code_excerpts_show_lines_between_markers_and_whole_functions_from_the_file():
+    from helpers import excerpts
+
+    text = excerpts.code("functions/inference/app.py", ("FRAMEWORK_DIR =", "import torch"), "_load")
+    assert text.startswith("`functions/inference/app.py`:\n\n```python\nFRAMEWORK_DIR = ")
+    assert "sys.path.insert(0, FRAMEWORK_DIR)" in text and "mmap=True" in text and text.endswith("```")
+    switch = excerpts.code("functions/seeder/app.py", "_switch")
+    assert 'os.replace(temporary, root / "current")' in switch
+    with pytest.raises(KeyError, match="No function 'nope'"):
+        excerpts.code("functions/seeder/app.py", "nope")
+
+
+def test_signatures_are_read_from_the_file():
+    from helpers import excerpts
+
+    text = excerpts.signatures("functions/sagemaker/code/inference.py", ("model_fn", "output_fn"))
+    assert text.splitlines()[0] == "- `model_fn(model_dir: str) -> dict`"

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from matplotlib import cbook
 from PIL import Image
 
-from helpers import model
+from helpers import model, samples
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = ROOT / "functions" / "inference"
-IMAGE = cbook.get_sample_data("grace_hopper.jpg").read()
+IMAGE = samples.read()
 
 
 def load_handler(model_dir: Path, monkeypatch, **env):
@@ -42,7 +41,7 @@ def load_handler(model_dir: Path, monkeypatch, **env):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model")
-    model.export(folder, try_download=False, seed=1)
+    model.export(folder)
     return folder
 
 
@@ -68,19 +67,17 @@ def test_a_base64_image_gets_the_top_5_with_timing_and_weights_source(app):
     probabilities = [p["probability"] for p in result["predictions"]]
     assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert all(p["label"] in app.CLASSES for p in result["predictions"])
-    assert result["model"] == {"architecture": "resnet18", "weights_source": "seeded-random:1"}
+    assert result["model"] == {"architecture": "efficientnet-lite0", "weights_source": model.PACKAGE_SOURCE}
     assert set(result["timing_ms"]) == {"decode", "preprocess", "inference", "total"}
     assert result["init_type"] == "on-demand"
 
 
 def test_the_prediction_equals_an_in_process_forward_pass_with_the_same_weights(app, model_dir):
-    spec = importlib.util.spec_from_file_location("resnet_reference", FUNCTION / "resnet.py")
-    resnet = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(resnet)
-    net = resnet.ResNet18().eval()
-    net.load_state_dict(torch.load(model_dir / "resnet18.pt", weights_only=True))
+    network = model.network()
+    net = network.EfficientNetLite0().eval()
+    net.load_state_dict(torch.load(model_dir / model.WEIGHTS_FILE, weights_only=True))
     with torch.no_grad():
-        probabilities = torch.softmax(net(resnet.preprocess(Image.open(io.BytesIO(IMAGE))))[0], dim=0)
+        probabilities = torch.softmax(net(network.preprocess(Image.open(io.BytesIO(IMAGE))))[0], dim=0)
     values, indices = probabilities.topk(3)
     expected = [
         {"label": app.CLASSES[i], "probability": round(v, 6)}
@@ -91,8 +88,8 @@ def test_the_prediction_equals_an_in_process_forward_pass_with_the_same_weights(
 
 def test_threads_follow_the_memory_size_and_never_exceed_the_cpus(app):
     assert app._threads(128) == app._threads(1769) == app._threads(2048) == 1  # 1.16 vCPU: one thread
-    assert app._threads(3538) == min(2, os.cpu_count())
-    assert app._threads(10240) == min(5, os.cpu_count())
+    assert app._threads(3008) == app._threads(3538) == min(2, os.cpu_count())  # 1.70 and 2.00 vCPUs
+    assert app._threads(10240) == min(6, os.cpu_count())  # 5.79 vCPUs
     assert app.torch.get_num_threads() == 1  # the fixture's 2048 MB: 1.16 vCPU
 
 
@@ -341,7 +338,7 @@ def test_a_bad_http_api_event_gets_a_json_4xx_response(app, event, status, kind)
 def test_a_missing_model_fails_init_naming_the_path_and_the_notebook_to_run(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     with pytest.raises(
-        Exception, match=rf"model is missing at {empty} .*resnet18.pt.*02_seed_model.ipynb"
+        Exception, match=rf"model is missing at {empty} .*efficientnet_lite0.pt.*02_seed_model.ipynb"
     ) as raised:
         load_handler(empty, monkeypatch)
     assert type(raised.value).__name__ == "ModelMissing"
@@ -350,7 +347,7 @@ def test_a_missing_model_fails_init_naming_the_path_and_the_notebook_to_run(tmp_
 def test_a_model_folder_without_its_class_names_fails_init_the_same_way(model_dir, tmp_path, monkeypatch):
     partial = tmp_path / "partial"
     partial.mkdir()
-    for name in ("resnet18.pt", "model.json"):
+    for name in (model.WEIGHTS_FILE, "model.json"):
         (partial / name).symlink_to(model_dir / name)
     with pytest.raises(Exception, match=r"no imagenet_classes.json\): run 02_seed_model.ipynb"):
         load_handler(partial, monkeypatch)
@@ -361,7 +358,7 @@ def test_init_logs_one_line_with_its_duration_and_what_it_loaded(model_dir, monk
         module = load_handler(model_dir, monkeypatch, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == module.__name__]
     assert len(lines) == 1 and lines[0]["init_ms"] > 0
-    assert lines[0]["weights_source"] == "seeded-random:1" and lines[0]["threads"] == 1
+    assert lines[0]["weights_source"] == model.PACKAGE_SOURCE and lines[0]["threads"] == 1
     assert lines[0]["model_dir"] == str(model_dir.resolve())
 
 

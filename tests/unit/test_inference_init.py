@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from matplotlib import cbook
 
-from helpers import bundle, model
+from helpers import bundle, model, samples
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = ROOT / "functions" / "inference"
-IMAGE = base64.b64encode(cbook.get_sample_data("grace_hopper.jpg").read()).decode()
+IMAGE = base64.b64encode(samples.read()).decode()
 PHASES = ["runtime_start", "import_torch", "import_pil", "load_weights", "first_forward"]
 HTTP = {"requestContext": {"http": {"method": "POST"}}, "body": json.dumps({"image": IMAGE}), "headers": {}}
 
@@ -30,7 +29,7 @@ HTTP = {"requestContext": {"http": {"method": "POST"}}, "body": json.dumps({"ima
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model")
-    model.export(folder, try_download=False, seed=1)
+    model.export(folder)
     return folder
 
 
@@ -110,18 +109,22 @@ SERVE_TWICE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import app
-event = {"image": sys.argv[2]}
+event = {"image": open(sys.argv[2]).read()}
 print(json.dumps([app.handler(event, None), app.handler(event, None), sorted(sys.modules)]))
 """
 
 
 @pytest.mark.slow
-def test_from_the_real_bundle_alone_the_handler_imports_torch_cpu_from_it_and_reports_init(model_dir):
+def test_from_the_real_bundle_alone_the_handler_imports_torch_cpu_from_it_and_reports_init(
+    model_dir, tmp_path
+):
+    image = tmp_path / "image.b64"  # a file: the photo's base64 is longer than one argument may be
+    image.write_text(IMAGE)
     real = bundle.build_framework_bundle(bundle.local_target())  # cached under build/bundles/
     python = f"{sys.base_prefix}/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     env = {"PATH": os.defpath, "FRAMEWORK_DIR": str(real.directory), "MODEL_DIR": str(model_dir)}
     done = subprocess.run(
-        [python, "-I", "-S", "-B", "-c", SERVE_TWICE, str(FUNCTION), IMAGE],
+        [python, "-I", "-S", "-B", "-c", SERVE_TWICE, str(FUNCTION), str(image)],
         capture_output=True,
         text=True,
         env=env,

