@@ -44,6 +44,7 @@ SHIM = "serving.py"
 MODEL_MOUNT = "/opt/ml/model"
 FRAMEWORK_MOUNT = f"/opt/conda/lib/python{runtime.VERSION}/site-packages"
 STORAGE_MB = 5120  # every serverless endpoint has 5 GB of storage
+RESPONSE_LIMIT = 4 * 1024 * 1024  # serverless endpoints: 4 MB request and response payloads
 
 
 class SetupFailed(Exception):
@@ -219,7 +220,12 @@ class Container:
         try:
             connection.request("POST", "/invocations", body=body, headers=headers)
             response = connection.getresponse()
-            data = response.read()
+            data = response.read(RESPONSE_LIMIT + 1)  # never more than the limit is held
+            if len(data) > RESPONSE_LIMIT:
+                raise SetupFailed(
+                    f"the model's response is larger than {RESPONSE_LIMIT} bytes, the limit of serverless "
+                    "endpoints (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-invoke.html)"
+                )
         except TimeoutError:
             self.stop()
             raise InvocationTimeout() from None
