@@ -35,13 +35,23 @@ import uuid
 
 from localaws.lambda_engine import logs, memory, runtime_api
 from localaws.lambda_engine.function_spec import FunctionSpec
-from localaws.lambda_engine.invocation import Invocation, Outcome, error_body, error_type_of, exit_reason
+from localaws.lambda_engine.invocation import (
+    Invocation,
+    Outcome,
+    TailLines,
+    error_body,
+    error_type_of,
+    exit_reason,
+)
 from localaws.lambda_engine.runtime_api import SENT, RuntimeAPIServer
 from localaws.lambda_engine.sandbox import Launch
 
 log = logging.getLogger(__name__)
 
 INIT_CAP_S = 10.0  # Lambda's on-demand init limit
+# A line longer than a log event can hold is split into events of this size, as Lambda's log capture
+# splits it: 256 KB less the 26 bytes CloudWatch Logs counts for each event.
+MAX_LINE_BYTES = 262144 - 26
 PROVISIONED_INIT_CAP_S = 900.0  # Provisioned Concurrency init may take up to 15 minutes
 
 
@@ -87,7 +97,7 @@ class Environment:
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream.name,
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
         }
-        self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
+        self._init_lines = TailLines()  # INIT_START and init output: the first invocation's tail has them
         self._superseded: set[int] = set()
         self._waiting_since: float | None = None  # when the runtime began waiting for an invocation
         self._parked: socket.socket | None = None  # the connection of the runtime's waiting GET /next
@@ -187,6 +197,8 @@ class Environment:
         current = self._current
         if current is None or current.request_id != request_id:
             return False
+        if error_type == "Function.ResponseSizeTooLarge":  # its runtime got a 413, which ends it, as on
+            self.retired = True  # Lambda: the next invocation starts a new environment
         return current.settle("error" if is_error else "response", body)
 
     def init_failed(self, body: bytes, error_type: str | None) -> None:
@@ -263,12 +275,15 @@ class Environment:
                 return True
             data = self._partial + os.read(fd, pending[0])
             *lines, self._partial = data.split(b"\n")
-            self._log([line.decode(errors="replace").rstrip("\r") for line in lines])
+            if len(self._partial) > MAX_LINE_BYTES:  # a line without end is never held whole
+                lines.append(self._partial)
+                self._partial = b""
+            self._log([text for line in lines for text in _events(line)])
             return True
 
     def _flush_partial(self) -> None:
         if self._partial:
-            self._log([self._partial.decode(errors="replace")])
+            self._log(list(_events(self._partial)))
             self._partial = b""
 
     def _log(self, lines: list[str]) -> None:
@@ -468,3 +483,12 @@ class Environment:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
+
+
+def _events(line: bytes):
+    """The log events of one line of output: its text, in pieces of at most ``MAX_LINE_BYTES``."""
+    if len(line) <= MAX_LINE_BYTES:
+        yield line.decode(errors="replace").rstrip("\r")
+        return
+    for start in range(0, len(line), MAX_LINE_BYTES):
+        yield line[start : start + MAX_LINE_BYTES].decode(errors="replace")

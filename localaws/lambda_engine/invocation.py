@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import collections
 import json
 import random
 import signal
@@ -19,6 +20,35 @@ class Outcome:
     payload: bytes
     function_error: str | None  # "Unhandled" or None
     log_lines: list[str]  # START ... REPORT, for LogType=Tail
+
+
+class TailLines:
+    """The last lines of an invocation's log, enough for ``LogType=Tail`` (its last 4 KB): older lines are
+    dropped once ``keep`` characters of newer ones are held, so a function that prints without end never
+    grows the server (its whole output goes to CloudWatch Logs, on disk)."""
+
+    __slots__ = ("_lines", "_chars", "_keep")
+
+    def __init__(self, keep: int = 64 * 1024) -> None:
+        self._lines: collections.deque[str] = collections.deque()
+        self._chars = 0
+        self._keep = keep
+
+    def extend(self, lines) -> None:
+        for line in lines:
+            self._lines.append(line)
+            self._chars += len(line) + 1
+        while self._lines and self._chars - len(self._lines[0]) - 1 >= self._keep:
+            self._chars -= len(self._lines.popleft()) + 1
+
+    def append(self, line: str) -> None:
+        self.extend((line,))
+
+    def __iter__(self):
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 class Latch:
@@ -59,7 +89,7 @@ class Invocation:
     deadline_ms: int
     invoked_arn: str
     client_context: str | None = None  # the JSON the caller sent (base64-decoded)
-    lines: list[str] = field(default_factory=list)
+    lines: TailLines = field(default_factory=TailLines)
     started: float = 0.0
     finished: float = 0.0
     kind: str = ""  # "response" | "error" | "exit"

@@ -24,6 +24,7 @@ MODULES = [
     "lambda_states",
     "cloudformation_imports",
     "sagemaker",
+    "logs_store",
 ]
 _applied = False
 
