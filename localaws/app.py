@@ -111,6 +111,10 @@ def _refuse_oversized(environ: dict, start_response: Callable, service) -> list[
         status, headers, body = guard.answer_exception(exc, service, environ)
         start_response(status, headers + [("Connection", "close")])
         return [body]
+    refused = limits.refuse_deep_xml(environ, service)
+    if refused is not None:
+        start_response(*refused[:2])
+        return [refused[2]]
     return None
 
 

@@ -30,11 +30,17 @@ Every other route of every service: ``QUERY_LIMIT`` for form-encoded (query prot
 APIs served here (PutLogEvents' 1 MB batch, SQS's and EventBridge's 1 MB, SNS's 256 KB, CloudWatch's
 1 MB POST, CloudFormation's 51,200-byte template, even JSON-escaped), so nothing AWS accepts is
 refused; a request above is answered 413 ``RequestEntityTooLarge`` in the service's format.
+
+An XML document (the body of S3's configuration requests, and of the other REST-XML services) nested
+more than ``MAX_XML_DEPTH`` deep is ``MalformedXML`` at once (:func:`refuse_deep_xml`): moto would
+build it whole before failing, at a cost of seconds of the server's time for a few hundred KB.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import xml.parsers.expat
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +53,7 @@ INVOKE_LIMIT = {"RequestResponse": 6291456, "DryRun": 6291456, "Event": 1048576}
 HTTP_API_LIMIT = 10 << 20
 INVOKE_ENDPOINT_LIMIT = 6 << 20
 S3_OBJECT_LIMIT = 5 << 30
+MAX_XML_DEPTH = 1000  # deeper than any document an AWS API takes; Python's XML tools recurse past it
 _BIG_SERVICES = {"dynamodb": 16 << 20, "kinesis": 10 << 20, "firehose": 4 << 20}
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
@@ -138,3 +145,52 @@ def _json(status: int, document: dict) -> tuple[str, list[tuple[str, str]], byte
     body = json.dumps(document).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return f"{status} {bodies.phrase(status)}", headers, body
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def xml_too_deep(data: bytes, limit: int = MAX_XML_DEPTH) -> bool:
+    """Whether ``data`` nests elements more than ``limit`` deep (a document with fewer tags cannot)."""
+    if data.count(b"<") <= limit:
+        return False
+    parser, depth = xml.parsers.expat.ParserCreate(), 0
+
+    def start(*_) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > limit:
+            raise _TooDeep
+
+    def end(*_) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    try:
+        parser.Parse(data, True)
+    except _TooDeep:
+        return True
+    except xml.parsers.expat.ExpatError:
+        return False  # broken, not deep: the service says so itself
+    return False
+
+
+def refuse_deep_xml(environ: dict, service: Service | None) -> tuple | None:
+    """MalformedXML for an XML request body nested too deeply (not an object's bytes: never read here),
+    as ``(status line, headers, body)``; None otherwise (the body is then in memory, within its limit)."""
+    if (
+        service is None
+        or service.protocol != "rest-xml"
+        or environ.get("REQUEST_METHOD") not in ("PUT", "POST")
+    ):
+        return None
+    if service.name == "s3" and _is_object_upload(environ):
+        return None
+    data = bodies.read_body(environ, for_request(environ, service).bytes)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(data), str(len(data))
+    if not xml_too_deep(data):
+        return None
+    status, code, message = service_errors.malformed(service, f"XML nested more than {MAX_XML_DEPTH} deep")
+    return service_errors.response(service, status, code, message)

@@ -19,6 +19,7 @@ rather than from botocore's service models, which would cost seconds to load on 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -135,6 +136,52 @@ def response(
     return f"{status} {phrase(status)}", headers, body
 
 
+_BOTOCORE_NAMES = {
+    "elasticfilesystem": "efs",
+    "monitoring": "cloudwatch",
+    "states": "stepfunctions",
+    "email": "ses",
+}
+
+
+def operation_of(service: Service, environ: dict) -> str | None:
+    """The name of the AWS operation a request is for, by the service's botocore model (None: no such
+    operation). Loads the model: for error paths only."""
+    path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+    name = _BOTOCORE_NAMES.get(service.name, service.name)
+    if name == "apigateway" and path.startswith("/v2/"):
+        name = "apigatewayv2"
+    elif name == "sagemaker" and path.startswith("/endpoints/"):
+        name = "sagemaker-runtime"
+    routes = _routes(name)
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return next((op for op, (_, _, tgt) in routes.items() if tgt == target), None)
+    return next(
+        (op for op, (verb, pattern, _) in routes.items() if verb == method and pattern.match(path)), None
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _routes(name: str) -> dict[str, tuple[str, re.Pattern, str]]:
+    """operation -> (HTTP method, path pattern, X-Amz-Target) from botocore's model of service ``name``."""
+    import botocore.session
+
+    try:
+        model = botocore.session.get_session().get_service_model(name)
+    except Exception:  # noqa: BLE001 - a service botocore does not know has no operations to name
+        return {}
+    prefix = model.metadata.get("targetPrefix", "")
+    routes = {}
+    for op in model.operation_names:
+        http = model.operation_model(op).http
+        template = http.get("requestUri", "/").split("?")[0]
+        pattern = re.sub(r"\\\{[^}]+?\\\+\\\}", ".+", re.escape(template))
+        pattern = re.sub(r"\\\{[^}]+?\\\}", "[^/]+", pattern)
+        routes[op] = (http.get("method", "POST"), re.compile(pattern.rstrip("/") + "/?$"), f"{prefix}.{op}")
+    return routes
+
+
 def malformed(service: Service, reason: str) -> tuple[int, str, str]:
     """``(status, code, message)`` for a body the service cannot parse (broken or nested too deeply)."""
     if service.name in _MALFORMED:
@@ -163,6 +210,13 @@ def invalid(service: Service, message: str) -> tuple[int, str, str]:
             "rest-xml": "InvalidRequest",
         }.get(service.protocol, "ValidationException"),
         message,
+    )
+
+
+def not_found_code(service: Service) -> str:
+    """The code of the service's error for a resource that does not exist."""
+    return {"apigateway": "NotFoundException", "elasticfilesystem": "BadRequest"}.get(
+        service.name, "ResourceNotFoundException"
     )
 
 

@@ -276,8 +276,9 @@ class Environment:
             data = self._partial + os.read(fd, pending[0])
             *lines, self._partial = data.split(b"\n")
             if len(self._partial) > MAX_LINE_BYTES:  # a line without end is never held whole
-                lines.append(self._partial)
-                self._partial = b""
+                cut = len(self._partial) - len(self._partial) % MAX_LINE_BYTES
+                lines.append(self._partial[:cut])
+                self._partial = self._partial[cut:]
             self._log([text for line in lines for text in _events(line)])
             return True
 

@@ -25,6 +25,8 @@ MODULES = [
     "cloudformation_imports",
     "sagemaker",
     "logs_store",
+    "untracked_models",
+    "routing_lock",
 ]
 _applied = False
 
