@@ -35,23 +35,13 @@ import uuid
 
 from localaws.lambda_engine import logs, memory, runtime_api
 from localaws.lambda_engine.function_spec import FunctionSpec
-from localaws.lambda_engine.invocation import (
-    Invocation,
-    Outcome,
-    TailLines,
-    error_body,
-    error_type_of,
-    exit_reason,
-)
+from localaws.lambda_engine.invocation import Invocation, Outcome, error_body, error_type_of, exit_reason
 from localaws.lambda_engine.runtime_api import SENT, RuntimeAPIServer
 from localaws.lambda_engine.sandbox import Launch
 
 log = logging.getLogger(__name__)
 
 INIT_CAP_S = 10.0  # Lambda's on-demand init limit
-# A line longer than a log event can hold is split into events of this size, as Lambda's log capture
-# splits it: 256 KB less the 26 bytes CloudWatch Logs counts for each event.
-MAX_LINE_BYTES = 262144 - 26
 PROVISIONED_INIT_CAP_S = 900.0  # Provisioned Concurrency init may take up to 15 minutes
 
 
@@ -97,7 +87,9 @@ class Environment:
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream.name,
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
         }
-        self._init_lines = TailLines()  # INIT_START and init output: the first invocation's tail has them
+        self._init_lines = (
+            logs.TailLines()
+        )  # INIT_START and init output: the first invocation's tail has them
         self._superseded: set[int] = set()
         self._waiting_since: float | None = None  # when the runtime began waiting for an invocation
         self._parked: socket.socket | None = None  # the connection of the runtime's waiting GET /next
@@ -275,16 +267,16 @@ class Environment:
                 return True
             data = self._partial + os.read(fd, pending[0])
             *lines, self._partial = data.split(b"\n")
-            if len(self._partial) > MAX_LINE_BYTES:  # a line without end is never held whole
-                cut = len(self._partial) - len(self._partial) % MAX_LINE_BYTES
+            if len(self._partial) > logs.MAX_LINE_BYTES:  # a line without end is never held whole
+                cut = len(self._partial) - len(self._partial) % logs.MAX_LINE_BYTES
                 lines.append(self._partial[:cut])
                 self._partial = self._partial[cut:]
-            self._log([text for line in lines for text in _events(line)])
+            self._log([text for line in lines for text in logs.events_of(line)])
             return True
 
     def _flush_partial(self) -> None:
         if self._partial:
-            self._log(list(_events(self._partial)))
+            self._log(list(logs.events_of(self._partial)))
             self._partial = b""
 
     def _log(self, lines: list[str]) -> None:
@@ -484,12 +476,3 @@ class Environment:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log.warning("environment %s (pid %s) did not end after SIGKILL", self.id, self.process.pid)
-
-
-def _events(line: bytes):
-    """The log events of one line of output: its text, in pieces of at most ``MAX_LINE_BYTES``."""
-    if len(line) <= MAX_LINE_BYTES:
-        yield line.decode(errors="replace").rstrip("\r")
-        return
-    for start in range(0, len(line), MAX_LINE_BYTES):
-        yield line[start : start + MAX_LINE_BYTES].decode(errors="replace")

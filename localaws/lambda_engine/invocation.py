@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import _thread
-import collections
 import json
 import random
 import signal
@@ -11,6 +10,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+
+from localaws.lambda_engine.logs import TailLines
 
 
 @dataclass
@@ -20,35 +21,6 @@ class Outcome:
     payload: bytes
     function_error: str | None  # "Unhandled" or None
     log_lines: list[str]  # START ... REPORT, for LogType=Tail
-
-
-class TailLines:
-    """The last lines of an invocation's log, enough for ``LogType=Tail`` (its last 4 KB): older lines are
-    dropped once ``keep`` characters of newer ones are held, so a function that prints without end never
-    grows the server (its whole output goes to CloudWatch Logs, on disk)."""
-
-    __slots__ = ("_lines", "_chars", "_keep")
-
-    def __init__(self, keep: int = 64 * 1024) -> None:
-        self._lines: collections.deque[str] = collections.deque()
-        self._chars = 0
-        self._keep = keep
-
-    def extend(self, lines) -> None:
-        for line in lines:
-            self._lines.append(line)
-            self._chars += len(line) + 1
-        while self._lines and self._chars - len(self._lines[0]) - 1 >= self._keep:
-            self._chars -= len(self._lines.popleft()) + 1
-
-    def append(self, line: str) -> None:
-        self.extend((line,))
-
-    def __iter__(self):
-        return iter(self._lines)
-
-    def __len__(self) -> int:
-        return len(self._lines)
 
 
 class Latch:
