@@ -37,6 +37,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localaws.lambda_engine.logs import MAX_LINE_BYTES
 from localaws.lambda_engine.sandbox import Sandbox, cgroups, filesystem, identity, runtime
 from localaws.sagemaker.telemetry import ContainerLog
 
@@ -176,9 +177,11 @@ class Container:
     # --- output ------------------------------------------------------------------------------------
 
     def _read_output(self) -> None:
-        for raw in iter(self.process.stdout.readline, b""):
+        # A line is read up to a log event's size at a time (a longer one becomes several events, as in
+        # Lambda's logs): a container printing without end never makes the server hold it whole.
+        for raw in iter(lambda: self.process.stdout.readline(MAX_LINE_BYTES), b""):
             line = raw.decode(errors="replace").rstrip("\n")
-            self._tail = (self._tail + [line])[-20:]
+            self._tail = (self._tail + [line[:1000]])[-20:]
             self.log.write([line])
         self.process.wait()
 
