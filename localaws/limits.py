@@ -7,7 +7,9 @@ limit (:func:`localaws.bodies.capped_input`). No request can make the server hol
 Limits AWS documents, answered as AWS answers them:
 
 - Lambda Invoke: 6291456 bytes synchronous, 1048576 ``Event``
-  (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html), 413
+  (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html; the asynchronous limit
+  went from 256 KB to 1 MB in late 2025, with SQS's and EventBridge's:
+  https://aws.amazon.com/blogs/compute/more-room-to-build-serverless-services-now-support-payloads-up-to-1-mb), 413
   ``RequestEntityTooLargeException`` "Request must be smaller than 6291456 bytes for the
   InvokeFunction operation" / "<n> byte payload is too large for the Event invocation type (limit
   1048576 bytes)".
