@@ -23,7 +23,7 @@ import functools
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
@@ -56,8 +56,7 @@ _INVALID = {
 _INTERNAL = {"lambda": "ServiceException", "s3": "InternalError", "apigateway": "InternalServerError"}
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(NamedTuple):
     """Who a request is for: the signing name of its service, its region and its protocol."""
 
     name: str
