@@ -8,6 +8,7 @@ within CloudWatch Logs' 1 MB.
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -96,3 +97,13 @@ def test_a_page_holds_at_most_1_mb(groups):
     assert len(events) == 3 and forward == f"f/{2:056d}"  # 3 x (300,000 + 26) bytes fit in 1,048,576
     events, _, _ = disk.get_log_events("big", None, None, None, forward, True)
     assert [e["timestamp"] for e in events] == [2003, 2004, 2005]
+
+
+def test_a_deleted_streams_events_leave_the_file(groups):
+    disk, _ = groups
+    store, stream_id = logs_store._store, disk.streams["a"].events.id
+    assert store.count(stream_id, None, None) > 0
+    disk.delete_log_stream("a")
+    gc.collect()
+    disk.put_log_events("b", [{"timestamp": 5_000, "message": "later"}])
+    assert store.count(stream_id, None, None) == 0
