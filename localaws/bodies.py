@@ -174,12 +174,12 @@ def dechunked(reader: BinaryIO) -> BinaryIO:
     return io.BufferedReader(_Dechunked(reader), READ_CHUNK)
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def phrase(status: int) -> str:
     """The reason phrase of an HTTP status (``Unknown`` for codes HTTP does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _PHRASES.get(status, "Unknown")
 
 
 def reply(

@@ -40,6 +40,7 @@ build it whole before failing, at a cost of seconds of the server's time for a f
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import xml.parsers.expat
@@ -99,6 +100,7 @@ def for_request(environ: dict, service: Service | None) -> Limit:
     return _operation_limit(service, _BIG_SERVICES.get(service.name, DEFAULT_LIMIT))
 
 
+@functools.lru_cache(maxsize=256)
 def _invoke_limit(invocation_type: str, service: Service) -> Limit:
     limit = INVOKE_LIMIT.get(invocation_type, INVOKE_LIMIT["RequestResponse"])
 
@@ -114,6 +116,7 @@ def _invoke_limit(invocation_type: str, service: Service) -> Limit:
     return Limit(limit, refuse)
 
 
+@functools.lru_cache(maxsize=1024)
 def _operation_limit(service: Service, size: int, operation: str | None = None) -> Limit:
     code = "RequestEntityTooLargeException" if service.name == "lambda" else "RequestEntityTooLarge"
     message = f"Request must be smaller than {size} bytes" + (
