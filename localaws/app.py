@@ -6,11 +6,9 @@ claims goes to moto, whose gaps are filled by ``localaws.patches``. A layer with
 method sees every request before any layer answers it; what ``watch`` returns (if not None) is called
 once the request is answered (the Lambda layer drops its cached function specs around writes).
 
-A CloudFormation call always answers in CloudFormation's own format: when an error of another
-service escapes from moto's stack code (moto builds the resources inside the call, so a Lambda
-``ConflictException`` raised there comes back as Lambda's JSON), it is turned into CloudFormation's
-XML ``ErrorResponse`` with the same code and message, so the client raises a CloudFormation error
-instead of failing to parse another service's body.
+Before any layer, every request's body is held to its limit (:mod:`localaws.limits`: AWS's limits and
+AWS's answers, the body never read past them); whatever fails while answering, in a layer or in moto,
+is answered with the service's modelled error, never an HTML page (:mod:`localaws.guard`).
 """
 
 from __future__ import annotations
@@ -18,12 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from xml.sax.saxutils import escape
 
-from localaws import server
+from localaws import bodies, guard, limits, server, service_errors
+from localaws.patches.apigatewayv2 import ENDPOINT_PATH
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +34,11 @@ class LocalAWS:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         from localaws import patches
+        from localaws.patches import logs_store
 
         patches.apply_all()
         self.state_dir = Path(state_dir)
+        logs_store.open_store(self.state_dir / "logs")  # CloudWatch Logs events on disk, not in memory
         self.url = url
         self.moto_app = DomainDispatcherApplication(create_backend_app)
         self.layers: list = []  # objects with .handle(environ, start_response) -> iterable | None, .shutdown()
@@ -48,7 +47,8 @@ class LocalAWS:
         self._watchers = [layer.watch for layer in self.layers if hasattr(layer, "watch")]
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == server.HEALTH_PATH:
+        path = environ.get("PATH_INFO", "")
+        if path == server.HEALTH_PATH:
             body = json.dumps(
                 {
                     "service": server.SERVICE_NAME,
@@ -62,15 +62,23 @@ class LocalAWS:
                 "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             )
             return [body]
+        service = None if path.startswith(_HTTP_API) else service_errors.service_of(environ)
+        refused = _refuse_oversized(environ, start_response, service)
+        if refused is not None:
+            return refused
         answered = [done for watch in self._watchers if (done := watch(environ)) is not None]
         try:
             for layer in self.layers:
                 answer = layer.handle(environ, start_response)
                 if answer is not None:
                     return answer
-            if _CLOUDFORMATION_SCOPE in environ.get("HTTP_AUTHORIZATION", ""):
-                return _in_cloudformation_format(self.moto_app, environ, start_response)
-            return self.moto_app(environ, start_response)
+            if service is None:
+                service = service_errors.service_of(environ)
+            return guard.call_moto(self.moto_app, environ, start_response, service)
+        except Exception as exc:  # noqa: BLE001 - a layer failed: the service's modelled error, not HTML
+            status, headers, body = guard.answer_exception(exc, service, environ)
+            start_response(status, headers, _exc_info(exc))
+            return [body]
         finally:
             for done in answered:
                 done()
@@ -83,37 +91,35 @@ class LocalAWS:
                 log.exception("error shutting down %s", layer)
 
 
-_CLOUDFORMATION_SCOPE = "/cloudformation/aws4_request"
+_HTTP_API = ENDPOINT_PATH + "/"
 
 
-def _in_cloudformation_format(app: WSGIApp, environ: dict, start_response: Callable) -> Iterable[bytes]:
-    """Run ``app``; a JSON error body (another service's) is rewritten as CloudFormation's XML error."""
-    captured: dict = {}
+def _refuse_oversized(environ: dict, start_response: Callable, service) -> list[bytes] | None:
+    """AWS's answer to a body over the request's limit, or to a body that cannot be framed; else None
+    (and a chunked body within the limit now has a Content-Length)."""
+    limit = limits.for_request(environ, service)
+    try:
+        bodies.capped_input(environ, limit.bytes)
+    except bodies.TooLarge as exc:
+        log.info("refused a %d-byte body to %s (limit %d)", exc.length, environ.get("PATH_INFO"), limit.bytes)
+        status, headers, body = limit.refuse(exc.length)
+        if not exc.drained:
+            headers.append(("Connection", "close"))
+        start_response(status, headers)
+        return [body]
+    except bodies.BadFraming as exc:
+        status, headers, body = guard.answer_exception(exc, service, environ)
+        start_response(status, headers + [("Connection", "close")])
+        return [body]
+    refused = limits.refuse_deep_xml(environ, service)
+    if refused is not None:
+        start_response(*refused[:2])
+        return [refused[2]]
+    return None
 
-    def capture(status: str, headers: list, exc_info=None):
-        captured["status"], captured["headers"] = status, headers
-        return lambda data: None  # moto's Flask apps return their body; they never write()
 
-    body = b"".join(app(environ, capture))
-    status, headers = captured["status"], captured["headers"]
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-    if int(status.split()[0]) >= 400 and "json" in content_type:
-        try:
-            doc = json.loads(body)
-            code = str(doc.get("__type") or doc.get("code") or "InternalFailure").split("#")[-1]
-            message = str(doc.get("message") or doc.get("Message") or "")
-        except (ValueError, AttributeError):
-            code, message = "InternalFailure", body.decode(errors="replace")[:1000]
-        log.warning("a %s error escaped a CloudFormation call: %s", code, message)
-        body = (
-            '<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><Error>'
-            f"<Type>Sender</Type><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-            f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
-        ).encode()
-        headers = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-length")]
-        headers += [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))]
-    start_response(status, headers)
-    return [body]
+def _exc_info(exc: BaseException) -> tuple:
+    return (type(exc), exc, exc.__traceback__)
 
 
 def _sandbox() -> dict | None:

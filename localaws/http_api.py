@@ -16,11 +16,12 @@ would against AWS:
   ``{"message":"Internal Server Error"}``, and an unknown API or route 404 ``{"message":"Not Found"}``.
 
 API Gateway's limits (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html):
-a request body above 10 MB is answered 413 ``{"message":"Request Entity Too Large"}`` from its
-Content-Length, its body drained a chunk at a time and never held in memory; an integration that does
+a request body above 10 MB is answered 413 ``{"message":"Request Entity Too Large"}``, chunked or not,
+before this layer sees it (:mod:`localaws.limits`), and never held in memory; an integration that does
 not answer within its ``TimeoutInMillis`` (default and maximum 30 s) is answered 503
 ``{"message":"Service Unavailable"}`` while the invocation runs on, as on AWS; a function response
-over Lambda's 6 MB limit is a function error, so 500 ``{"message":"Internal Server Error"}``.
+over Lambda's 6 MB limit is a function error, so 500 ``{"message":"Internal Server Error"}``, and so is
+a response whose ``statusCode`` is not an HTTP status (100-599) API Gateway could send.
 
 Only ``$default`` stages are served (what quick create makes). API Gateway's request authorisation
 (the function's resource policy) is not checked.
@@ -38,13 +39,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from localaws.lambda_engine.layer import drain, response_size_error
+from localaws.bodies import phrase
+from localaws.lambda_engine.layer import response_size_error
 from localaws.patches import apigatewayv2
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,8 @@ _TEXT_TYPES = (
 _LAMBDA_ARN = re.compile(r"arn:[\w-]+:lambda:[\w-]+:\d{12}:function:[\w-]+(?::[\w$-]+)?")
 _NOT_FOUND = (404, {"message": "Not Found"})
 _INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
-_TOO_LARGE = (413, {"message": "Request Entity Too Large"})
 _UNAVAILABLE = (503, {"message": "Service Unavailable"})
-MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_TIMEOUT_MS = 30000
-
-
-class _LimitedRequest(Request):
-    max_content_length = MAX_BODY_BYTES  # also bounds a chunked body, which has no Content-Length
 
 
 class HttpApiLayer:
@@ -81,24 +75,11 @@ class HttpApiLayer:
             return None
         api_id, _, rest = path[len(prefix) :].partition("/")
         request_id = str(uuid.uuid4())
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_BODY_BYTES:
-            drained = drain(environ, length)
-            status, headers, body = _json_response(*_TOO_LARGE)
-            if not drained:
-                headers.append(("Connection", "close"))
-        else:
-            try:
-                status, headers, body = self._answer(_LimitedRequest(environ), api_id, "/" + rest)
-            except RequestEntityTooLarge:
-                status, headers, body = _json_response(*_TOO_LARGE)
-                headers.append(("Connection", "close"))
+        # The body is at most 10 MB here, with a Content-Length: localaws.limits saw to that.
+        status, headers, body = self._answer(Request(environ), api_id, "/" + rest)
         headers.append(("apigw-requestid", request_id))
         headers.append(("Content-Length", str(len(body))))
-        start_response(f"{status} {_reason(status)}", headers)
+        start_response(f"{status} {phrase(status)}", headers)
         return [body]
 
     def _answer(self, request: Request, api_id: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -295,6 +276,8 @@ def proxy_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         return 200, [("Content-Type", "application/json")], payload
     try:
         status = int(answer["statusCode"])
+        if not 100 <= status <= 599:
+            raise ValueError(f"statusCode {status} is not an HTTP status")
         headers = [(str(k), str(v)) for k, v in (answer.get("headers") or {}).items()]
         headers += [("Set-Cookie", str(cookie)) for cookie in answer.get("cookies") or []]
         body = answer.get("body", "")
@@ -311,10 +294,3 @@ def proxy_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
 
 def _json_response(status: int, document: dict) -> tuple[int, list[tuple[str, str]], bytes]:
     return status, [("Content-Type", "application/json")], json.dumps(document).encode()
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"

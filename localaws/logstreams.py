@@ -22,7 +22,10 @@ from moto.logs.models import logs_backends
 log = logging.getLogger(__name__)
 
 FLUSH_S = 0.05
-FLUSH_AT_EVENTS = 10_000  # a stream holding more is written at once, by the thread that wrote them
+# A stream holding more is written at once, by the thread that wrote them: a flood of output is held
+# back by its own writes (into the events file, :mod:`localaws.patches.logs_store`), never buffered.
+FLUSH_AT_EVENTS = 10_000
+FLUSH_AT_BYTES = 1 << 20
 
 _write_lock = threading.Lock()  # held around every call into moto's Logs backend
 _lock = threading.Lock()  # guards the buffers and the set of streams with lines to write
@@ -40,6 +43,7 @@ class Stream:
         self._backend = logs_backends[account_id][region]
         self._created = False
         self._pending: list[dict] = []
+        self._pending_bytes = 0
         self._last_ms = 0
 
     def put(self, messages: list[str], timestamp_ms: int) -> None:
@@ -50,8 +54,9 @@ class Stream:
         with _lock:
             self._last_ms = stamp = max(timestamp_ms, self._last_ms)
             self._pending.extend({"timestamp": stamp, "message": str(m)} for m in messages)
+            self._pending_bytes += sum(len(m) for m in messages)
             _dirty[self] = None
-            full = len(self._pending) >= FLUSH_AT_EVENTS
+            full = len(self._pending) >= FLUSH_AT_EVENTS or self._pending_bytes >= FLUSH_AT_BYTES
         if full:
             flush()
         else:
@@ -88,7 +93,7 @@ def flush() -> None:
         with _lock:
             batches = [(stream, stream._pending) for stream in _dirty]
             for stream in _dirty:
-                stream._pending = []
+                stream._pending, stream._pending_bytes = [], 0
             _dirty.clear()
         for stream, events in batches:
             try:

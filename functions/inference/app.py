@@ -269,6 +269,10 @@ def _request(event) -> tuple[bytes, int]:
             event = json.loads(raw)
         except ValueError as exc:
             raise BadRequest(400, "InvalidJson", f"The body is not valid JSON: {exc}") from exc
+        except RecursionError:  # nested deeper than the parser goes: bad input too, not a crash
+            raise BadRequest(
+                400, "InvalidJson", "The body is not valid JSON: it is nested too deeply."
+            ) from None
         if not isinstance(event, dict):
             raise BadRequest(400, "InvalidRequest", "The JSON body must be an object.")
     has_image, has_url = "image" in event, "url" in event

@@ -26,8 +26,15 @@ What AWS documents, and what this module does:
 - Lambda passes ``ClientContext`` to synchronous invocations only
   (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), so an event runs without it.
 
-Not emulated: events still queued (waiting for a retry or a free environment) when the server stops
-are lost, since the queue lives in the server's memory; AWS keeps them. Delivery failures are logged
+Queued events live on disk, not in the server's memory (:mod:`.async_spool`, in
+``<state>/lambda/async``), and outlive the server: ``localaws stop`` leaves them there, and the next
+server on the same state folder runs them. That server starts with moto's memory empty, so an event
+waits (checked every ``RECHECK_S``) until a function of its name and qualifier exists again in its
+account and Region (the learner re-runs the notebook or stack that creates it), and runs then,
+within its maximum age as AWS counts it from when Invoke accepted it (the function's event invoke
+config went with moto's memory, so AWS's defaults apply to it: two retries, six hours); an event
+whose function does not come back in that time is dropped and logged, as Lambda drops an event past
+its age. An attempt cut short by the server stopping is run again, and not counted. Delivery failures are logged
 (AWS counts them in the ``DestinationDeliveryFailures`` metric) and not retried. An S3 bucket as
 on-failure destination is accepted by the API but nothing is written to it (its object layout is
 not emulated); the failure is logged.
@@ -44,11 +51,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from localaws.lambda_engine.async_spool import Spool
+from localaws.lambda_engine.destinations import Destinations
 from localaws.lambda_engine.errors import LambdaServiceError
 from localaws.lambda_engine.function_spec import FunctionSpec, resolve
 from localaws.lambda_engine.invocation import Outcome
@@ -62,6 +69,7 @@ DEFAULT_MAX_AGE_S = 21600
 THROTTLE_BACKOFF_MAX_S = 300.0
 ERROR_MESSAGE_BYTES = 1024
 WORKERS = 4
+RECHECK_S = 5.0  # how often an event kept from an earlier server looks for its function again
 
 
 def retry_delays() -> tuple[float, float]:
@@ -86,13 +94,18 @@ def retry_delays() -> tuple[float, float]:
 class AsyncEvent:
     due: float
     seq: int
-    spec: FunctionSpec = field(compare=False)
-    payload: bytes = field(compare=False)
+    spec: FunctionSpec | None = field(compare=False)  # None: kept from an earlier server, not yet found
+    payload: bytes | None = field(compare=False)  # None while it waits on disk
     request_id: str = field(compare=False)
     enqueued: float = field(compare=False)
     attempts: int = field(default=0, compare=False)
     throttles: int = field(default=0, compare=False)
     outcome: Outcome | None = field(default=None, compare=False)
+    function: tuple[str, str | None, str, str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.function is None and self.spec is not None:
+            self.function = (self.spec.name, self.spec.qualifier, self.spec.account_id, self.spec.region)
 
 
 def _iso_now() -> str:
@@ -172,31 +185,95 @@ class AsyncQueue:
         refresh: Callable[[FunctionSpec], FunctionSpec] = _default_refresh,
         deliver: Callable[[str, str, str, dict[str, tuple[str, str]]], None] | None = None,
         workers: int = WORKERS,
+        spool: Spool | None = None,
     ):
         self._run, self._url, self._closed, self._clock = run, url, closed, clock
         self._settings, self._dead_letter, self._refresh = settings, dead_letter, refresh
-        self._deliver = deliver or self._deliver_with_boto3
+        self._deliver = deliver or Destinations(url).deliver
         self._delays = retry_delays()
         self._heap: list[AsyncEvent] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._workers = workers
         self._started = False
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._clients_lock = threading.Lock()
+        self._spool = spool
 
     # --- queue -------------------------------------------------------------------------------------
 
     def submit(self, spec: FunctionSpec, payload: bytes, request_id: str) -> None:
         """Queue an event (Invoke has answered 202 by the time it runs)."""
         now = self._clock()
-        self._push(AsyncEvent(now, next(self._seq), spec, payload, request_id, enqueued=now))
+        event = AsyncEvent(now, next(self._seq), spec, payload, request_id, enqueued=now)
+        if self._spool is not None:
+            self._spool.add(request_id, payload, self._state(event))
+            event.payload = None  # read again when it runs
+        self._push(event)
+        self._start_workers()
+
+    def recover(self) -> int:
+        """Queue the events an earlier server kept on disk; how many there were."""
+        if self._spool is None:
+            return 0
+        loaded = self._spool.load()
+        for request_id, state in loaded:
+            event = AsyncEvent(
+                self._monotonic(state["due"]), next(self._seq), None, None, request_id,
+                enqueued=self._monotonic(state["enqueued"]), attempts=int(state.get("attempts", 0)),
+                throttles=int(state.get("throttles", 0)),
+                function=(state["function"], state.get("qualifier"), state["account_id"], state["region"]),
+            )  # fmt: skip
+            if event.attempts:
+                event.outcome = Outcome(b"", state.get("function_error"), [])  # its payload stays on disk
+            self._push(event)
+        if loaded:
+            log.info("%d asynchronous invocations kept by an earlier server are queued again", len(loaded))
+            self._start_workers()
+        return len(loaded)
+
+    def _start_workers(self) -> None:
         if self._workers and not self._started:
             with self._cond:
                 if not self._started:
                     self._started = True
                     for index in range(self._workers):
                         threading.Thread(target=self._work, name=f"lambda-async-{index}", daemon=True).start()
+
+    # --- on disk -----------------------------------------------------------------------------------
+
+    def _monotonic(self, wall: float) -> float:
+        return self._clock() - (time.time() - float(wall))
+
+    def _state(self, event: AsyncEvent) -> dict[str, Any]:
+        name, qualifier, account_id, region = event.function
+        to_wall = time.time() - self._clock()  # the queue's clock (monotonic) to wall-clock time
+        return {
+            "function": name, "qualifier": qualifier, "account_id": account_id, "region": region,
+            "enqueued": to_wall + event.enqueued, "due": to_wall + event.due, "attempts": event.attempts,
+            "throttles": event.throttles,
+            "function_error": event.outcome.function_error if event.outcome is not None else None,
+        }  # fmt: skip
+
+    def _load(self, event: AsyncEvent) -> None:
+        """Read the event's payload (and its last answer) from disk for an attempt."""
+        if self._spool is None:
+            return
+        if event.payload is None:
+            event.payload = self._spool.payload(event.request_id)
+        if event.outcome is not None and not event.outcome.payload:
+            event.outcome.payload = self._spool.outcome(event.request_id) or b""
+
+    def _requeue(self, event: AsyncEvent, answer: bytes | None = None) -> None:
+        """Put the event back (its state, and a new answer, written to disk first); its bytes leave memory."""
+        if self._spool is not None:
+            self._spool.update(event.request_id, self._state(event), answer)
+            event.payload = None
+            if event.outcome is not None:
+                event.outcome = Outcome(b"", event.outcome.function_error, [])
+        self._push(event)
+
+    def _done(self, event: AsyncEvent) -> None:
+        if self._spool is not None:
+            self._spool.remove(event.request_id)
 
     def _push(self, event: AsyncEvent) -> None:
         with self._cond:
@@ -235,6 +312,9 @@ class AsyncQueue:
 
     def process(self, event: AsyncEvent) -> None:
         """One attempt of ``event``: run it, then retry, deliver or drop it as Lambda would."""
+        if event.spec is None and not self._found(event):
+            return
+        self._load(event)
         settings = self._settings(event.spec)
         max_age = float(settings.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S))
         if self._clock() - event.enqueued > max_age:
@@ -245,6 +325,7 @@ class AsyncQueue:
                 event.spec = self._refresh(event.spec)
             except LambdaServiceError as exc:
                 log.info("asynchronous invocation %s dropped: %s", event.request_id, exc.message)
+                self._done(event)
                 return
         if event.spec.reserved_concurrency == 0:  # throttled for good: no retries
             self._failed(event, settings, "RetriesExhausted", 429, "Rate Exceeded.")
@@ -255,25 +336,50 @@ class AsyncQueue:
             if exc.status == 429 or exc.status >= 500:
                 event.throttles += 1
                 event.due = self._clock() + min(2.0 ** (event.throttles - 1), THROTTLE_BACKOFF_MAX_S)
-                self._push(event)
+                self._requeue(event)
             else:
                 log.warning("asynchronous invocation of %s dropped: %s", event.spec.name, exc.message)
+                self._done(event)
+            return
+        if self._closed():  # the server is stopping: this attempt was cut short, not the function's doing
+            self._requeue(event)
             return
         event.attempts += 1
         event.outcome = outcome
         if not outcome.function_error:
             self._send(settings, "OnSuccess", invocation_record(event, "Success"))
+            self._done(event)
             return
         retries = int(settings.get("MaximumRetryAttempts", DEFAULT_MAX_RETRIES))
         if event.attempts <= retries:
             event.due = self._clock() + self._delays[min(event.attempts, len(self._delays)) - 1]
-            self._push(event)
+            self._requeue(event, outcome.payload)
             return
         self._failed(event, settings, "RetriesExhausted", 200)
+
+    def _found(self, event: AsyncEvent) -> bool:
+        """Whether the function of an event kept from an earlier server exists again (else it waits, or is
+        dropped past AWS's default maximum age)."""
+        name, qualifier, account_id, region = event.function
+        try:
+            event.spec = resolve(name, qualifier, account_id=account_id, region=region, route=True)
+            return True
+        except LambdaServiceError as exc:
+            if self._clock() - event.enqueued > DEFAULT_MAX_AGE_S:
+                log.warning(
+                    "asynchronous invocation %s of %s dropped: its function did not come back within %d s (%s)",
+                    event.request_id, name, DEFAULT_MAX_AGE_S, exc.message,
+                )  # fmt: skip
+                self._done(event)
+            else:
+                event.due = self._clock() + RECHECK_S
+                self._push(event)
+            return False
 
     def _failed(
         self, event: AsyncEvent, settings: dict, condition: str, code: int, message: str | None = None
     ) -> None:
+        self._done(event)  # it leaves the queue whatever its delivery does (the payload is in memory)
         self._send(settings, "OnFailure", invocation_record(event, condition))
         target = self._dead_letter(event.spec)
         if not target:
@@ -304,63 +410,38 @@ class AsyncQueue:
         except Exception as exc:  # noqa: BLE001 - AWS counts a DestinationDeliveryFailures metric
             log.warning("could not deliver an asynchronous invocation record to %s: %s", arn, exc)
 
-    def _client(self, service: str, region: str):
-        with self._clients_lock:
-            if (service, region) not in self._clients:
-                self._clients[(service, region)] = boto3.client(
-                    service,
-                    endpoint_url=self._url,
-                    region_name=region,
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",
-                    config=Config(retries={"max_attempts": 2}),
-                )
-            return self._clients[(service, region)]
-
-    def _deliver_with_boto3(
-        self, arn: str, kind: str, body: str, attributes: dict[str, tuple[str, str]]
-    ) -> None:
-        """Send to an SQS queue, SNS topic, Lambda function or EventBridge bus, by the ARN's service."""
-        _, _, service, region, account, resource = arn.split(":", 5)
-        client = self._client(service, region)
-        message_attributes = {k: {"DataType": t, "StringValue": v} for k, (t, v) in attributes.items()}
-        if service == "sqs":
-            queue_url = client.get_queue_url(QueueName=resource, QueueOwnerAWSAccountId=account)["QueueUrl"]
-            client.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=message_attributes)
-        elif service == "sns":
-            client.publish(TopicArn=arn, Message=body, MessageAttributes=message_attributes)
-        elif service == "lambda":
-            client.invoke(FunctionName=arn, InvocationType="Event", Payload=body.encode())
-        elif service == "events":
-            # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
-            outcome = "Success" if kind == "OnSuccess" else "Failure"
-            record = json.loads(body)
-            client.put_events(
-                Entries=[
-                    {
-                        "Source": "lambda",
-                        "DetailType": f"Lambda Function Invocation Result - {outcome}",
-                        "Detail": body,
-                        "EventBusName": arn,
-                        "Resources": [record["requestContext"]["functionArn"]],
-                    }
-                ]
-            )
-        else:
-            raise ValueError(f"{arn} is not an SQS queue, SNS topic, Lambda function or EventBridge bus")
-
 
 _lock = threading.Lock()
 
 
 def queue_for(engine: Any) -> AsyncQueue:
-    """The engine's asynchronous queue, created on first use; its workers end with the engine."""
+    """The engine's asynchronous queue, created on first use with the events an earlier server kept (see
+    :meth:`AsyncQueue.recover`); its workers end with the engine."""
     with _lock:
         queue = getattr(engine, "_async_queue", None)
         if queue is None:
             try:
-                queue = AsyncQueue(engine._run_event, engine.url, closed=lambda: engine._closed)
+                queue = AsyncQueue(
+                    engine._run_event,
+                    engine.url,
+                    closed=lambda: engine._closed,
+                    spool=Spool(spool_folder(engine)),
+                )
             except ValueError as exc:  # a bad local setting: say so to the caller, as a modelled error
                 raise LambdaServiceError(500, "ServiceException", str(exc)) from None
             engine._async_queue = queue
+            queue.recover()
         return queue
+
+
+def spool_folder(engine: Any) -> Path:
+    return Path(engine.state_dir) / "lambda" / "async"
+
+
+def recover(engine: Any) -> None:
+    """At the server's start: queue again the events an earlier server left on disk, if there are any."""
+    if any(spool_folder(engine).glob("*.json")):
+        try:
+            queue_for(engine)
+        except LambdaServiceError as exc:  # a bad local setting: the first Event invoke says it too
+            log.error("the asynchronous invocations kept on disk wait: %s", exc.message)

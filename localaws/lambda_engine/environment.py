@@ -86,7 +86,9 @@ class Environment:
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream.name,
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
         }
-        self._init_lines: list[str] = []  # INIT_START and init output: the first invocation's tail has them
+        self._init_lines = (
+            logs.TailLines()
+        )  # INIT_START and init output: the first invocation's tail has them
         self._superseded: set[int] = set()
         try:
             self._start_process()
@@ -161,6 +163,8 @@ class Environment:
         current = self._current
         if current is None or current.request_id != request_id:
             return False
+        if error_type == "Function.ResponseSizeTooLarge":  # its runtime got a 413, which ends it, as on
+            self.retired = True  # Lambda: the next invocation starts a new environment
         return current.settle("error" if is_error else "response", body)
 
     def init_failed(self, body: bytes, error_type: str | None) -> None:
@@ -236,12 +240,16 @@ class Environment:
                 return True
             data = self._partial + os.read(fd, pending[0])
             *lines, self._partial = data.split(b"\n")
-            self._log([line.decode(errors="replace").rstrip("\r") for line in lines])
+            if len(self._partial) > logs.MAX_LINE_BYTES:  # a line without end is never held whole
+                cut = len(self._partial) - len(self._partial) % logs.MAX_LINE_BYTES
+                lines.append(self._partial[:cut])
+                self._partial = self._partial[cut:]
+            self._log([text for line in lines for text in logs.events_of(line)])
             return True
 
     def _flush_partial(self) -> None:
         if self._partial:
-            self._log([self._partial.decode(errors="replace")])
+            self._log(list(logs.events_of(self._partial)))
             self._partial = b""
 
     def _log(self, lines: list[str]) -> None:

@@ -11,6 +11,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from localaws.lambda_engine.logs import TailLines
+
 
 @dataclass
 class Outcome:
@@ -59,7 +61,7 @@ class Invocation:
     deadline_ms: int
     invoked_arn: str
     client_context: str | None = None  # the JSON the caller sent (base64-decoded)
-    lines: list[str] = field(default_factory=list)
+    lines: TailLines = field(default_factory=TailLines)
     started: float = 0.0
     finished: float = 0.0
     kind: str = ""  # "response" | "error" | "exit"

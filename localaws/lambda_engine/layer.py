@@ -8,10 +8,10 @@
 - Invoke's limits (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html and
   https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): a request above
   6291456 bytes (synchronous) or 1048576 bytes (``Event``) is refused with
-  ``RequestEntityTooLargeException`` (413) from its Content-Length, its body drained in chunks and
-  never held; a body that is not JSON, or nested too deeply to parse, is
-  ``InvalidRequestContentException`` (400); a function's response above 6291556 bytes becomes
-  ``Function.ResponseSizeTooLarge`` with ``X-Amz-Function-Error: Unhandled``, as Lambda answers.
+  ``RequestEntityTooLargeException`` (413) before this layer sees it (:mod:`localaws.limits`); a
+  body that is not JSON, or nested too deeply to parse, is ``InvalidRequestContentException`` (400);
+  a function's response above 6291556 bytes becomes ``Function.ResponseSizeTooLarge`` with
+  ``X-Amz-Function-Error: Unhandled``, as Lambda answers.
 Errors carry ``x-amzn-ErrorType`` so that boto3 raises the modelled exceptions. Other Lambda writes
 (delete, update) go to moto and then wake the engine's sweeper, so retired environments end at once.
 An update (UpdateFunctionConfiguration, UpdateFunctionCode) keeps the configuration from before it
@@ -36,9 +36,9 @@ from urllib.parse import parse_qs, unquote
 
 from moto.awslambda.exceptions import LambdaClientError
 
-from localaws import logstreams
+from localaws import bodies, limits, logstreams
+from localaws.lambda_engine import asynchronous, function_spec
 from localaws.lambda_engine import engine as engine_module
-from localaws.lambda_engine import function_spec
 from localaws.lambda_engine.engine import Engine
 from localaws.lambda_engine.errors import LambdaServiceError
 from localaws.patches import lambda_states
@@ -52,23 +52,8 @@ _FUNCTIONS = "/2015-03-31/functions/"
 _UPDATE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/(?:configuration|code)/?$")
 _SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/")
 _READS = ("GET", "HEAD", "OPTIONS")
-REQUEST_LIMIT = {"RequestResponse": 6291456, "DryRun": 6291456, "Event": 1048576}
 RESPONSE_LIMIT = 6291556  # 6 MB + 100 bytes: what Lambda's error message names
-_DRAIN_CHUNK = 1 << 20
-_DRAIN_CAP = 512 << 20  # past this, a refused body is not drained: the connection is closed instead
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/")
-_REASONS = {
-    200: "OK",
-    202: "Accepted",
-    204: "No Content",
-    400: "Bad Request",
-    404: "Not Found",
-    413: "Request Entity Too Large",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
 
 
 def _where(environ: dict) -> dict[str, str]:
@@ -79,67 +64,10 @@ def _where(environ: dict) -> dict[str, str]:
     }
 
 
-def _body(environ: dict) -> bytes:
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    return environ["wsgi.input"].read(length) if length else b""
-
-
-def drain(environ: dict, length: int) -> bool:
-    """Read and drop ``length`` bytes of a refused body, a chunk at a time; False if it is too large to
-    drain (the connection must then be closed, since the rest of the body is still unread)."""
-    if length > _DRAIN_CAP:
-        return False
-    stream = environ["wsgi.input"]
-    while length > 0:
-        chunk = stream.read(min(_DRAIN_CHUNK, length))
-        if not chunk:
-            break
-        length -= len(chunk)
-    return True
-
-
-def _read_chunked(environ: dict, limit: int) -> tuple[bytes | None, int, bool]:
-    """A chunked body (no Content-Length): ``(body, 0, True)`` if it fits ``limit``, else
-    ``(None, bytes seen, fully drained)``; never more than ``limit`` plus a chunk is held."""
-    stream, parts, held = environ["wsgi.input"], [], 0
-    while held <= limit:
-        chunk = stream.read(_DRAIN_CHUNK)
-        if not chunk:
-            return b"".join(parts), 0, True
-        parts.append(chunk)
-        held += len(chunk)
-    parts.clear()
-    seen = held
-    while seen < _DRAIN_CAP:
-        chunk = stream.read(_DRAIN_CHUNK)
-        if not chunk:
-            return None, seen, True
-        seen += len(chunk)
-    return None, seen, False
-
-
 def _invoke_body(environ: dict, invocation_type: str) -> bytes:
-    """The request body, refused before it is read if it is over Invoke's limit."""
-    limit = REQUEST_LIMIT.get(invocation_type, REQUEST_LIMIT["RequestResponse"])
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body, drained = None, True
-    if not length and environ.get("wsgi.input_terminated"):
-        body, length, drained = _read_chunked(environ, limit)
-    elif length > limit:
-        drained = drain(environ, length)
-    if length > limit:
-        if invocation_type == "Event":
-            message = (
-                f"{length} byte payload is too large for the Event invocation type (limit {limit} bytes)"
-            )
-        else:
-            message = f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
-        raise _TooLarge(message, close=not drained)
-    if body is None:
-        body = environ["wsgi.input"].read(length) if length else b""
+    """The request body (held to Invoke's limit in front of every layer: :mod:`localaws.limits`)."""
+    limit = limits.INVOKE_LIMIT.get(invocation_type, limits.INVOKE_LIMIT["RequestResponse"])
+    body = bodies.read_body(environ, limit)
     try:
         json.loads(body or b"{}")
     except (ValueError, RecursionError) as exc:
@@ -150,12 +78,6 @@ def _invoke_body(environ: dict, invocation_type: str) -> bytes:
             f"Could not parse request body into json: Could not parse payload into json: {reason}",
         ) from None
     return body
-
-
-class _TooLarge(LambdaServiceError):
-    def __init__(self, message: str, close: bool):
-        super().__init__(413, "RequestEntityTooLargeException", message)
-        self.close = close
 
 
 def response_size_error(payload: bytes) -> bytes | None:
@@ -204,7 +126,7 @@ class LambdaLayer:
             from localaws.patches.lambda_validation import account_settings
 
             doc = account_settings(**_where(environ))
-            return _reply(start_response, 200, json.dumps(doc).encode())
+            return bodies.reply(start_response, 200, json.dumps(doc).encode())
         if not (invoke or provisioned):
             if method in ("PUT", "DELETE") and path.startswith(_FUNCTIONS):
                 update = _UPDATE.match(path) if method == "PUT" else None
@@ -221,9 +143,7 @@ class LambdaLayer:
             return self._provisioned(environ, start_response, method, unquote(provisioned["name"]), query)
         except LambdaServiceError as exc:
             headers = {"x-amzn-ErrorType": exc.error_type}
-            if getattr(exc, "close", False):
-                headers["Connection"] = "close"
-            return _reply(start_response, exc.status, json.dumps(exc.body()).encode(), headers)
+            return bodies.reply(start_response, exc.status, json.dumps(exc.body()).encode(), headers)
 
     def _invoke(self, environ: dict, start_response: Callable, name: str, query: dict) -> Iterable[bytes]:
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
@@ -248,7 +168,7 @@ class LambdaLayer:
             headers["X-Amz-Function-Error"] = result.function_error
         if result.log_result is not None:
             headers["X-Amz-Log-Result"] = result.log_result
-        return _reply(start_response, result.status_code, result.payload, headers)
+        return bodies.reply(start_response, result.status_code, result.payload, headers)
 
     def _latest(self, name: str, environ: dict) -> function_spec.FunctionSpec | None:
         """``$LATEST`` as it runs before an update; None if there is no such function."""
@@ -282,24 +202,31 @@ class LambdaLayer:
         qualifier = query.get("Qualifier")
         if method == "GET" and query.get("List") == "ALL":
             configs = self.engine.list_provisioned_concurrency(name, **where)
-            return _reply(
+            return bodies.reply(
                 start_response, 200, json.dumps({"ProvisionedConcurrencyConfigs": configs}).encode()
             )
         if method == "GET":
             config = self.engine.get_provisioned_concurrency(name, qualifier, **where)
-            return _reply(start_response, 200, json.dumps(config).encode())
+            return bodies.reply(start_response, 200, json.dumps(config).encode())
         if method == "PUT":
             try:
-                count = int(json.loads(_body(environ) or b"{}")["ProvisionedConcurrentExecutions"])
+                document = json.loads(bodies.read_body(environ, limits.DEFAULT_LIMIT) or b"{}")
+                count = int(document["ProvisionedConcurrentExecutions"])
+            except RecursionError:
+                raise LambdaServiceError(
+                    400,
+                    "InvalidRequestContentException",
+                    "Could not parse request body into json: nested too deeply",
+                ) from None
             except (ValueError, KeyError, TypeError) as exc:
                 raise LambdaServiceError(
                     400, "InvalidParameterValueException", "ProvisionedConcurrentExecutions must be a number."
                 ) from exc
             config = self.engine.put_provisioned_concurrency(name, qualifier, count, **where)
-            return _reply(start_response, 202, json.dumps(config).encode())
+            return bodies.reply(start_response, 202, json.dumps(config).encode())
         if method == "DELETE":
             self.engine.delete_provisioned_concurrency(name, qualifier, **where)
-            return _reply(start_response, 204, b"")
+            return bodies.reply(start_response, 204, b"")
         raise LambdaServiceError(405, "InvalidRequestContentException", f"{method} is not supported here.")
 
     def shutdown(self) -> None:
@@ -308,17 +235,9 @@ class LambdaLayer:
             engine_module._current = None
 
 
-def _reply(
-    start_response: Callable, status: int, body: bytes, headers: dict[str, str] | None = None
-) -> list[bytes]:
-    header_list = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    header_list += list((headers or {}).items())
-    start_response(f"{status} {_REASONS.get(status, 'Error')}", header_list)
-    return [body]
-
-
 def create(local_aws: Any) -> LambdaLayer:
     """Layer factory for :class:`localaws.app.LocalAWS`; makes its engine the process's engine."""
     engine = Engine(local_aws.state_dir, local_aws.url)
     engine_module._current = engine
+    asynchronous.recover(engine)  # events a stopped server left queued run again
     return LambdaLayer(engine, local_aws.moto_app)

@@ -23,6 +23,7 @@ strings that also carry their platform event), so Text output is unchanged.
 
 from __future__ import annotations
 
+import collections
 import math
 import sys
 import time
@@ -32,6 +33,47 @@ from localaws import logstreams
 from localaws.lambda_engine.log_format import Formatter, PlatformLine, tail_text
 
 TAIL_BYTES = 4096
+# A line longer than a log event can hold is split into events of this size, as Lambda's log capture
+# splits it: 256 KB less the 26 bytes CloudWatch Logs counts for each event.
+MAX_LINE_BYTES = 262144 - 26
+
+
+def events_of(line: bytes):
+    """The log events of one line of output: its text, in pieces of at most ``MAX_LINE_BYTES``."""
+    if len(line) <= MAX_LINE_BYTES:
+        yield line.decode(errors="replace").rstrip("\r")
+        return
+    for start in range(0, len(line), MAX_LINE_BYTES):
+        yield line[start : start + MAX_LINE_BYTES].decode(errors="replace")
+
+
+class TailLines:
+    """The last lines of an invocation's log, enough for ``LogType=Tail`` (its last 4 KB): older lines are
+    dropped once ``keep`` characters of newer ones are held, so a function that prints without end never
+    grows the server (its whole output goes to CloudWatch Logs, on disk)."""
+
+    __slots__ = ("_lines", "_chars", "_keep")
+
+    def __init__(self, keep: int = 64 * 1024) -> None:
+        self._lines: collections.deque[str] = collections.deque()
+        self._chars = 0
+        self._keep = keep
+
+    def extend(self, lines) -> None:
+        for line in lines:
+            self._lines.append(line)
+            self._chars += len(line) + 1
+        while self._lines and self._chars - len(self._lines[0]) - 1 >= self._keep:
+            self._chars -= len(self._lines.popleft()) + 1
+
+    def append(self, line: str) -> None:
+        self.extend((line,))
+
+    def __iter__(self):
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 def stream_name(version: str) -> str:

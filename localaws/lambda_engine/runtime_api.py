@@ -8,6 +8,13 @@ With ``callers``, a connection is served only if it comes from one of the enviro
 (:mod:`.sandbox.caller`): no other process can take its invocations or post its responses. Refusing is
 cheap (one netlink query) and its warning is rate-limited: the first refusal is logged, then at most one
 line a minute with the count, so a flood of connections grows neither the server's CPU time nor its log.
+
+A response or error body above Lambda's 6291556-byte limit is never held: the first 6291556 bytes
+are read (chunked bodies through :mod:`localaws.bodies`), the invocation fails with
+``Function.ResponseSizeTooLarge``, and the runtime gets Lambda's answer, 413 ``{"errorMessage":
+"Exceeded maximum allowed payload size (6291556 bytes).", "errorType": "RequestEntityTooLarge"}``
+(the Runtime Interface Emulator's ``RenderRequestEntityTooLarge``); at most ``DRAIN_CAP`` more bytes
+are read and dropped so that the runtime can read that answer, and past it the connection is closed.
 """
 
 from __future__ import annotations
@@ -23,12 +30,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from localaws import bodies
+from localaws.lambda_engine.invocation import error_body
 from localaws.lambda_engine.sandbox import caller
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/2018-06-01/runtime"
 RESPONSE_LIMIT = 6 * 1024 * 1024 + 100  # 6291556 bytes: synchronous response payload, Lambda quotas page
+DRAIN_CAP = 64 << 20  # of a body over the limit, at most this is read (and dropped) before closing
+TOO_LARGE = json.dumps(
+    {
+        "errorMessage": f"Exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes).",
+        "errorType": "RequestEntityTooLarge",
+    }
+).encode()
+RESPONSE_TOO_LARGE = error_body(
+    "Function.ResponseSizeTooLarge",
+    f"Response payload size exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes).",
+)
 
 
 SENT = "sent"  # what next_invocation returns when the environment answered GET /next on the connection itself
@@ -66,7 +86,6 @@ class Delivery(Protocol):
         """Record an init error."""
 
 
-_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 410: "Gone"}
 _UNKNOWN_PATH = b'{"errorMessage": "unknown path", "errorType": "InvalidRequest"}'
 _ACCEPTED = b'{"status": "OK"}'
 _MAX_LINE = 65536
@@ -126,45 +145,25 @@ def _read_request(reader) -> tuple[str, str, dict[str, str]] | None:
 
 
 def _read_body(reader, headers: dict[str, str]) -> bytes:
-    """The body, at most one byte over Lambda's 6 MB response limit (enough for the layer to answer
-    Function.ResponseSizeTooLarge); the rest is read and dropped, never held in memory."""
+    """The body, at most Lambda's 6 MB response limit: bodies.TooLarge past it."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _read_chunked(reader)
-    try:
-        length = int(headers.get("content-length") or 0)
-    except ValueError as exc:
-        raise _BadRequest(b"bad Content-Length") from exc
-    body = reader.read(min(length, RESPONSE_LIMIT + 1)) if length > 0 else b""
-    left = length - len(body)
-    while left > 0:
-        chunk = reader.read(min(left, 1 << 20))
-        if not chunk:
-            break
-        left -= len(chunk)
-    return body
-
-
-def _read_chunked(reader) -> bytes:
-    parts, held = [], 0
-    while True:
-        size_line = reader.readline(_MAX_LINE)
+        stream, length = bodies.dechunked(reader), None
+    else:
+        stream = reader
         try:
-            size = int(size_line.split(b";")[0].strip() or b"x", 16)
+            length = int(headers.get("content-length") or 0)
         except ValueError as exc:
-            raise _BadRequest(b"bad chunk size") from exc
-        if size == 0:
-            while reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):  # trailers
-                pass
-            return b"".join(parts)
-        chunk = reader.read(size)
-        reader.readline(_MAX_LINE)  # the CRLF after the chunk
-        if held <= RESPONSE_LIMIT:
-            parts.append(chunk[: RESPONSE_LIMIT + 1 - held])
-            held += len(parts[-1])
+            raise _BadRequest(b"bad Content-Length") from exc
+        if length < 0:
+            raise _BadRequest(b"negative Content-Length")
+    try:
+        return bodies.read_capped(stream, length, RESPONSE_LIMIT, drain_cap=DRAIN_CAP)
+    except bodies.BadFraming as exc:
+        raise _BadRequest(str(exc).encode()) from None
 
 
 def _response(status: int, body: bytes, headers: dict[str, str] | None = None, close: bool = False) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}"]
+    lines = [f"HTTP/1.1 {status} {bodies.phrase(status)}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     if close:
@@ -258,7 +257,11 @@ class RuntimeAPIServer:
                 method, path, headers = request
                 if headers.get("expect", "").lower() == "100-continue":
                     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = _read_body(reader, headers)
+                try:
+                    body = _read_body(reader, headers)
+                except bodies.TooLarge as exc:
+                    self._too_large(conn, path, headers, exc)
+                    return
                 log.debug("runtime api %s: %s %s", self.address, method, path)
                 answer = _answer(self.delivery, conn, method, path, headers, body)
                 if answer is None:
@@ -280,6 +283,19 @@ class RuntimeAPIServer:
             with self._lock:
                 if conn in self._connections:
                     self._connections.remove(conn)
+
+    def _too_large(
+        self, conn: socket.socket, path: str, headers: dict[str, str], exc: bodies.TooLarge
+    ) -> None:
+        """A response or error over Lambda's limit fails the invocation with Function.ResponseSizeTooLarge."""
+        parts = path[len(PREFIX) :].strip("/").split("/")
+        if path.startswith(PREFIX) and len(parts) == 3 and parts[0] == "invocation":
+            self.delivery.complete(
+                parts[1], RESPONSE_TOO_LARGE, is_error=True, error_type="Function.ResponseSizeTooLarge"
+            )
+        log.info("runtime api %s: a %d-byte body to %s is over the limit", self.address, exc.length, path)
+        with contextlib.suppress(OSError):
+            conn.sendall(_response(413, TOO_LARGE, close=True))
 
     def close(self) -> None:
         with self._lock:

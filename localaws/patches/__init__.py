@@ -25,6 +25,9 @@ MODULES = [
     "lambda_states",
     "cloudformation_imports",
     "sagemaker",
+    "logs_store",
+    "untracked_models",
+    "routing_lock",
 ]
 _applied = False
 

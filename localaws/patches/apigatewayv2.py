@@ -19,6 +19,9 @@ Gaps of stock moto 5.2.5 filled here:
   ``ThrottlingBurstLimit`` tokens refilled at ``ThrottlingRateLimit`` per second, 429 when empty
   (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html).
   Integration and Route overrides are refused with a clear error rather than silently ignored.
+- ``UpdateStage`` is not implemented (an HTML 500): here it updates the fields it names, route
+  settings key by key, and a new throttle takes effect at once
+  (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html).
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from moto.apigatewayv2 import models, responses
+from moto.apigatewayv2.exceptions import BadRequestException
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.core.common_models import CloudFormationModel
 
@@ -294,7 +300,61 @@ class ManagedOverridesResource(CloudFormationModel):
             _buckets.pop(self.api.api_id, None)
 
 
+_STAGE_FIELDS = {
+    "accessLogSettings": ("access_log_settings", dict),
+    "autoDeploy": ("auto_deploy", bool),
+    "clientCertificateId": ("client_certificate_id", str),
+    "deploymentId": ("deployment_id", str),
+    "description": ("description", str),
+    "stageVariables": ("stage_variables", dict),
+}
+
+
+def update_stage(stage: models.Stage, changes: dict[str, Any]) -> None:
+    """Apply an UpdateStage request's fields to ``stage``; BadRequestException for a mistyped one."""
+    if not isinstance(changes, dict):
+        raise BadRequestException("Invalid request body: a JSON object is expected.")
+    for key, value in changes.items():
+        if key in _STAGE_FIELDS:
+            attribute, kind = _STAGE_FIELDS[key]
+            if not isinstance(value, kind):
+                raise BadRequestException(f"Invalid input for {key}: expected {kind.__name__}.")
+            setattr(stage, attribute, value)
+        elif key == "defaultRouteSettings":
+            stage.default_route_settings = {**stage.default_route_settings, **_checked_settings(key, value)}
+        elif key == "routeSettings":
+            if not isinstance(value, dict):
+                raise BadRequestException("Invalid input for routeSettings: expected an object.")
+            for route_key, settings in value.items():
+                merged = {**stage.route_settings.get(route_key, {}), **_checked_settings(route_key, settings)}
+                stage.route_settings[route_key] = merged
+    stage.updated = datetime.now()
+
+
+def _checked_settings(where: str, settings: Any) -> dict:
+    if not isinstance(settings, dict):
+        raise BadRequestException(f"Invalid input for {where}: expected an object.")
+    for key, value in settings.items():
+        if key in ("throttlingBurstLimit",) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise BadRequestException(f"Invalid input for {key}: expected an integer.")
+        if key in ("throttlingRateLimit",) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            raise BadRequestException(f"Invalid input for {key}: expected a number.")
+    return settings
+
+
+def _update_stage_response(self):
+    api_id = self.path.split("/")[-3]
+    stage = self.apigatewayv2_backend.get_stage(api_id, unquote(self.path.split("/")[-1]))
+    update_stage(stage, json.loads(self.body or "{}"))
+    with _buckets_lock:
+        _buckets.pop(api_id, None)  # a new throttle starts with a full bucket
+    return 200, {}, json.dumps(stage.to_json())
+
+
 def apply() -> None:
+    responses.ApiGatewayV2Response.update_stage = _update_stage_response
     models.Api.__init__ = _wrap_api_init(models.Api.__init__)
     models.Api.api_endpoint = property(_api_endpoint, _keep_derived_endpoint)
     responses.ApiGatewayV2Response.create_api = _wrap_create_api_response(

@@ -40,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localaws.lambda_engine.logs import MAX_LINE_BYTES
 from localaws.lambda_engine.sandbox import Sandbox, cgroups, filesystem, identity, runtime
 from localaws.sagemaker.telemetry import ContainerLog
 
@@ -47,6 +48,7 @@ SHIM = "serving.py"
 MODEL_MOUNT = "/opt/ml/model"
 FRAMEWORK_MOUNT = f"/opt/conda/lib/python{runtime.VERSION}/site-packages"
 STORAGE_MB = 5120  # every serverless endpoint has 5 GB of storage
+RESPONSE_LIMIT = 4 * 1024 * 1024  # serverless endpoints: 4 MB request and response payloads
 
 
 class SetupFailed(Exception):
@@ -179,9 +181,11 @@ class Container:
     # --- output ------------------------------------------------------------------------------------
 
     def _read_output(self) -> None:
-        for raw in iter(self.process.stdout.readline, b""):
+        # A line is read up to a log event's size at a time (a longer one becomes several events, as in
+        # Lambda's logs): a container printing without end never makes the server hold it whole.
+        for raw in iter(lambda: self.process.stdout.readline(MAX_LINE_BYTES), b""):
             line = raw.decode(errors="replace").rstrip("\n")
-            self._tail = (self._tail + [line])[-20:]
+            self._tail = (self._tail + [line[:1000]])[-20:]
             self.log.write([line])
         self.process.wait()
 
@@ -223,7 +227,12 @@ class Container:
         try:
             connection.request("POST", "/invocations", body=body, headers=headers)
             response = connection.getresponse()
-            data = response.read()
+            data = response.read(RESPONSE_LIMIT + 1)  # never more than the limit is held
+            if len(data) > RESPONSE_LIMIT:
+                raise SetupFailed(
+                    f"the model's response is larger than {RESPONSE_LIMIT} bytes, the limit of serverless "
+                    "endpoints (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-invoke.html)"
+                )
         except TimeoutError:
             self.stop()
             raise InvocationTimeout() from None

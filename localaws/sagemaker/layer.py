@@ -8,7 +8,8 @@ as SageMaker Runtime does:
   one not ``InService``: ``ValidationError`` saying its status;
 - a body over 4 MB, the serverless limit
   (https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints-invoke.html): 413 "HTTP content
-  length exceeded 4194304 bytes." (the form SageMaker uses for its limit), drained, never held;
+  length exceeded 4194304 bytes." (the form SageMaker uses for its limit), drained, never held (a body
+  over the 6 MB of any endpoint never reaches this layer: :mod:`localaws.limits`);
 - more than ``MaxConcurrency`` at once: ``ThrottlingException`` (400, the common error of
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html), which boto3 retries;
 - the container's 4xx/5xx: ``ModelError`` (424) "Received client|server error (<status>) from primary
@@ -34,6 +35,7 @@ from urllib.parse import unquote
 
 from moto.sagemaker.models import sagemaker_backends
 
+from localaws import bodies
 from localaws.sagemaker import endpoints, telemetry
 from localaws.sagemaker.pool import Throttled
 
@@ -43,10 +45,8 @@ _INVOKE = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations/?$")
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/sagemaker/aws4_request")
 OFF_SETTING = "LOCALAWS_SAGEMAKER_DATA_PLANE"  # off: stock moto's endpoints (to check a test fails there)
 PAYLOAD_LIMIT = 4 * 1024 * 1024  # serverless: 4 MB request and response
-_DRAIN_CHUNK = 1 << 20
 _FORWARDED = {"CONTENT_TYPE": "Content-Type", "HTTP_ACCEPT": "Accept",
               "HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES": "X-Amzn-SageMaker-Custom-Attributes"}  # fmt: skip
-_REASONS = {200: "OK", 400: "Bad Request", 413: "Request Entity Too Large", 424: "Failed Dependency"}
 TIMEOUT_MESSAGE = (
     "Your invocation timed out while waiting for a response from container primary. Review the latency "
     "metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
@@ -82,12 +82,11 @@ class SageMakerRuntimeLayer:
             )  # fmt: skip
         if pool is None:
             return None  # instance-based: moto's canned answer
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > PAYLOAD_LIMIT:
-            _drain(environ, length)
+        try:
+            payload = bodies.read_body(environ, PAYLOAD_LIMIT)
+        except bodies.TooLarge:
             body = json.dumps({"message": f"HTTP content length exceeded {PAYLOAD_LIMIT} bytes."}).encode()
             return _reply(start_response, 413, body)
-        payload = environ["wsgi.input"].read(length) if length else b""
         headers = {header: environ[key] for key, header in _FORWARDED.items() if environ.get(key)}
         try:
             answer = pool.invoke(payload, headers)
@@ -141,15 +140,6 @@ def _header(headers: dict, name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
-def _drain(environ: dict, length: int) -> None:
-    stream = environ["wsgi.input"]
-    while length > 0:
-        chunk = stream.read(min(_DRAIN_CHUNK, length))
-        if not chunk:
-            break
-        length -= len(chunk)
-
-
 def _model_error(
     start_response: Callable, status: int, text: str, log_stream_arn: str, console: str
 ) -> list[bytes]:
@@ -172,12 +162,7 @@ def _error(start_response: Callable, status: int, code: str, message: str) -> li
 def _reply(
     start_response: Callable, status: int, body: bytes, headers: dict[str, str] | None = None
 ) -> list[bytes]:
-    header_list = [("Content-Length", str(len(body)))]
-    headers = dict(headers or {})
-    header_list.append(("Content-Type", headers.pop("Content-Type", "application/json")))
-    header_list += list(headers.items())
-    start_response(f"{status} {_REASONS.get(status, 'Error')}", header_list)
-    return [body]
+    return bodies.reply(start_response, status, body, headers)
 
 
 class _Off:

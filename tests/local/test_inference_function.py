@@ -174,6 +174,10 @@ def test_the_http_api_answers_bad_input_with_its_status_then_serves_again(deploy
     url = deployed["outputs"]["HttpApiUrl"]
     status, body = post(url, b"{broken", "application/json")
     assert status == 400 and body["error"]["type"] == "InvalidJson"
+    status, body = post(
+        url, b'{"image": ' * 3000 + b"1" + b"}" * 3000, "application/json"
+    )  # too deep to parse
+    assert status == 400 and body["error"]["type"] == "InvalidJson"
     status, body = post(url, b"not an image", "image/png")
     assert status == 400 and body["error"]["type"] == "NotAnImage"
     assert post(url, IMAGE, "image/jpeg")[0] == 200

@@ -6,6 +6,7 @@ records what the runtime posts back.
 
 from __future__ import annotations
 
+import json
 import queue
 import socket
 
@@ -109,15 +110,23 @@ def test_expect_100_continue_and_a_chunked_body_are_understood(api):
     assert environment.completed == [("r1", b"{}", True, None), ("r1", b"hello world", False, "Custom.Error")]
 
 
-def test_a_response_over_the_limit_is_cut_one_byte_past_it_and_the_connection_goes_on(api):
+def test_a_response_over_the_limit_is_413_and_fails_the_invocation_as_response_size_too_large(api):
     environment = FakeEnvironment()
     with socket.create_connection(api(environment), timeout=10) as conn:
         conn.sendall(_post("/invocation/r1/response", b"x" * (RESPONSE_LIMIT + 5000)))
-        assert _read_response(conn)[0] == 202
-        conn.sendall(_post("/invocation/other/response", b"{}"))
-        status, _, body = _read_response(conn)
-    assert len(environment.completed[0][1]) == RESPONSE_LIMIT + 1
-    assert status == 400 and b"InvalidRequestID" in body
+        status, headers, body = _read_response(conn)
+    # The Runtime Interface Emulator's RenderRequestEntityTooLarge, and Lambda's Invoke error.
+    assert (status, headers["connection"], json.loads(body)) == (
+        413,
+        "close",
+        {
+            "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).",
+            "errorType": "RequestEntityTooLarge",
+        },
+    )
+    [(request_id, answer, is_error, error_type)] = environment.completed
+    assert (request_id, is_error, error_type) == ("r1", True, "Function.ResponseSizeTooLarge")
+    assert json.loads(answer)["errorType"] == "Function.ResponseSizeTooLarge"
 
 
 def test_what_is_not_http_gets_a_400_and_the_connection_is_closed(api):

@@ -19,8 +19,8 @@ import botocore.parsers
 import pytest
 from botocore.exceptions import ClientError
 
-from localaws import app as app_module
-from localaws import server
+from localaws import guard, server
+from localaws.service_errors import Service
 from tests.conftest import LocalAWSHandle, free_port, lambda_zip, start_local_aws, workshop_pointed_at
 
 
@@ -245,9 +245,13 @@ def test_another_services_error_escaping_a_cloudformation_call_is_answered_as_cl
         return [body]
 
     captured = {}
+    cloudformation = Service("cloudformation", "us-east-1", "query")
     body = b"".join(
-        app_module._in_cloudformation_format(
-            lambda_like, {}, lambda status, headers: captured.update(status=status, headers=dict(headers))
+        guard.call_moto(
+            lambda_like,
+            {},
+            lambda status, headers: captured.update(status=status, headers=dict(headers)),
+            cloudformation,
         )
     )
     assert captured["status"].startswith("409") and captured["headers"]["Content-Type"] == "text/xml"

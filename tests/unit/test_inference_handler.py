@@ -307,6 +307,7 @@ def test_an_http_api_event_with_a_plain_text_json_body(app):
     ("event", "status", "kind"),
     [
         (http_event(b"{not json", "application/json"), 400, "InvalidJson"),
+        (http_event(b"[" * 3000 + b"]" * 3000, "application/json"), 400, "InvalidJson"),  # RecursionError
         (http_event(b"[1, 2]", "application/json"), 400, "InvalidRequest"),
         (http_event(b"{}", "application/json"), 400, "InvalidRequest"),
         (
