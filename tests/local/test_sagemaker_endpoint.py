@@ -124,31 +124,44 @@ def test_invoking_an_endpoint_still_creating_is_refused(local, tiny_url):
 
 
 def test_deleting_an_endpoint_stops_its_containers(local, tiny_url):
+    others = _shim_processes(local)  # containers of endpoints that earlier tests left running
     sm.create_endpoint(local, "ep-delete", tiny_url, provisioned=1, max_concurrency=1)
     answer = sm.runtime(local).invoke_endpoint(
         EndpointName="ep-delete", Body=b"{}", ContentType="application/json"
     )
     assert json.loads(answer["Body"].read())["weights"] == "tiny-1"
-    before = _shim_processes()
-    assert before, "a provisioned container runs"
+    its_own = _shim_processes(local) - others
+    assert its_own, "a provisioned container runs"
     local.client("sagemaker").delete_endpoint(EndpointName="ep-delete")
     with pytest.raises(ClientError):
         local.client("sagemaker").describe_endpoint(EndpointName="ep-delete")
-    assert not (before & _shim_processes())
+    assert not (its_own & _shim_processes(local))
 
 
-def _shim_processes() -> set[int]:
+def _shim_processes(local) -> set[int]:
+    """The serving shims this server started (its descendants), so that other servers' containers on a
+    shared machine never count; the test compares sets taken around its own endpoint."""
     from pathlib import Path
 
-    found = set()
+    server = json.loads((local.state_dir / "server.json").read_text())["pid"]
+    parents, shims = {}, set()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 if b"serving.py" in (proc / "cmdline").read_bytes():
-                    found.add(int(proc.name))
-            except OSError:
+                    shims.add(int(proc.name))
+            except (OSError, IndexError, ValueError):
                 continue
-    return found
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == server:
+                return True
+        return False
+
+    return {pid for pid in shims if descends(pid)}
 
 
 def test_a_provisioned_container_that_never_gets_healthy_fails_the_endpoint(local, tiny_url):

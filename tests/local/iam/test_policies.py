@@ -117,16 +117,26 @@ def test_the_learner_policy_allows_the_workshops_calls_and_no_more(gate):
 
 
 def test_create_mount_target_also_needs_the_network_interface_actions(gate):
-    """API_CreateMountTarget.html: the learner policy lacks ec2:CreateNetworkInterface (issue 18's audit)."""
-    learner = user_with(gate, "iam-mount", LEARNER)
+    """API_CreateMountTarget.html: without ec2:CreateNetworkInterface (the learner policy before issue 18's
+    audit) the call is refused; with the learner policy it passes authorization (and fails on the subnet)."""
     fs = gate.client("efs").create_file_system(CreationToken="iam-mount")["FileSystemId"]
-    efs = gate.client("efs", learner, config=NO_RETRY)
-    err = refused(lambda: efs.create_mount_target(FileSystemId=fs, SubnetId="subnet-12345678"))
+    before = gate.client("efs", user_with(gate, "iam-mount-before", without_eni(LEARNER)), config=NO_RETRY)
+    err = refused(lambda: before.create_mount_target(FileSystemId=fs, SubnetId="subnet-12345678"))
     assert err.response["Error"]["Code"] == "AccessDeniedException"
     assert (
         err.response["Error"]["Message"]
         == "User is not authorized to perform that action on the specified resource"
     )
+    now = gate.client("efs", user_with(gate, "iam-mount", LEARNER), config=NO_RETRY)
+    err = refused(lambda: now.create_mount_target(FileSystemId=fs, SubnetId="subnet-12345678"))
+    assert err.response["Error"]["Code"] == "SubnetNotFound"
+
+
+def without_eni(policy: str) -> str:
+    document = json.loads(policy)
+    for statement in document["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != "ec2:CreateNetworkInterface"]
+    return json.dumps(document)
 
 
 def test_a_logs_only_function_role_cannot_update_another_function(gate):
@@ -352,7 +362,7 @@ def test_the_policy_simulator_answers_with_the_same_evaluator(gate):
     results = {r["EvalActionName"]: r["EvalDecision"] for page in pages for r in page["EvaluationResults"]}
     assert results == {
         "lambda:InvokeFunction": "allowed",
-        "ec2:CreateNetworkInterface": "implicitDeny",
+        "ec2:CreateNetworkInterface": "allowed",
         "iam:CreateUser": "implicitDeny",
     }
     custom = iam.simulate_custom_policy(

@@ -4,7 +4,6 @@ there (a typo would make a rule that never matches), and the data keeps its attr
 from __future__ import annotations
 
 import json
-import re
 
 from helpers.config import REPO_ROOT
 from localaws.iam import actions, cfn, cfn_permissions, reference
@@ -14,7 +13,11 @@ LEARNER = REPO_ROOT / "policies" / "learner-policy.json"
 
 
 def named_actions() -> set[str]:
-    names = set(re.findall(r'"([a-z0-9-]+:[A-Za-z]+)"', LEARNER.read_text()))
+    names = {
+        action
+        for statement in json.loads(LEARNER.read_text())["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
     names |= {f"s3:{v}" for v in {**actions.S3, **actions.S3_VERSIONED}.values()}
     names |= {f"lambda:{v}" for v in actions.LAMBDA.values()}
     names |= {a for extra in actions.DEPENDENT.values() for a, _ in extra}
